@@ -1,0 +1,186 @@
+"""The contract tables (DESIGN.md section 2) and the dispatch outbox, as SQLAlchemy 2.0 models.
+
+Alembic builds the schema from alembic/versions; the migration test proves these models and the
+migrations agree (`alembic check`). Other services insert into these tables, so every added column
+has a server default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DUE_STAGES = ("COLD", "CONTACTED_WA", "CONTACTED_EMAIL")
+STAGES = (*DUE_STAGES, "WARM_REPLY", "NEGOTIATION", "CONVERTED", "DEAD", "PAUSED")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _uuid_pk() -> Mapped[UUID]:
+    return mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ("ACTIVE", "SUSPENDED")), name="status"),
+        CheckConstraint(
+            "cardinality(send_days) > 0 AND send_days <@ '{1,2,3,4,5,6,7}'::smallint[]", name="send_days"
+        ),
+    )
+
+    id: Mapped[UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="ACTIVE")
+    timezone: Mapped[str] = mapped_column(Text, server_default="Europe/Bucharest")
+    send_window_start: Mapped[time] = mapped_column(Time, server_default=text("'09:00'"))
+    send_window_end: Mapped[time] = mapped_column(Time, server_default=text("'18:00'"))
+    send_days: Mapped[list[int]] = mapped_column(
+        ARRAY(SmallInteger), server_default=text("'{1,2,3,4,5}'::smallint[]")
+    )
+    skip_public_holidays: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    holiday_country: Mapped[str] = mapped_column(Text, server_default="RO")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+
+
+class GoldCompany(Base):
+    __tablename__ = "gold_companies"
+    __table_args__ = (
+        # Lets the journey reference (tenant_id, lead_id), so a journey can never point at another
+        # tenant's company.
+        UniqueConstraint("tenant_id", "id"),
+        CheckConstraint(
+            "email_status IS NULL OR " + _one_of("email_status", ("valid", "invalid", "risky", "unknown")),
+            name="email_status",
+        ),
+    )
+
+    id: Mapped[UUID] = _uuid_pk()
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"))
+    denumire: Mapped[str] = mapped_column(Text)
+    telefon_principal: Mapped[str | None] = mapped_column(Text)
+    hlr_reachable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    email_principal: Mapped[str | None] = mapped_column(Text)
+    email_status: Mapped[str | None] = mapped_column(Text)
+    contact_principal_nume: Mapped[str | None] = mapped_column(Text)
+    judet: Mapped[str | None] = mapped_column(Text)
+    localitate: Mapped[str | None] = mapped_column(Text)
+
+
+class WaPhoneNumber(Base):
+    __tablename__ = "wa_phone_numbers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        CheckConstraint(_one_of("status", ("ACTIVE", "PAUSED", "BANNED")), name="status"),
+        CheckConstraint(r"phone_number ~ '^\+[1-9][0-9]{6,14}$'", name="phone_number_e164"),
+        CheckConstraint(r"queue_slot ~ '^[A-Za-z0-9_-]{1,32}$'", name="queue_slot_format"),
+        CheckConstraint("daily_limit >= 0", name="daily_limit"),
+    )
+
+    id: Mapped[UUID] = _uuid_pk()
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"))
+    phone_number: Mapped[str] = mapped_column(Text, unique=True)
+    # Filled by the trigger wa_phone_numbers_queue_slot when an insert leaves it NULL: the number's
+    # last two digits while they are free, otherwise a longer suffix of the number.
+    queue_slot: Mapped[str] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text, server_default="ACTIVE")
+    is_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    daily_limit: Mapped[int] = mapped_column(Integer, server_default=text("200"))
+    total_messages_sent: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class GoldLeadJourney(Base):
+    __tablename__ = "gold_lead_journey"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "lead_id"),
+        ForeignKeyConstraint(["tenant_id", "lead_id"], ["gold_companies.tenant_id", "gold_companies.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "assigned_phone_id"], ["wa_phone_numbers.tenant_id", "wa_phone_numbers.id"]
+        ),
+        CheckConstraint(_one_of("engagement_stage", STAGES), name="engagement_stage"),
+        CheckConstraint(_one_of("priority", ("HIGH", "NORMAL", "LOW")), name="priority"),
+        CheckConstraint("sequence_step >= 0", name="sequence_step"),
+        # The dispatcher's selection: one range scan per (priority, null/past) branch, in order.
+        Index(
+            "ix_gold_lead_journey_due",
+            "tenant_id",
+            "priority",
+            "next_action_at",
+            postgresql_where=text(f"{_one_of('engagement_stage', DUE_STAGES)} AND NOT requires_human_review"),
+        ),
+        # Counting the due leads held for review (skippedHumanReview) without touching the rest.
+        Index(
+            "ix_gold_lead_journey_review",
+            "tenant_id",
+            "next_action_at",
+            postgresql_where=text(f"{_one_of('engagement_stage', DUE_STAGES)} AND requires_human_review"),
+        ),
+    )
+
+    id: Mapped[UUID] = _uuid_pk()
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"))
+    lead_id: Mapped[UUID]
+    engagement_stage: Mapped[str] = mapped_column(Text, server_default="COLD")
+    priority: Mapped[str] = mapped_column(Text, server_default="NORMAL")
+    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    requires_human_review: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    assigned_phone_id: Mapped[UUID | None]
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    whatsapp_opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    email_opted_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    current_sequence_id: Mapped[str | None] = mapped_column(Text)
+    sequence_step: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_channel_used: Mapped[str | None] = mapped_column(Text)
+    last_dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DispatchOutbox(Base):
+    """Jobs a committed dispatch decided on and has not yet seen enqueued (the transactional outbox)."""
+
+    __tablename__ = "dispatch_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"))
+    lead_id: Mapped[UUID]
+    job_id: Mapped[str] = mapped_column(Text, unique=True)
+    queue_name: Mapped[str] = mapped_column(Text)
+    function_name: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), index=True
+    )

@@ -1,0 +1,94 @@
+"""Configuration from the environment and `.env`. Read in entry points only, through `get_settings()`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Connections. DATABASE_URL takes postgresql:// or postgresql+asyncpg:// (normalised to asyncpg);
+    # REDIS_URL takes redis://, rediss:// (TLS) and a /db path.
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    redis_max_connections: int = Field(default=200, ge=8)
+    redis_socket_timeout_s: float = Field(default=3.0, gt=0)
+
+    # Logging: text for people, json for log shippers (one object per line).
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Worker loop. arq's defaults (0.5 s poll, 1 h health) are too slow for this service.
+    poll_delay_s: float = Field(default=0.05, gt=0, le=5)
+    health_check_interval_s: int = Field(default=60, ge=1)
+    # SIGTERM: stop taking jobs, let in-flight jobs finish for this long, then cancel what is left
+    # (cancelled jobs stay queued and run again elsewhere).
+    shutdown_grace_s: float = Field(default=25.0, ge=0)
+    # How long job results stay readable in Redis (and block re-use of the same job id).
+    keep_result_s: int = Field(default=86_400, ge=60)
+
+    # Concurrency per queue (DESIGN.md section 1).
+    dispatch_concurrency: int = Field(default=20, ge=1)
+    router_concurrency: int = Field(default=50, ge=1)
+    allocator_concurrency: int = Field(default=50, ge=1)
+    selector_concurrency: int = Field(default=50, ge=1)
+
+    # Transient faults (PostgreSQL or Redis unreachable): arq Retry with exponential backoff.
+    retry_max_tries: int = Field(default=5, ge=1, le=50)
+    retry_backoff_base_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+
+    # Dispatch.
+    dispatch_cron_enabled: bool = True
+    redispatch_after_s: int = Field(default=86_400, ge=60)
+    no_channel_recheck_s: int = Field(default=21_600, ge=60)
+    # An outbox row older than this is treated as orphaned by a crashed dispatcher and relayed.
+    outbox_relay_grace_s: float = Field(default=60.0, ge=0)
+    quota_key_ttl_s: int = Field(default=259_200, ge=172_800)
+
+    # Prometheus metrics on this port; 0 turns the endpoint off.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+
+    # Test-only fault injection: dispatch sleeps this long at the named step (see src/jobs/dispatch.py).
+    chaos_pause_at: str = ""
+    chaos_pause_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme in ("postgresql", "postgres"):
+            return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
+        if parts.scheme != "postgresql+asyncpg":
+            raise ValueError("DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError("REDIS_URL must start with redis:// or rediss://")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ValueError("REDIS_URL path must be a database number, e.g. redis://host:6379/2")
+        return value
+
+    @property
+    def database_url_sync_scheme(self) -> str:
+        """The same database as a plain postgresql:// URL, for psql and other libpq tools."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
