@@ -1,0 +1,116 @@
+"""Which WhatsApp phone serves a lead: sticky first, then by remaining daily quota."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from src.contracts import AllocationType
+from src.domain.quota import remaining
+
+
+class AllocationReason(StrEnum):
+    STICKY = "STICKY"
+    STICKY_QUOTA_EXHAUSTED = "STICKY_QUOTA_EXHAUSTED"
+    NEW_PHONE = "NEW_PHONE"
+    FALLBACK_STICKY_UNAVAILABLE = "FALLBACK_STICKY_UNAVAILABLE"
+    NO_PHONE_WITH_QUOTA = "NO_PHONE_WITH_QUOTA"
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneState:
+    """A phone as the allocator sees it: its row plus today's quota counter."""
+
+    id: UUID
+    tenant_id: UUID
+    status: str
+    is_enabled: bool
+    daily_limit: int
+    used_today: int
+    queue_slot: str
+
+    @property
+    def remaining(self) -> int:
+        return remaining(self.daily_limit, self.used_today)
+
+
+def is_available(phone: PhoneState, tenant_id: UUID) -> bool:
+    """The one definition of an available phone: the tenant's own, ACTIVE and enabled."""
+    return phone.tenant_id == tenant_id and phone.status == "ACTIVE" and phone.is_enabled
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    phone_id: UUID | None
+    kind: AllocationType | None
+    reason: AllocationReason
+
+
+def allocate(
+    *,
+    tenant_id: UUID,
+    sticky_phone_id: UUID | None,
+    phones: Sequence[PhoneState],
+    prefer_existing: bool,
+    rng: random.Random,
+) -> Allocation:
+    """One lead, as `allocate_phone` sees it.
+
+    A new phone is drawn at random with weights equal to remaining quota. Fifty concurrent jobs reading
+    the same counters then spread across phones in proportion to their room, where "the one with the most
+    remaining" would send all of them to the same phone.
+    """
+    by_id = {phone.id: phone for phone in phones}
+    sticky = by_id.get(sticky_phone_id) if sticky_phone_id else None
+    sticky_alive = sticky is not None and is_available(sticky, tenant_id)
+    if prefer_existing and sticky is not None and sticky_alive:
+        reason = AllocationReason.STICKY if sticky.remaining else AllocationReason.STICKY_QUOTA_EXHAUSTED
+        return Allocation(sticky.id, AllocationType.STICKY, reason)
+
+    candidates = [p for p in phones if is_available(p, tenant_id) and p.remaining > 0]
+    if not candidates:
+        return Allocation(None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
+    chosen = rng.choices(candidates, weights=[p.remaining for p in candidates])[0]
+    if sticky_phone_id is not None and not sticky_alive:
+        return Allocation(chosen.id, AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE)
+    return Allocation(chosen.id, AllocationType.NEW, AllocationReason.NEW_PHONE)
+
+
+class BatchAllocator:
+    """Phones for a batch of leads in one dispatch, spending a local copy of the remaining quota.
+
+    Within one batch the choice is deterministic (most remaining first), which spreads the batch evenly;
+    the Redis reservation that follows is what makes the quota hold across concurrent batches.
+    """
+
+    def __init__(self, tenant_id: UUID, phones: Iterable[PhoneState]) -> None:
+        self._tenant_id = tenant_id
+        self._phones = {p.id: p for p in phones}
+        self._available = [p for p in self._phones.values() if is_available(p, tenant_id)]
+        self._remaining = {p.id: p.remaining for p in self._available}
+
+    @property
+    def has_available_phone(self) -> bool:
+        return bool(self._available)
+
+    def remaining(self, phone_id: UUID) -> int:
+        return self._remaining.get(phone_id, 0)
+
+    def take(self, sticky_phone_id: UUID | None) -> Allocation:
+        sticky = self._phones.get(sticky_phone_id) if sticky_phone_id else None
+        if sticky is not None and is_available(sticky, self._tenant_id):
+            if self._remaining[sticky.id] <= 0:
+                return Allocation(sticky.id, AllocationType.STICKY, AllocationReason.STICKY_QUOTA_EXHAUSTED)
+            self._remaining[sticky.id] -= 1
+            return Allocation(sticky.id, AllocationType.STICKY, AllocationReason.STICKY)
+
+        best = max(self._remaining, key=lambda pid: self._remaining[pid], default=None)
+        if best is None or self._remaining[best] <= 0:
+            return Allocation(None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
+        self._remaining[best] -= 1
+        if sticky_phone_id is not None:
+            return Allocation(best, AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE)
+        return Allocation(best, AllocationType.NEW, AllocationReason.NEW_PHONE)

@@ -1,0 +1,111 @@
+"""The one channel decision, shared by `dispatch` and `select_channel` (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+import phonenumbers
+
+from src.contracts import Channel, ChannelPreference
+
+PHONE_REGION = "RO"
+WHATSAPP_SCORE = 100
+WHATSAPP_CONTINUITY_BONUS = 20
+EMAIL_COLD_SCORE = 70
+EMAIL_WARM_SCORE = 80
+
+
+class ChannelReason(StrEnum):
+    BEST_SCORE = "BEST_SCORE"
+    PREFERENCE = "PREFERENCE"
+    PREFERENCE_NOT_ALLOWED = "PREFERENCE_NOT_ALLOWED"
+    OPTED_OUT = "OPTED_OUT"
+    NO_VERIFIED_CONTACT = "NO_VERIFIED_CONTACT"
+    NO_WHATSAPP_CAPACITY = "NO_WHATSAPP_CAPACITY"
+
+
+@dataclass(frozen=True, slots=True)
+class LeadContact:
+    """What the channel rule needs to know about a lead and its company."""
+
+    stage: str
+    phone: str | None
+    hlr_reachable: bool
+    email: str | None
+    email_status: str | None
+    whatsapp_opted_out: bool
+    email_opted_out: bool
+    last_channel_used: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDecision:
+    selected: Channel | None
+    fallback: Channel | None
+    scores: dict[Channel, int]
+    reason: ChannelReason
+    verified_phone: str | None
+    has_verified_email: bool
+
+
+@lru_cache(maxsize=131_072)
+def normalize_phone(raw: str | None) -> str | None:
+    """E.164 form of a number (Romanian when it has no country code), or None when it is not valid."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email_channel_for(stage: str) -> Channel:
+    return Channel.EMAIL_COLD if stage == "COLD" else Channel.EMAIL_WARM
+
+
+def decide_channel(
+    lead: LeadContact, preference: ChannelPreference, *, whatsapp_capacity: bool
+) -> ChannelDecision:
+    """Pick the channel for a lead.
+
+    `whatsapp_capacity` says whether the tenant has any available phone: e-mail replaces WhatsApp only
+    when it has none. Opt-outs are absolute, a preference only chooses among allowed channels, and the
+    fallback is always an allowed channel other than the selected one.
+    """
+    verified_phone = normalize_phone(lead.phone) if lead.hlr_reachable else None
+    has_verified_email = bool(lead.email and lead.email.strip()) and lead.email_status == "valid"
+    email_channel = email_channel_for(lead.stage)
+
+    scores = {Channel.WHATSAPP: 0, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 0}
+    if verified_phone and not lead.whatsapp_opted_out and whatsapp_capacity:
+        bonus = WHATSAPP_CONTINUITY_BONUS if lead.last_channel_used == Channel.WHATSAPP else 0
+        scores[Channel.WHATSAPP] = WHATSAPP_SCORE + bonus
+    if has_verified_email and not lead.email_opted_out:
+        scores[email_channel] = EMAIL_COLD_SCORE if email_channel is Channel.EMAIL_COLD else EMAIL_WARM_SCORE
+
+    ranked = [channel for channel in sorted(scores, key=lambda c: -scores[c]) if scores[channel] > 0]
+    if preference is ChannelPreference.AUTO:
+        wanted = ranked[0] if ranked else None
+    else:
+        wanted = Channel.WHATSAPP if preference is ChannelPreference.WHATSAPP else email_channel
+    selected = wanted if wanted in ranked else None
+    fallback = next((channel for channel in ranked if channel is not selected), None)
+
+    if selected is not None:
+        reason = (
+            ChannelReason.BEST_SCORE if preference is ChannelPreference.AUTO else ChannelReason.PREFERENCE
+        )
+    elif ranked:
+        reason = ChannelReason.PREFERENCE_NOT_ALLOWED
+    elif not verified_phone and not has_verified_email:
+        reason = ChannelReason.NO_VERIFIED_CONTACT
+    elif (not verified_phone or lead.whatsapp_opted_out) and (not has_verified_email or lead.email_opted_out):
+        reason = ChannelReason.OPTED_OUT
+    else:
+        reason = ChannelReason.NO_WHATSAPP_CAPACITY
+    return ChannelDecision(selected, fallback, scores, reason, verified_phone, has_verified_email)

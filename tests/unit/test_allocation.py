@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import random
+from collections import Counter
+from uuid import uuid4
+
+import pytest
+
+from src.contracts import AllocationType
+from src.domain.allocation import AllocationReason, BatchAllocator, PhoneState, allocate, is_available
+
+TENANT = uuid4()
+OTHER_TENANT = uuid4()
+
+
+def phone(used: int = 0, limit: int = 200, **changes: object) -> PhoneState:
+    values: dict[str, object] = {
+        "id": uuid4(),
+        "tenant_id": TENANT,
+        "status": "ACTIVE",
+        "is_enabled": True,
+        "daily_limit": limit,
+        "used_today": used,
+        "queue_slot": "01",
+    }
+    values.update(changes)
+    return PhoneState(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "available"),
+    [
+        ({}, True),
+        ({"status": "PAUSED"}, False),
+        ({"status": "BANNED"}, False),
+        ({"is_enabled": False}, False),
+        ({"tenant_id": OTHER_TENANT}, False),
+        ({"used_today": 200}, True),  # available, just out of quota today
+    ],
+)
+def test_available_phone(changes: dict[str, object], available: bool) -> None:
+    assert is_available(phone(**changes), TENANT) is available
+
+
+def test_remaining_never_negative() -> None:
+    assert phone(used=250, limit=200).remaining == 0
+    assert phone(used=199, limit=200).remaining == 1
+
+
+def test_sticky_phone_is_kept_even_without_quota() -> None:
+    sticky = phone(used=200)
+    result = allocate(
+        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky, phone()], prefer_existing=True, rng=random.Random(1)
+    )
+    assert (result.phone_id, result.kind, result.reason) == (
+        sticky.id,
+        AllocationType.STICKY,
+        AllocationReason.STICKY_QUOTA_EXHAUSTED,
+    )
+
+
+@pytest.mark.parametrize("dead", [{"status": "BANNED"}, {"status": "PAUSED"}, {"is_enabled": False}])
+def test_unavailable_sticky_phone_gets_a_fallback(dead: dict[str, object]) -> None:
+    sticky, healthy = phone(**dead), phone()
+    result = allocate(
+        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky, healthy], prefer_existing=True, rng=random.Random(1)
+    )
+    assert (result.phone_id, result.kind) == (healthy.id, AllocationType.FALLBACK)
+
+
+def test_sticky_phone_of_another_tenant_is_not_used() -> None:
+    foreign, own = phone(tenant_id=OTHER_TENANT), phone()
+    result = allocate(
+        tenant_id=TENANT, sticky_phone_id=foreign.id, phones=[foreign, own], prefer_existing=True, rng=random.Random(1)
+    )
+    assert (result.phone_id, result.kind) == (own.id, AllocationType.FALLBACK)
+
+
+def test_no_phone_with_quota_allocates_nothing() -> None:
+    result = allocate(
+        tenant_id=TENANT, sticky_phone_id=None, phones=[phone(used=200), phone(status="BANNED")],
+        prefer_existing=True, rng=random.Random(1),
+    )
+    assert (result.phone_id, result.kind, result.reason) == (None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
+
+
+def test_new_leads_spread_in_proportion_to_remaining_quota() -> None:
+    big, small, full = phone(used=0, limit=300), phone(used=0, limit=100), phone(used=200)
+    rng = random.Random(7)
+    counts = Counter(
+        allocate(tenant_id=TENANT, sticky_phone_id=None, phones=[big, small, full], prefer_existing=True, rng=rng).phone_id
+        for _ in range(4000)
+    )
+    assert counts[full.id] == 0
+    assert 2700 <= counts[big.id] <= 3300  # expected 3000 (300 of 400 remaining)
+    assert 700 <= counts[small.id] <= 1300
+
+
+def test_prefer_existing_false_draws_a_new_phone() -> None:
+    sticky = phone()
+    result = allocate(
+        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky], prefer_existing=False, rng=random.Random(1)
+    )
+    assert (result.phone_id, result.kind) == (sticky.id, AllocationType.NEW)
+
+
+def test_batch_allocator_balances_by_most_remaining() -> None:
+    a, b = phone(used=0, limit=10), phone(used=4, limit=10)
+    allocator = BatchAllocator(TENANT, [a, b])
+    picks = [allocator.take(None).phone_id for _ in range(16)]
+    assert Counter(picks) == {a.id: 10, b.id: 6}
+    assert allocator.take(None).reason is AllocationReason.NO_PHONE_WITH_QUOTA
+
+
+def test_batch_allocator_keeps_a_conversation_on_its_exhausted_phone() -> None:
+    sticky, other = phone(used=199), phone()
+    allocator = BatchAllocator(TENANT, [sticky, other])
+    assert allocator.take(sticky.id).reason is AllocationReason.STICKY
+    waiting = allocator.take(sticky.id)
+    assert (waiting.phone_id, waiting.reason) == (sticky.id, AllocationReason.STICKY_QUOTA_EXHAUSTED)
+
+
+def test_batch_allocator_falls_back_from_a_banned_sticky_phone() -> None:
+    banned, healthy = phone(status="BANNED"), phone()
+    allocator = BatchAllocator(TENANT, [banned, healthy])
+    result = allocator.take(banned.id)
+    assert (result.phone_id, result.kind) == (healthy.id, AllocationType.FALLBACK)
+    assert allocator.has_available_phone
+    assert not BatchAllocator(TENANT, [banned]).has_available_phone

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from src.contracts import Channel, ChannelPreference
+from src.domain.channels import ChannelReason, LeadContact, decide_channel, normalize_phone
+
+LEAD = LeadContact(
+    stage="COLD",
+    phone="0721 000 001",
+    hlr_reachable=True,
+    email="office@ferma.ro",
+    email_status="valid",
+    whatsapp_opted_out=False,
+    email_opted_out=False,
+    last_channel_used=None,
+)
+AUTO, WA, EMAIL = ChannelPreference.AUTO, ChannelPreference.WHATSAPP, ChannelPreference.EMAIL
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0721000001", "+40721000001"),
+        ("0721 000 001", "+40721000001"),
+        ("+40 721 000 001", "+40721000001"),
+        ("0040721000001", "+40721000001"),
+        ("0264 123 456", "+40264123456"),
+        ("+4915112345678", "+4915112345678"),
+        ("12345", None),
+        ("not a number", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_phone_normalisation_to_e164_with_region_ro(raw: str | None, expected: str | None) -> None:
+    assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "preference", "capacity", "selected", "fallback", "reason"),
+    [
+        ({}, AUTO, True, Channel.WHATSAPP, Channel.EMAIL_COLD, ChannelReason.BEST_SCORE),
+        ({"stage": "CONTACTED_WA"}, AUTO, True, Channel.WHATSAPP, Channel.EMAIL_WARM, ChannelReason.BEST_SCORE),
+        ({"whatsapp_opted_out": True}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
+        ({"hlr_reachable": False}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
+        ({"phone": "12"}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
+        # e-mail replaces WhatsApp only when the tenant has no available phone at all
+        ({}, AUTO, False, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
+        ({"email_status": "risky"}, AUTO, False, None, None, ChannelReason.NO_WHATSAPP_CAPACITY),
+        ({"email_status": "unknown", "hlr_reachable": False}, AUTO, True, None, None, ChannelReason.NO_VERIFIED_CONTACT),
+        ({"whatsapp_opted_out": True, "email_opted_out": True}, AUTO, True, None, None, ChannelReason.OPTED_OUT),
+        ({"whatsapp_opted_out": True, "email": None}, AUTO, True, None, None, ChannelReason.OPTED_OUT),
+        # a preference never overrides an opt-out or a missing verification (spec defect 5)
+        ({"whatsapp_opted_out": True}, WA, True, None, Channel.EMAIL_COLD, ChannelReason.PREFERENCE_NOT_ALLOWED),
+        ({"email_status": "invalid"}, EMAIL, True, None, Channel.WHATSAPP, ChannelReason.PREFERENCE_NOT_ALLOWED),
+        ({"email_opted_out": True}, EMAIL, True, None, Channel.WHATSAPP, ChannelReason.PREFERENCE_NOT_ALLOWED),
+        ({}, EMAIL, True, Channel.EMAIL_COLD, Channel.WHATSAPP, ChannelReason.PREFERENCE),
+        ({"stage": "WARM_REPLY"}, EMAIL, True, Channel.EMAIL_WARM, Channel.WHATSAPP, ChannelReason.PREFERENCE),
+        ({}, WA, True, Channel.WHATSAPP, Channel.EMAIL_COLD, ChannelReason.PREFERENCE),
+        # the +20 continuity bonus never resurrects an opted-out WhatsApp
+        (
+            {"whatsapp_opted_out": True, "last_channel_used": "WHATSAPP"},
+            AUTO,
+            True,
+            Channel.EMAIL_COLD,
+            None,
+            ChannelReason.BEST_SCORE,
+        ),
+    ],
+)
+def test_channel_decision_table(
+    changes: dict[str, object],
+    preference: ChannelPreference,
+    capacity: bool,
+    selected: Channel | None,
+    fallback: Channel | None,
+    reason: ChannelReason,
+) -> None:
+    decision = decide_channel(replace(LEAD, **changes), preference, whatsapp_capacity=capacity)  # type: ignore[arg-type]
+    assert (decision.selected, decision.fallback, decision.reason) == (selected, fallback, reason)
+
+
+def test_scores_follow_the_spec() -> None:
+    cold = decide_channel(LEAD, AUTO, whatsapp_capacity=True)
+    assert cold.scores == {Channel.WHATSAPP: 100, Channel.EMAIL_COLD: 70, Channel.EMAIL_WARM: 0}
+    warm = decide_channel(replace(LEAD, stage="NEGOTIATION", last_channel_used="WHATSAPP"), AUTO, whatsapp_capacity=True)
+    assert warm.scores == {Channel.WHATSAPP: 120, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 80}
+
+
+def test_verified_phone_is_the_normalised_number() -> None:
+    assert decide_channel(LEAD, AUTO, whatsapp_capacity=True).verified_phone == "+40721000001"
+    assert decide_channel(replace(LEAD, hlr_reachable=False), AUTO, whatsapp_capacity=True).verified_phone is None
+
+
+leads = st.builds(
+    LeadContact,
+    stage=st.sampled_from(["COLD", "CONTACTED_WA", "CONTACTED_EMAIL", "WARM_REPLY", "NEGOTIATION"]),
+    phone=st.sampled_from([None, "", "0721000001", "+40 264 123 456", "12", "+4915112345678", "garbage"]),
+    hlr_reachable=st.booleans(),
+    email=st.sampled_from([None, "", "a@b.ro", "  "]),
+    email_status=st.sampled_from([None, "valid", "invalid", "risky", "unknown"]),
+    whatsapp_opted_out=st.booleans(),
+    email_opted_out=st.booleans(),
+    last_channel_used=st.sampled_from([None, "WHATSAPP", "EMAIL_COLD", "EMAIL_WARM"]),
+)
+preferences = st.sampled_from(list(ChannelPreference))
+
+
+@given(lead=leads, preference=preferences, capacity=st.booleans())
+def test_an_opted_out_channel_is_never_selected_nor_offered(
+    lead: LeadContact, preference: ChannelPreference, capacity: bool
+) -> None:
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    offered = {decision.selected, decision.fallback}
+    if lead.whatsapp_opted_out:
+        assert Channel.WHATSAPP not in offered
+    if lead.email_opted_out:
+        assert Channel.EMAIL_COLD not in offered
+        assert Channel.EMAIL_WARM not in offered
+
+
+@given(lead=leads, preference=preferences, capacity=st.booleans())
+def test_the_fallback_differs_from_the_selected_channel(
+    lead: LeadContact, preference: ChannelPreference, capacity: bool
+) -> None:
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    if decision.fallback is not None:
+        assert decision.fallback != decision.selected
+
+
+@given(lead=leads, preference=preferences, capacity=st.booleans())
+def test_every_offered_channel_is_verified_and_fits_the_stage(
+    lead: LeadContact, preference: ChannelPreference, capacity: bool
+) -> None:
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    for channel in {decision.selected, decision.fallback} - {None}:
+        if channel is Channel.WHATSAPP:
+            assert capacity
+            assert lead.hlr_reachable
+            assert normalize_phone(lead.phone) is not None
+        else:
+            assert lead.email_status == "valid"
+            assert lead.email
+            assert lead.email.strip()
+            assert (channel is Channel.EMAIL_COLD) == (lead.stage == "COLD")
+
+
+@given(lead=leads, capacity=st.booleans())
+def test_a_preference_only_chooses_among_what_auto_allows(lead: LeadContact, capacity: bool) -> None:
+    auto = decide_channel(lead, AUTO, whatsapp_capacity=capacity)
+    allowed = {channel for channel, score in auto.scores.items() if score > 0}
+    for preference in (WA, EMAIL):
+        decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+        assert decision.selected is None or decision.selected in allowed
+    assert (auto.selected is None) == (not allowed)
