@@ -1,0 +1,454 @@
+"""Every SQL statement of the service. Functions take the connection first and never commit: the job owns
+the transaction. Batch work is set-based: one statement per batch, never one per row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, time
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.domain.allocation import PhoneState
+from src.domain.channels import LeadContact
+from src.domain.windows import SendingWindow
+
+# The SQL form of domain.allocation.is_available (same tenant is the caller's WHERE clause);
+# tests/integration/test_queries.py proves the two agree.
+AVAILABLE_PHONE_SQL = "p.status = 'ACTIVE' AND p.is_enabled"
+# The due stages and the review hold, exactly as the partial index ix_gold_lead_journey_due states them.
+DUE_STAGES_SQL = "j.engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL')"
+PRIORITIES = ("HIGH", "NORMAL", "LOW")
+
+
+# ------------------------------------------------------------------ rows
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    id: UUID
+    name: str
+    status: str
+    timezone: str
+    send_window_start: time
+    send_window_end: time
+    send_days: list[int]
+    skip_public_holidays: bool
+    holiday_country: str
+
+    def window(self) -> SendingWindow:
+        return SendingWindow(
+            timezone=self.timezone,
+            start=self.send_window_start,
+            end=self.send_window_end,
+            days=frozenset(self.send_days),
+            holiday_country=self.holiday_country if self.skip_public_holidays else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    journey_id: UUID
+    tenant_id: UUID
+    lead_id: UUID
+    engagement_stage: str
+    priority: str
+    next_action_at: datetime | None
+    requires_human_review: bool
+    assigned_phone_id: UUID | None
+    whatsapp_opted_out: bool
+    email_opted_out: bool
+    current_sequence_id: str | None
+    sequence_step: int
+    last_channel_used: str | None
+    denumire: str
+    telefon_principal: str | None
+    hlr_reachable: bool
+    email_principal: str | None
+    email_status: str | None
+    contact_principal_nume: str | None
+    judet: str | None
+    localitate: str | None
+
+    def contact(self) -> LeadContact:
+        return LeadContact(
+            stage=self.engagement_stage,
+            phone=self.telefon_principal,
+            hlr_reachable=self.hlr_reachable,
+            email=self.email_principal,
+            email_status=self.email_status,
+            whatsapp_opted_out=self.whatsapp_opted_out,
+            email_opted_out=self.email_opted_out,
+            last_channel_used=self.last_channel_used,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeadInTenant:
+    """A lead as the per-lead jobs load it: the lead, its tenant's timezone and phone capacity."""
+
+    lead: LeadRow
+    tenant_timezone: str
+    tenant_has_available_phone: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRow:
+    id: UUID
+    tenant_id: UUID
+    phone_number: str
+    queue_slot: str
+    status: str
+    is_enabled: bool
+    daily_limit: int
+
+    def state(self, used_today: int) -> PhoneState:
+        return PhoneState(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            status=self.status,
+            is_enabled=self.is_enabled,
+            daily_limit=self.daily_limit,
+            used_today=used_today,
+            queue_slot=self.queue_slot,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    tenant_id: UUID
+    lead_id: UUID
+    job_id: str
+    queue_name: str
+    function_name: str
+    payload: str
+
+
+# ------------------------------------------------------------------ tenants
+
+_TENANT_COLUMNS = (
+    "id, name, status, timezone, send_window_start, send_window_end, send_days, "
+    "skip_public_holidays, holiday_country"
+)
+_LOAD_TENANT = text(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = :tenant_id")
+_ACTIVE_TENANTS = text(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE status = 'ACTIVE' ORDER BY id")
+
+
+async def load_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> TenantRow | None:
+    row = (await conn.execute(_LOAD_TENANT, {"tenant_id": tenant_id})).first()
+    return TenantRow(*row) if row else None
+
+
+async def active_tenants(conn: AsyncConnection) -> list[TenantRow]:
+    return [TenantRow(*row) for row in await conn.execute(_ACTIVE_TENANTS)]
+
+
+# ------------------------------------------------------------------ leads
+
+_JOURNEY_COLUMNS = (
+    "j.id AS journey_id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
+    "j.requires_human_review, j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, "
+    "j.current_sequence_id, j.sequence_step, j.last_channel_used"
+)
+_COMPANY_COLUMNS = (
+    "c.denumire, c.telefon_principal, c.hlr_reachable, c.email_principal, c.email_status, "
+    "c.contact_principal_nume, c.judet, c.localitate"
+)
+_COMPANY_JOIN = "JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id"
+
+_LOAD_LEAD = text(
+    f"""
+    SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS}, t.timezone,
+           EXISTS (SELECT 1 FROM wa_phone_numbers p
+                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS has_available_phone
+    FROM gold_lead_journey j
+    {_COMPANY_JOIN}
+    JOIN tenants t ON t.id = j.tenant_id
+    WHERE j.tenant_id = :tenant_id AND j.lead_id = :lead_id
+    """
+)
+_LEAD_FIELDS = len(fields(LeadRow))
+
+
+async def load_lead(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> LeadInTenant | None:
+    """The lead of this tenant, or None: a lead of another tenant is not found, by construction."""
+    row = (await conn.execute(_LOAD_LEAD, {"tenant_id": tenant_id, "lead_id": lead_id})).first()
+    if row is None:
+        return None
+    return LeadInTenant(LeadRow(*row[:_LEAD_FIELDS]), row[_LEAD_FIELDS], row[_LEAD_FIELDS + 1])
+
+
+_SET_STICKY = text(
+    """
+    UPDATE gold_lead_journey SET assigned_phone_id = :phone_id, assigned_at = :now
+    WHERE tenant_id = :tenant_id AND lead_id = :lead_id
+      AND assigned_phone_id IS NOT DISTINCT FROM CAST(:expected AS uuid)
+    RETURNING id
+    """
+)
+_STICKY_OF = text(
+    "SELECT assigned_phone_id FROM gold_lead_journey WHERE tenant_id = :tenant_id AND lead_id = :lead_id"
+)
+
+
+async def set_sticky_phone(
+    conn: AsyncConnection,
+    *,
+    tenant_id: UUID,
+    lead_id: UUID,
+    phone_id: UUID,
+    expected: UUID | None,
+    now: datetime,
+) -> bool:
+    """Assign the phone only if the lead still has `expected`: of two concurrent allocations, one wins."""
+    params = {
+        "tenant_id": tenant_id,
+        "lead_id": lead_id,
+        "phone_id": phone_id,
+        "expected": expected,
+        "now": now,
+    }
+    return (await conn.execute(_SET_STICKY, params)).first() is not None
+
+
+async def sticky_phone_of(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> UUID | None:
+    value: UUID | None = (
+        await conn.execute(_STICKY_OF, {"tenant_id": tenant_id, "lead_id": lead_id})
+    ).scalar()
+    return value
+
+
+# ------------------------------------------------------------------ phones
+
+_TENANT_PHONES = text(
+    "SELECT id, tenant_id, phone_number, queue_slot, status, is_enabled, daily_limit "
+    "FROM wa_phone_numbers WHERE tenant_id = :tenant_id ORDER BY queue_slot"
+)
+_PHONE_OWNER = text("SELECT tenant_id FROM wa_phone_numbers WHERE id = :phone_id")
+
+
+async def tenant_phones(conn: AsyncConnection, *, tenant_id: UUID) -> list[PhoneRow]:
+    return [PhoneRow(*row) for row in await conn.execute(_TENANT_PHONES, {"tenant_id": tenant_id})]
+
+
+async def phone_owner(conn: AsyncConnection, *, phone_id: UUID) -> UUID | None:
+    owner: UUID | None = (await conn.execute(_PHONE_OWNER, {"phone_id": phone_id})).scalar()
+    return owner
+
+
+# ------------------------------------------------------------------ dispatch selection
+
+_BRANCH_COLUMNS = (
+    "j.id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
+    "j.requires_human_review, "
+    "j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, j.current_sequence_id, j.sequence_step, "
+    "j.last_channel_used"
+)
+
+
+@cache
+def _due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -> TextClause:
+    """Due leads, priority first, then next_action_at (never set comes first).
+
+    One branch per priority and per "never scheduled" / "due by now", each a range scan of
+    ix_gold_lead_journey_due that stops after :limit rows, so the cost does not grow with the rows
+    scheduled in the future. Row-locking queries never run in parallel, so Append returns the branches
+    in the order written, and the outer LIMIT stops the later branches from running (or locking) at all.
+    """
+    sequence = " AND j.current_sequence_id = :sequence_id" if with_sequence else ""
+    locking = " FOR UPDATE OF j SKIP LOCKED" if lock else ""
+    branches = []
+    for number, (prio, due) in enumerate(
+        (p, d) for p in (PRIORITIES if priority is None else (priority,)) for d in ("never", "due")
+    ):
+        condition = "j.next_action_at IS NULL" if due == "never" else "j.next_action_at <= :now"
+        order = "" if due == "never" else " ORDER BY j.next_action_at"
+        branches.append(
+            f"SELECT * FROM (SELECT {_BRANCH_COLUMNS}, {number} AS branch FROM gold_lead_journey j"
+            f" WHERE j.tenant_id = :tenant_id AND j.priority = '{prio}' AND {condition}"
+            f" AND {DUE_STAGES_SQL} AND NOT j.requires_human_review{sequence}"
+            f"{order} LIMIT :limit{locking}) AS b{number}"
+        )
+    union = "\n UNION ALL ".join(branches)
+    return text(
+        f"""
+        SELECT d.id, d.tenant_id, d.lead_id, d.engagement_stage, d.priority, d.next_action_at,
+               d.requires_human_review, d.assigned_phone_id, d.whatsapp_opted_out, d.email_opted_out,
+               d.current_sequence_id, d.sequence_step, d.last_channel_used, {_COMPANY_COLUMNS}
+        FROM ({union} LIMIT :limit) AS d
+        JOIN gold_companies c ON c.tenant_id = d.tenant_id AND c.id = d.lead_id
+        ORDER BY d.branch, d.next_action_at
+        """
+    )
+
+
+async def due_leads(
+    conn: AsyncConnection,
+    *,
+    tenant_id: UUID,
+    now: datetime,
+    limit: int,
+    priority: str | None = None,
+    sequence_id: str | None = None,
+    lock: bool = True,
+) -> list[LeadRow]:
+    """The next `limit` due leads of the tenant; with `lock`, rows other dispatchers hold are skipped and
+    the returned rows stay locked until the transaction ends."""
+    statement = _due_leads_statement(priority, sequence_id is not None, lock)
+    params: dict[str, Any] = {"tenant_id": tenant_id, "now": now, "limit": limit}
+    if sequence_id is not None:
+        params["sequence_id"] = sequence_id
+    return [LeadRow(*row) for row in await conn.execute(statement, params)]
+
+
+@cache
+def _review_count_statement(with_priority: bool, with_sequence: bool) -> TextClause:
+    filters = (" AND j.priority = :priority" if with_priority else "") + (
+        " AND j.current_sequence_id = :sequence_id" if with_sequence else ""
+    )
+    return text(
+        f"""
+        SELECT count(*) FROM gold_lead_journey j
+        WHERE j.tenant_id = :tenant_id AND {DUE_STAGES_SQL} AND j.requires_human_review
+          AND (j.next_action_at IS NULL OR j.next_action_at <= :now){filters}
+        """
+    )
+
+
+async def count_due_held_for_review(
+    conn: AsyncConnection,
+    *,
+    tenant_id: UUID,
+    now: datetime,
+    priority: str | None = None,
+    sequence_id: str | None = None,
+) -> int:
+    params: dict[str, Any] = {"tenant_id": tenant_id, "now": now}
+    if priority is not None:
+        params["priority"] = priority
+    if sequence_id is not None:
+        params["sequence_id"] = sequence_id
+    statement = _review_count_statement(priority is not None, sequence_id is not None)
+    return int((await conn.execute(statement, params)).scalar_one())
+
+
+# ------------------------------------------------------------------ dispatch writes
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyUpdate:
+    journey_id: UUID
+    phone_id: UUID | None  # new sticky phone, or None to keep the current one
+    channel: str | None  # the channel dispatched on, or None for a lead that was skipped
+    next_action_at: datetime
+
+
+_UPDATE_JOURNEYS = text(
+    """
+    UPDATE gold_lead_journey AS j SET
+        assigned_phone_id = COALESCE(u.phone_id, j.assigned_phone_id),
+        assigned_at = CASE WHEN u.phone_id IS NOT NULL AND u.phone_id IS DISTINCT FROM j.assigned_phone_id
+                           THEN :now ELSE j.assigned_at END,
+        last_dispatched_at = CASE WHEN u.channel IS NULL THEN j.last_dispatched_at ELSE :now END,
+        last_channel_used = COALESCE(u.channel, j.last_channel_used),
+        next_action_at = u.next_action_at
+    FROM unnest(CAST(:journey_ids AS uuid[]), CAST(:phone_ids AS uuid[]), CAST(:channels AS text[]),
+                CAST(:next_action_ats AS timestamptz[])) AS u(id, phone_id, channel, next_action_at)
+    WHERE j.id = u.id AND j.tenant_id = :tenant_id
+    """
+)
+
+
+async def update_journeys(
+    conn: AsyncConnection, *, tenant_id: UUID, now: datetime, updates: Sequence[JourneyUpdate]
+) -> int:
+    """One UPDATE for the whole batch: sticky phone, last dispatch, last channel, next action."""
+    if not updates:
+        return 0
+    params = {
+        "tenant_id": tenant_id,
+        "now": now,
+        "journey_ids": [u.journey_id for u in updates],
+        "phone_ids": [u.phone_id for u in updates],
+        "channels": [u.channel for u in updates],
+        "next_action_ats": [u.next_action_at for u in updates],
+    }
+    return (await conn.execute(_UPDATE_JOURNEYS, params)).rowcount
+
+
+_INSERT_OUTBOX = text(
+    """
+    INSERT INTO dispatch_outbox (tenant_id, lead_id, job_id, queue_name, function_name, payload)
+    SELECT :tenant_id, u.lead_id, u.job_id, u.queue_name, u.function_name, CAST(u.payload AS jsonb)
+    FROM unnest(CAST(:lead_ids AS uuid[]), CAST(:job_ids AS text[]), CAST(:queue_names AS text[]),
+                CAST(:function_names AS text[]), CAST(:payloads AS text[]))
+         AS u(lead_id, job_id, queue_name, function_name, payload)
+    ON CONFLICT (job_id) DO NOTHING
+    RETURNING id
+    """
+)
+_OUTBOX_COLUMNS = "id, tenant_id, lead_id, job_id, queue_name, function_name, payload::text"
+_CLAIM_OUTBOX = text(
+    f"SELECT {_OUTBOX_COLUMNS} FROM dispatch_outbox WHERE id = ANY(CAST(:ids AS bigint[])) "
+    "FOR UPDATE SKIP LOCKED"
+)
+_DELETE_OUTBOX = text("DELETE FROM dispatch_outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
+@cache
+def _orphans_statement(for_tenant: bool) -> TextClause:
+    tenant = " AND tenant_id = :tenant_id" if for_tenant else ""
+    return text(
+        f"SELECT {_OUTBOX_COLUMNS} FROM dispatch_outbox WHERE created_at <= :cutoff{tenant} "
+        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    lead_id: UUID
+    job_id: str
+    queue_name: str
+    function_name: str
+    payload: str  # JSON text
+
+
+async def insert_outbox(
+    conn: AsyncConnection, *, tenant_id: UUID, entries: Sequence[OutboxEntry]
+) -> list[int]:
+    if not entries:
+        return []
+    params = {
+        "tenant_id": tenant_id,
+        "lead_ids": [e.lead_id for e in entries],
+        "job_ids": [e.job_id for e in entries],
+        "queue_names": [e.queue_name for e in entries],
+        "function_names": [e.function_name for e in entries],
+        "payloads": [e.payload for e in entries],
+    }
+    return [row[0] for row in await conn.execute(_INSERT_OUTBOX, params)]
+
+
+async def claim_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> list[OutboxRow]:
+    """Lock the given outbox rows; rows a relay already holds (or deleted) are skipped."""
+    return [OutboxRow(*row) for row in await conn.execute(_CLAIM_OUTBOX, {"ids": list(ids)})]
+
+
+async def claim_orphaned_outbox(
+    conn: AsyncConnection, *, cutoff: datetime, limit: int, tenant_id: UUID | None = None
+) -> list[OutboxRow]:
+    """Outbox rows older than `cutoff`: left behind by a dispatcher that died between commit and enqueue."""
+    params: dict[str, Any] = {"cutoff": cutoff, "limit": limit}
+    if tenant_id is not None:
+        params["tenant_id"] = tenant_id
+    return [OutboxRow(*row) for row in await conn.execute(_orphans_statement(tenant_id is not None), params)]
+
+
+async def delete_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> None:
+    if ids:
+        await conn.execute(_DELETE_OUTBOX, {"ids": list(ids)})

@@ -1,0 +1,73 @@
+"""The resources a job uses, built once per process and shared by every queue worker in it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from src.outbound import Outbound
+from src.quota import QuotaLedger
+from src.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    quota: QuotaLedger
+    outbound: Outbound
+    clock: Callable[[], datetime] = utc_now
+    rng: random.Random = field(default_factory=random.SystemRandom)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            "server_settings": {"application_name": "cerniq-outreach"},
+        },
+    )
+
+
+def create_redis(settings: Settings) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_socket_timeout_s,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_socket_timeout_s,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
+async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Deps:
+    redis = create_redis(settings)
+    return Deps(
+        settings=settings,
+        engine=create_engine(settings),
+        redis=redis,
+        quota=QuotaLedger(redis, ttl_s=settings.quota_key_ttl_s),
+        outbound=Outbound(redis),
+        clock=clock,
+    )
+
+
+async def close_deps(deps: Deps) -> None:
+    await deps.engine.dispose()
+    await deps.redis.aclose(close_connection_pool=True)

@@ -1,0 +1,122 @@
+"""Loguru, configured once; stdlib logging (arq, SQLAlchemy, asyncio) routed into it.
+
+Inside a job every line carries job_id, queue, correlationId and tenantId: the worker puts a mutable dict
+in a context variable when the job starts (arq's own start and finish lines run in the same task), and the
+job fills in the tenant and correlation id once its input is valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+_job_fields: ContextVar[dict[str, str] | None] = ContextVar("job_fields", default=None)
+_configured: tuple[str, str] | None = None
+
+# arq logs through these child loggers. Giving them our handler and no propagation keeps them out of the
+# plain StreamHandler that arq's CLI attaches to the parent "arq" logger after importing the settings.
+_ARQ_LOGGERS = ("arq.worker", "arq.connections", "arq.jobs", "arq.cron", "arq.utils")
+
+
+def bind_job(job_id: str, queue: str) -> dict[str, str]:
+    """Start the log context of one job in the current task; returns it for the job to enrich."""
+    fields = {"job_id": job_id, "queue": queue}
+    _job_fields.set(fields)
+    return fields
+
+
+def enrich_job(**values: str | None) -> None:
+    fields = _job_fields.get()
+    if fields is not None:
+        fields.update({key: value for key, value in values.items() if value})
+
+
+def _patch(record: Record) -> None:
+    fields = _job_fields.get()
+    if fields:
+        record["extra"].update(fields)
+
+
+class _InterceptHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+
+        def rename(entry: Record) -> None:
+            entry["name"] = record.name
+
+        logger.patch(rename).opt(exception=record.exc_info).log(level, record.getMessage())
+
+
+def _text_format(record: Record) -> str:
+    extra = record["extra"]
+    context = " ".join(
+        f"{key}={extra[key]}" for key in ("queue", "job_id", "tenantId", "correlationId") if key in extra
+    )
+    prefix = f"[{context}] " if context else ""
+    return (
+        "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <7}</level> | "
+        "<cyan>{name}</cyan> | " + prefix.replace("{", "{{").replace("}", "}}") + "{message}\n{exception}"
+    )
+
+
+def _json_sink(message: Message) -> None:
+    record = message.record
+    line: dict[str, Any] = {
+        "time": record["time"].astimezone(UTC).isoformat(timespec="milliseconds"),
+        "level": record["level"].name,
+        "logger": record["name"],
+        "message": record["message"],
+    }
+    line.update({key: value for key, value in record["extra"].items() if key not in line})
+    if record["exception"] is not None:
+        exc_type, exc_value, _ = record["exception"]
+        line["exception"] = f"{exc_type.__name__ if exc_type else 'Exception'}: {exc_value}"
+        line["traceback"] = "".join(_format_traceback(record))
+    sys.stderr.write(orjson.dumps(line, default=str).decode() + "\n")
+
+
+def _format_traceback(record: Record) -> list[str]:
+    import traceback
+
+    exc = record["exception"]
+    if exc is None or exc.type is None:
+        return []
+    return traceback.format_exception(exc.type, exc.value, exc.traceback)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Set up loguru and route the stdlib into it. Calling it again with the same values does nothing."""
+    global _configured
+    if _configured == (level, fmt):
+        return
+    logger.remove()
+    logger.configure(patcher=_patch)
+    if fmt == "json":
+        logger.add(_json_sink, level=level, format="{message}", backtrace=False, diagnose=False)
+    else:
+        logger.add(sys.stderr, level=level, format=_text_format, backtrace=False, diagnose=False)
+
+    handler = _InterceptHandler()
+    logging.basicConfig(handlers=[handler], level=logging.NOTSET, force=True)
+    for name in _ARQ_LOGGERS:
+        arq_logger = logging.getLogger(name)
+        arq_logger.handlers = [handler]
+        arq_logger.propagate = False
+    for name in ("sqlalchemy", "sqlalchemy.engine", "asyncio", "alembic"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.WARNING)
+    _configured = (level, fmt)

@@ -1,0 +1,46 @@
+"""Prometheus metrics. The endpoint is off unless METRICS_PORT is set; the counters cost nothing to keep."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+JOB_DURATION = Histogram(
+    "cerniq_job_duration_seconds",
+    "Time spent in a job function, by function and outcome (ok, failed, retried).",
+    ["function", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LEADS = Counter(
+    "cerniq_dispatch_leads_total",
+    "Leads a dispatch decided on, by outcome, channel and reason.",
+    ["outcome", "channel", "reason"],
+)
+QUOTA_USED = Gauge(
+    "cerniq_phone_quota_used",
+    "WhatsApp sends reserved today on a phone, as last seen by this process.",
+    ["phone_id", "tenant_id"],
+)
+QUOTA_LIMIT = Gauge(
+    "cerniq_phone_quota_limit",
+    "Daily limit of a phone, as last seen by this process.",
+    ["phone_id", "tenant_id"],
+)
+
+
+def observe_job(function: str, outcome: str, seconds: float) -> None:
+    JOB_DURATION.labels(function, outcome).observe(seconds)
+
+
+def count_lead(outcome: str, channel: str | None, reason: str) -> None:
+    LEADS.labels(outcome, channel or "NONE", reason).inc()
+
+
+def set_quota(phone_id: str, tenant_id: str, used: int, limit: int) -> None:
+    QUOTA_USED.labels(phone_id, tenant_id).set(used)
+    QUOTA_LIMIT.labels(phone_id, tenant_id).set(limit)
+
+
+def serve(port: int) -> None:
+    """Start the /metrics endpoint on a daemon thread (no-op for port 0)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,70 @@
+"""Writing jobs for the downstream senders, many in one round trip.
+
+arq has no bulk enqueue, and `ArqRedis.enqueue_job` costs three round trips a job (WATCH+EXISTS, MULTI,
+EXEC). This Lua script keeps arq's exact semantics for the pinned version (arq/connections.py): a job id
+whose `arq:job:` or `arq:result:` key exists is skipped; otherwise PSETEX the serialized job with arq's
+default expiry and ZADD it to its queue, scored with the enqueue time. A stock arq Worker consumes what
+it writes (tests/integration/test_outbound.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
+from src.serialization import job_serializer
+
+# arq.constants.expires_extra_ms: a job not started within a day expires.
+JOB_EXPIRES_MS = 86_400_000
+
+# KEYS: per job, its job key, result key and queue key. ARGV[1]: expiry in ms; then per job: id, payload,
+# score. Returns 1 per job written, 0 per job skipped because its id is taken.
+_ENQUEUE_LUA = """
+local expires = ARGV[1]
+local out = {}
+for n = 1, #KEYS / 3 do
+  local job_key, result_key, queue_key = KEYS[3 * n - 2], KEYS[3 * n - 1], KEYS[3 * n]
+  if redis.call('EXISTS', job_key, result_key) == 0 then
+    redis.call('PSETEX', job_key, expires, ARGV[3 * n])
+    redis.call('ZADD', queue_key, ARGV[3 * n + 1], ARGV[3 * n - 1])
+    out[n] = 1
+  else
+    out[n] = 0
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingJob:
+    job_id: str
+    queue: str
+    function: str
+    payload: dict[str, Any]
+
+
+def arq_job_bytes(function: str, payload: dict[str, Any], enqueue_ms: int) -> bytes:
+    """A job as arq stores it: function, one positional argument, no kwargs, first try."""
+    return job_serializer({"t": None, "f": function, "a": [payload], "k": {}, "et": enqueue_ms})
+
+
+class Outbound:
+    def __init__(self, redis: Redis) -> None:
+        self._enqueue = redis.register_script(_ENQUEUE_LUA)
+
+    async def enqueue(self, jobs: Sequence[OutgoingJob], *, now_ms: int) -> list[bool]:
+        """Enqueue every job whose id is free; True where this call wrote the job."""
+        if not jobs:
+            return []
+        keys: list[str] = []
+        args: list[str | bytes | int] = [JOB_EXPIRES_MS]
+        for job in jobs:
+            keys += [ARQ_JOB_PREFIX + job.job_id, ARQ_RESULT_PREFIX + job.job_id, job.queue]
+            args += [job.job_id, arq_job_bytes(job.function, job.payload, now_ms), now_ms]
+        written = await self._enqueue(keys=keys, args=args)
+        return [bool(int(flag)) for flag in written]

@@ -1,0 +1,140 @@
+"""Daily WhatsApp quota in Redis: reading the counters and reserving sends atomically.
+
+The counter `quota:wa:{phoneId}:{date}` (DESIGN.md section 2) counts reservations. One Lua script
+reserves a whole batch in one round trip. It never lets a counter pass the phone's daily_limit, and it
+counts each job id once: a hash per tenant and day maps job id -> phone, so a job retried after a crash
+finds its reservation instead of taking a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from src.names import quota_key, quota_reservations_key
+
+# KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
+# KEYS[1+p]        counter of phone p, p = 1..P
+# ARGV[1]          key TTL in seconds
+# ARGV[2]          P
+# ARGV[2+p]        id of phone p
+# ARGV[2+P+p]      daily limit of phone p
+# ARGV[3+2P...]    per request: job id, index of the wanted phone, "1" to fall through to the phone with
+#                  the most room when the wanted one is full, "0" to take that phone or nothing
+# Returns, per request, the index of the phone reserved (0: none) and 1 when an earlier reservation of the
+# same job id was reused; then the P counters after the batch.
+_RESERVE_LUA = """
+local ttl = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local index_of, used, limit = {}, {}, {}
+for p = 1, count do
+  index_of[ARGV[2 + p]] = p
+  used[p] = tonumber(redis.call('GET', KEYS[1 + p]) or '0')
+  limit[p] = tonumber(ARGV[2 + count + p])
+end
+local out = {}
+local touched = false
+local i = 3 + 2 * count
+while i <= #ARGV do
+  local job, wanted, fall_through = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
+  local previous = redis.call('HGET', KEYS[1], job)
+  local chosen, reused = 0, 0
+  if previous and index_of[previous] then
+    chosen, reused = index_of[previous], 1
+  else
+    if used[wanted] < limit[wanted] then
+      chosen = wanted
+    elseif fall_through then
+      local best_room = 0
+      for p = 1, count do
+        local room = limit[p] - used[p]
+        if room > best_room then chosen, best_room = p, room end
+      end
+    end
+    if chosen > 0 then
+      used[chosen] = redis.call('INCR', KEYS[1 + chosen])
+      redis.call('HSET', KEYS[1], job, ARGV[2 + chosen])
+      touched = true
+    end
+  end
+  out[#out + 1] = chosen
+  out[#out + 1] = reused
+  i = i + 3
+end
+if touched then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  for p = 1, count do redis.call('EXPIRE', KEYS[1 + p], ttl) end
+end
+for p = 1, count do out[#out + 1] = used[p] end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneLimit:
+    phone_id: UUID
+    daily_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRequest:
+    job_id: str
+    phone_id: UUID
+    # False for a sticky conversation: that phone or nothing. True for a new lead: any phone with room.
+    fall_through: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    job_id: str
+    phone_id: UUID | None
+    reused: bool
+
+
+class QuotaLedger:
+    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._reserve = redis.register_script(_RESERVE_LUA)
+
+    async def used(self, phone_ids: Sequence[UUID], quota_date: date) -> dict[UUID, int]:
+        if not phone_ids:
+            return {}
+        values = await self._redis.mget([quota_key(pid, quota_date) for pid in phone_ids])
+        return {pid: int(value or 0) for pid, value in zip(phone_ids, values, strict=True)}
+
+    async def reserve(
+        self,
+        *,
+        tenant_id: UUID,
+        quota_date: date,
+        phones: Sequence[PhoneLimit],
+        requests: Sequence[ReservationRequest],
+    ) -> tuple[list[Reservation], dict[UUID, int]]:
+        """Reserve one send per request, atomically; `phones` are the tenant's available phones."""
+        if not requests:
+            return [], {}
+        position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
+        keys = [quota_reservations_key(tenant_id, quota_date)]
+        keys += [quota_key(phone.phone_id, quota_date) for phone in phones]
+        args: list[str | int] = [self._ttl_s, len(phones)]
+        args += [str(phone.phone_id) for phone in phones]
+        args += [phone.daily_limit for phone in phones]
+        for request in requests:
+            args += [request.job_id, position[request.phone_id], "1" if request.fall_through else "0"]
+        raw = await self._reserve(keys=keys, args=args)
+        reservations = [
+            Reservation(
+                job_id=request.job_id,
+                phone_id=phones[int(raw[2 * n]) - 1].phone_id if int(raw[2 * n]) else None,
+                reused=bool(int(raw[2 * n + 1])),
+            )
+            for n, request in enumerate(requests)
+        ]
+        tail = raw[2 * len(requests) :]
+        counters = {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
+        return reservations, counters

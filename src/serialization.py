@@ -1,0 +1,43 @@
+"""JSON for every queue: jobs, results and the jobs this service writes for the downstream senders.
+
+Pickle is never used: anyone able to write to Redis could run code in a worker that unpickles.
+A failed job's result is an exception object in arq; it is stored as a JSON object naming the error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from src.errors import error_payload
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        return error_payload(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def job_serializer(value: dict[str, Any]) -> bytes:
+    return dumps(value)
+
+
+def job_deserializer(data: bytes) -> dict[str, Any]:
+    loaded = loads(data)
+    if not isinstance(loaded, dict):
+        raise ValueError("an arq job must be a JSON object")
+    return loaded

@@ -1,0 +1,78 @@
+"""Rows for tests, with defaults that make a lead dispatchable; every field can be overridden."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_numbers = itertools.count(1)
+
+
+def _insert(table: str, values: dict[str, Any]) -> Any:
+    columns = ", ".join(values)
+    params = ", ".join(f":{key}" for key in values)
+    return text(f"INSERT INTO {table} ({columns}) VALUES ({params}) RETURNING id")
+
+
+class Factory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def _create(self, table: str, values: dict[str, Any]) -> UUID:
+        async with self.engine.begin() as conn:
+            created: UUID = (await conn.execute(_insert(table, values), values)).scalar_one()
+        return created
+
+    async def tenant(self, **overrides: Any) -> UUID:
+        return await self._create("tenants", {"name": f"Tenant {next(_numbers)}", **overrides})
+
+    async def phone(self, tenant_id: UUID, **overrides: Any) -> UUID:
+        number = f"+4072{next(_numbers):07d}"
+        return await self._create("wa_phone_numbers", {"tenant_id": tenant_id, "phone_number": number, **overrides})
+
+    async def company(self, tenant_id: UUID, **overrides: Any) -> UUID:
+        n = next(_numbers)
+        values = {
+            "tenant_id": tenant_id,
+            "denumire": f"Agro Ferma {n} SRL",
+            "telefon_principal": f"072{n % 10_000_000:07d}",
+            "hlr_reachable": True,
+            "email_principal": f"office{n}@ferma.ro",
+            "email_status": "valid",
+            "contact_principal_nume": "Ion Popescu",
+            "judet": "Cluj",
+            "localitate": "Turda",
+            **overrides,
+        }
+        return await self._create("gold_companies", values)
+
+    async def lead(self, tenant_id: UUID, company: dict[str, Any] | None = None, **journey: Any) -> UUID:
+        """A company and its journey; returns the lead id (= company id)."""
+        lead_id = await self.company(tenant_id, **(company or {}))
+        await self._create("gold_lead_journey", {"tenant_id": tenant_id, "lead_id": lead_id, **journey})
+        return lead_id
+
+    async def leads(self, tenant_id: UUID, count: int, **journey: Any) -> list[UUID]:
+        return [await self.lead(tenant_id, **journey) for _ in range(count)]
+
+    async def journey(self, tenant_id: UUID, lead_id: UUID) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT * FROM gold_lead_journey WHERE tenant_id = :t AND lead_id = :l"),
+                    {"t": tenant_id, "l": lead_id},
+                )
+            ).mappings().one()
+        return dict(row)
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text(sql), params)).scalar()
+
+
+def new_id() -> UUID:
+    return uuid4()
