@@ -1,0 +1,104 @@
+"""allocate_phone: the lead's sticky phone, or a new one drawn by remaining quota, written conditionally."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from loguru import logger
+
+from src import metrics
+from src.contracts import AllocationType, PhoneAllocationJobData, PhoneAllocationResult, QuotaStatus
+from src.db import queries
+from src.deps import Deps
+from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate
+from src.domain.quota import quota_date
+from src.errors import Contention, NotFound
+from src.jobs.base import JobInfo, job
+from src.names import Function, whatsapp_queue
+
+
+@job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)
+async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> PhoneAllocationResult:
+    now = deps.clock()
+    async with deps.engine.connect() as conn:
+        found = await queries.load_lead(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+        if found is None:
+            raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
+        phone_rows = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
+        today = quota_date(now, found.tenant_timezone)
+        used = await deps.quota.used([p.id for p in phone_rows], today)
+        phones = {p.id: p.state(used[p.id]) for p in phone_rows}
+        current = previous = found.lead.assigned_phone_id
+        allocation = allocate(
+            tenant_id=data.tenant_id,
+            sticky_phone_id=current,
+            phones=list(phones.values()),
+            prefer_existing=data.prefer_existing,
+            rng=deps.rng,
+        )
+        if allocation.phone_id is not None and allocation.kind is not AllocationType.STICKY:
+            won = await queries.set_sticky_phone(
+                conn,
+                tenant_id=data.tenant_id,
+                lead_id=data.lead_id,
+                phone_id=allocation.phone_id,
+                expected=current,
+                now=now,
+            )
+            await conn.commit()
+            if not won:
+                # A concurrent allocation changed the lead first: its phone is the answer for both,
+                # as long as it is a phone this lead can use.
+                current = await queries.sticky_phone_of(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+                allocation = allocate(
+                    tenant_id=data.tenant_id,
+                    sticky_phone_id=current,
+                    phones=list(phones.values()),
+                    prefer_existing=True,
+                    rng=deps.rng,
+                )
+                if allocation.kind is not AllocationType.STICKY:
+                    raise Contention(
+                        f"lead {data.lead_id} was reassigned concurrently to an unusable phone {current}"
+                    )
+
+    phone = phones.get(allocation.phone_id) if allocation.phone_id else None
+    result = PhoneAllocationResult(
+        lead_id=data.lead_id,
+        allocated_phone_id=allocation.phone_id,
+        allocation_type=allocation.kind,
+        phone_quota_status=_quota_status(phone, today),
+        reason=_describe(allocation, phone),
+        previous_phone_id=previous if previous != allocation.phone_id else None,
+        queue=whatsapp_queue(phone.queue_slot) if phone else None,
+    )
+    if phone is not None:
+        metrics.set_quota(str(phone.id), str(data.tenant_id), phone.used_today, phone.daily_limit)
+    logger.info("lead {}: {} {} ({})", data.lead_id, allocation.kind, allocation.phone_id, allocation.reason)
+    return result
+
+
+def _quota_status(phone: PhoneState | None, today: date) -> QuotaStatus | None:
+    if phone is None:
+        return None
+    return QuotaStatus(
+        current_usage=phone.used_today,
+        remaining=phone.remaining,
+        daily_limit=phone.daily_limit,
+        quota_date=str(today),
+    )
+
+
+def _describe(allocation: Allocation, phone: PhoneState | None) -> str:
+    room = f"{phone.remaining} of {phone.daily_limit} left today" if phone else ""
+    match allocation.reason:
+        case AllocationReason.STICKY:
+            return f"{AllocationReason.STICKY}: existing sticky assignment ({room})"
+        case AllocationReason.STICKY_QUOTA_EXHAUSTED:
+            return f"{AllocationReason.STICKY_QUOTA_EXHAUSTED}: sticky phone kept, no quota left today"
+        case AllocationReason.NEW_PHONE:
+            return f"{AllocationReason.NEW_PHONE}: drawn by remaining quota ({room})"
+        case AllocationReason.FALLBACK_STICKY_UNAVAILABLE:
+            return f"{AllocationReason.FALLBACK_STICKY_UNAVAILABLE}: sticky phone unavailable ({room})"
+        case AllocationReason.NO_PHONE_WITH_QUOTA:
+            return f"{AllocationReason.NO_PHONE_WITH_QUOTA}: no available phone has quota left today"

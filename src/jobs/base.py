@@ -1,0 +1,108 @@
+"""What every job shares: parsing its one JSON argument, the log context, and mapping failures.
+
+This is the one place where an exception becomes an arq decision: bad input and other `JobError`s fail
+the job at once (arq does not retry a plain exception, so job_try stays 1); a transient fault becomes
+`Retry` with exponential backoff until `retry_max_tries`, then a permanent failure that says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from arq.typing import WorkerCoroutine
+from arq.worker import Retry
+from loguru import logger
+from pydantic import BaseModel, ValidationError
+
+from src import metrics
+from src.deps import Deps
+from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted, backoff_seconds, is_transient
+from src.log import enrich_job
+from src.names import QUEUE_OF, Function
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    job_id: str
+    job_try: int
+    queue: str
+
+
+JobBody = Callable[[Deps, In, JobInfo], Awaitable[Out]]
+JobCoroutine = WorkerCoroutine
+
+
+def parse_input(model: type[In], args: tuple[Any, ...], kwargs: dict[str, Any]) -> In:
+    if kwargs or len(args) != 1:
+        raise InvalidJobInput(
+            "invalid job input: a job takes exactly one positional argument, a JSON object "
+            f"(got {len(args)} positional and {len(kwargs)} keyword arguments)",
+            ["(job argument)"],
+        )
+    try:
+        return model.model_validate(args[0])
+    except ValidationError as exc:
+        raise InvalidJobInput.from_validation(exc) from None
+
+
+def job(function: Function, model: type[In]) -> Callable[[JobBody[In, Out]], JobCoroutine]:
+    """Turn `body(deps, input, info) -> result model` into an arq job function named `function`."""
+    queue = QUEUE_OF[function]
+
+    def decorate(body: JobBody[In, Out]) -> JobCoroutine:
+        async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+            deps: Deps = ctx["deps"]
+            info = JobInfo(job_id=ctx["job_id"], job_try=ctx["job_try"], queue=queue)
+            started = time.perf_counter()
+            outcome = "failed"
+            try:
+                data = parse_input(model, args, kwargs)
+                enrich_job(
+                    tenantId=str(getattr(data, "tenant_id", "")),
+                    correlationId=getattr(data, "correlation_id", None),
+                )
+                try:
+                    result = await body(deps, data, info)
+                except JobError:
+                    raise
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    outcome = "retried"
+                    raise _retry_or_give_up(deps, info, exc) from exc
+                outcome = "ok"
+                return result.model_dump(mode="json", by_alias=True)
+            finally:
+                metrics.observe_job(function.value, outcome, time.perf_counter() - started)
+
+        run.__qualname__ = run.__name__ = function.value
+        return cast(WorkerCoroutine, run)
+
+    return decorate
+
+
+def _retry_or_give_up(deps: Deps, info: JobInfo, exc: Exception) -> Exception:
+    settings = deps.settings
+    fault = f"{type(exc).__name__}: {exc}"
+    if info.job_try >= settings.retry_max_tries:
+        logger.error(
+            "transient fault on try {} of {}, giving up: {}", info.job_try, settings.retry_max_tries, fault
+        )
+        return TransientFaultsExhausted(f"gave up after {info.job_try} tries; last fault: {fault}")
+    delay = backoff_seconds(
+        info.job_try, base=settings.retry_backoff_base_s, cap=settings.retry_backoff_max_s
+    )
+    logger.warning(
+        "transient fault on try {} of {}, retrying in {:.1f}s: {}",
+        info.job_try,
+        settings.retry_max_tries,
+        delay,
+        fault,
+    )
+    return Retry(defer=delay)

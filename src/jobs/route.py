@@ -1,0 +1,127 @@
+"""route: one message to its phone's queue, rerouted when the phone is no longer available."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from loguru import logger
+
+from src.contracts import MessageType, RouterJobData, RouterResult
+from src.db import queries
+from src.deps import Deps
+from src.domain.allocation import allocate, is_available
+from src.domain.quota import quota_date
+from src.errors import NotFound, TenantMismatch
+from src.jobs.base import JobInfo, job
+from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
+from src.outbound import OutgoingJob
+from src.quota import PhoneLimit, ReservationRequest
+
+
+def _not_routed(
+    reason: str, *, phone_id: UUID | None = None, rerouted_from: UUID | None = None
+) -> RouterResult:
+    return RouterResult(
+        routed=False,
+        target_queue=None,
+        job_id=None,
+        phone_id=phone_id,
+        rerouted_from=rerouted_from,
+        enqueued=False,
+        reason=reason,
+    )
+
+
+@job(Function.ROUTE, RouterJobData)
+async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
+    now = deps.clock()
+    target_job_id = routed_job_id(info.job_id)
+    async with deps.engine.connect() as conn:
+        found = await queries.load_lead(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+        if found is None:
+            raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
+        phone_rows = {row.id: row for row in await queries.tenant_phones(conn, tenant_id=data.tenant_id)}
+        if data.phone_id not in phone_rows:
+            if await queries.phone_owner(conn, phone_id=data.phone_id) is None:
+                raise NotFound(f"phone {data.phone_id} not found")
+            raise TenantMismatch(
+                f"phone {data.phone_id} belongs to another tenant than tenant {data.tenant_id} "
+                f"of lead {data.lead_id}"
+            )
+        if found.lead.whatsapp_opted_out:
+            return _not_routed("WHATSAPP_OPTED_OUT: the lead opted out of WhatsApp", phone_id=data.phone_id)
+
+        today = quota_date(now, found.tenant_timezone)
+        used = await deps.quota.used(list(phone_rows), today)
+        phones = {pid: row.state(used[pid]) for pid, row in phone_rows.items()}
+        target, rerouted_from = data.phone_id, None
+        if not is_available(phones[data.phone_id], data.tenant_id):
+            allocation = allocate(
+                tenant_id=data.tenant_id,
+                sticky_phone_id=data.phone_id,
+                phones=list(phones.values()),
+                prefer_existing=False,
+                rng=deps.rng,
+            )
+            if allocation.phone_id is None:
+                return _not_routed(
+                    f"{allocation.reason}: phone {data.phone_id} is unavailable and no other phone has quota",
+                    rerouted_from=data.phone_id,
+                )
+            target, rerouted_from = allocation.phone_id, data.phone_id
+
+        available = [
+            PhoneLimit(p.id, p.daily_limit) for p in phones.values() if is_available(p, data.tenant_id)
+        ]
+        [reservation], _ = await deps.quota.reserve(
+            tenant_id=data.tenant_id,
+            quota_date=today,
+            phones=available,
+            requests=[ReservationRequest(target_job_id, target, fall_through=rerouted_from is not None)],
+        )
+        if reservation.phone_id is None:
+            return _not_routed(
+                f"QUOTA_EXHAUSTED: phone {target} has no WhatsApp quota left on {today}",
+                phone_id=target,
+                rerouted_from=rerouted_from,
+            )
+        target = reservation.phone_id
+        if rerouted_from is not None and found.lead.assigned_phone_id == rerouted_from:
+            await queries.set_sticky_phone(
+                conn,
+                tenant_id=data.tenant_id,
+                lead_id=data.lead_id,
+                phone_id=target,
+                expected=rerouted_from,
+                now=now,
+            )
+            await conn.commit()
+
+    followup = data.message_type is MessageType.FOLLOWUP
+    queue = whatsapp_queue(phone_rows[target].queue_slot, followup=followup)
+    payload = {
+        **data.payload,
+        "tenantId": str(data.tenant_id),
+        "leadId": str(data.lead_id),
+        "phoneId": str(target),
+    }
+    if data.correlation_id:
+        payload["correlationId"] = data.correlation_id
+    outgoing = OutgoingJob(
+        target_job_id, queue, SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL, payload
+    )
+    [written] = await deps.outbound.enqueue([outgoing], now_ms=int(now.timestamp() * 1000))
+
+    reason = "REROUTED_PHONE_UNAVAILABLE" if rerouted_from else "ROUTED"
+    if not written:
+        reason = "ALREADY_ROUTED: the target job exists (a retried router job)"
+    logger.info("lead {} -> {} as {} ({})", data.lead_id, queue, target_job_id, reason)
+    return RouterResult(
+        routed=True,
+        target_queue=queue,
+        job_id=target_job_id,
+        phone_id=target,
+        rerouted_from=rerouted_from,
+        enqueued=written,
+        reason=reason,
+    )

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from redis.asyncio import Redis
+
+from src.deps import Deps
+from src.domain.quota import quota_date
+from src.errors import NotFound, TenantMismatch
+from src.jobs.route import route
+from src.names import ARQ_JOB_PREFIX, quota_key
+from src.serialization import loads
+from tests.factories import Factory
+from tests.integration.conftest import OPEN_HOURS, job_ctx
+
+TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
+
+
+async def run(
+    deps: Deps, tenant: UUID, lead: UUID, phone: UUID, *, job_id: str = "router-1", **extra: Any
+) -> dict[str, Any]:
+    payload = {
+        "tenantId": str(tenant),
+        "leadId": str(lead),
+        "phoneId": str(phone),
+        "messageType": "INITIAL",
+        "payload": {"text": "Bună ziua!"},
+        **extra,
+    }
+    return await route(job_ctx(deps, job_id=job_id), payload)
+
+
+async def queued(redis: Redis, queue: str) -> list[str]:
+    return [member.decode() for member in await redis.zrange(queue, 0, -1)]
+
+
+async def test_routes_to_the_phone_queue_by_slot(deps: Deps, factory: Factory, redis: Redis) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant, phone_number="+40721000042")
+    lead = await factory.lead(tenant, assigned_phone_id=phone)
+
+    result = await run(deps, tenant, lead, phone, correlationId="corr-1")
+
+    assert result == {
+        "routed": True,
+        "targetQueue": "q:wa:phone_42",
+        "jobId": "routed:router-1",
+        "phoneId": str(phone),
+        "reroutedFrom": None,
+        "enqueued": True,
+        "reason": "ROUTED",
+    }
+    assert await queued(redis, "q:wa:phone_42") == ["routed:router-1"]
+    job = loads(await redis.get(ARQ_JOB_PREFIX + "routed:router-1"))
+    assert job["f"] == "send-whatsapp-initial"
+    assert job["a"] == [
+        {"text": "Bună ziua!", "tenantId": str(tenant), "leadId": str(lead), "phoneId": str(phone), "correlationId": "corr-1"}
+    ]
+    assert int(await redis.get(quota_key(phone, TODAY))) == 1
+
+
+async def test_followup_goes_to_the_followup_queue(deps: Deps, factory: Factory, redis: Redis) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant, phone_number="+40721000043")
+    lead = await factory.lead(tenant)
+
+    result = await run(deps, tenant, lead, phone, messageType="FOLLOWUP")
+
+    assert result["targetQueue"] == "q:wa:phone_43:followup"
+    job = loads(await redis.get(ARQ_JOB_PREFIX + result["jobId"]))
+    assert job["f"] == "send-whatsapp-followup"
+
+
+async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant, phone_number="+40721000044")
+    lead = await factory.lead(tenant)
+
+    first = await run(deps, tenant, lead, phone, job_id="router-7")
+    second = await run(deps, tenant, lead, phone, job_id="router-7")
+
+    assert first["jobId"] == second["jobId"] == "routed:router-7"
+    assert (first["enqueued"], second["enqueued"]) == (True, False)
+    assert await queued(redis, "q:wa:phone_44") == ["routed:router-7"]
+    assert int(await redis.get(quota_key(phone, TODAY))) == 1
+
+
+async def test_dead_phone_is_rerouted_and_the_lead_follows(deps: Deps, factory: Factory, redis: Redis) -> None:
+    tenant = await factory.tenant()
+    banned = await factory.phone(tenant, phone_number="+40721000045", status="BANNED")
+    healthy = await factory.phone(tenant, phone_number="+40721000046")
+    lead = await factory.lead(tenant, assigned_phone_id=banned)
+
+    result = await run(deps, tenant, lead, banned)
+
+    assert (result["routed"], result["phoneId"], result["reroutedFrom"]) == (True, str(healthy), str(banned))
+    assert result["targetQueue"] == "q:wa:phone_46"
+    assert result["reason"] == "REROUTED_PHONE_UNAVAILABLE"
+    assert (await factory.journey(tenant, lead))["assigned_phone_id"] == healthy
+    assert await queued(redis, "q:wa:phone_45") == []
+
+
+async def test_phone_of_another_tenant_is_refused_and_touches_nothing(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    mine, theirs = await factory.tenant(), await factory.tenant()
+    lead = await factory.lead(mine)
+    await factory.phone(mine)
+    their_phone = await factory.phone(theirs)
+
+    with pytest.raises(TenantMismatch, match="belongs to another tenant"):
+        await run(deps, mine, lead, their_phone)
+    assert await redis.dbsize() == 0
+
+
+async def test_unknown_phone_and_unknown_lead_are_not_found(deps: Deps, factory: Factory) -> None:
+    tenant = await factory.tenant()
+    lead = await factory.lead(tenant)
+    phone = await factory.phone(tenant)
+    with pytest.raises(NotFound, match="phone .* not found"):
+        await run(deps, tenant, lead, uuid4())
+    with pytest.raises(NotFound, match="lead .* not found for tenant"):
+        await run(deps, tenant, uuid4(), phone)
+
+
+async def test_opted_out_lead_is_not_routed(deps: Deps, factory: Factory, redis: Redis) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant)
+    lead = await factory.lead(tenant, whatsapp_opted_out=True)
+
+    result = await run(deps, tenant, lead, phone)
+
+    assert (result["routed"], result["enqueued"]) == (False, False)
+    assert result["reason"].startswith("WHATSAPP_OPTED_OUT")
+    assert await redis.dbsize() == 0
+
+
+async def test_phone_without_quota_is_not_routed(deps: Deps, factory: Factory, redis: Redis) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant, daily_limit=3)
+    await redis.set(quota_key(phone, TODAY), 3)
+    lead = await factory.lead(tenant)
+
+    result = await run(deps, tenant, lead, phone)
+
+    assert result["routed"] is False
+    assert result["reason"].startswith("QUOTA_EXHAUSTED")
+    assert int(await redis.get(quota_key(phone, TODAY))) == 3
