@@ -1,13 +1,23 @@
-"""Shared test configuration: real PostgreSQL and Redis, named by TEST_DATABASE_URL and TEST_REDIS_URL."""
+"""Shared fixtures: real PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), emptied before each test."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.deps import Deps, build_deps, close_deps
+from src.settings import Settings
+from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE_URL = os.environ.get(
@@ -41,3 +51,67 @@ def migrated_database() -> str:
     result = alembic("upgrade", "head")
     assert result.returncode == 0, result.stderr
     return TEST_DATABASE_URL
+
+
+# A Wednesday, 10:00 in Bucharest: inside the default sending window, not a Romanian holiday.
+OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": TEST_DATABASE_URL,
+        "redis_url": TEST_REDIS_URL,
+        "retry_backoff_base_s": 0.1,
+        "retry_backoff_max_s": 0.5,
+        "outbox_relay_grace_s": 0,
+        "db_pool_size": 60,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(OPEN_HOURS)
+
+
+@pytest.fixture
+async def deps(migrated_database: str, clock: Clock) -> AsyncIterator[Deps]:
+    built = await build_deps(make_settings(), clock=clock)
+    async with built.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    await built.redis.flushdb()
+    try:
+        yield built
+    finally:
+        await close_deps(built)
+
+
+@pytest.fixture
+def engine(deps: Deps) -> AsyncEngine:
+    return deps.engine
+
+
+@pytest.fixture
+def redis(deps: Deps) -> Redis:
+    return deps.redis
+
+
+@pytest.fixture
+def factory(deps: Deps) -> Factory:
+    return Factory(deps.engine)
+
+
+def job_ctx(deps: Deps, job_id: str = "test-job", job_try: int = 1) -> dict[str, Any]:
+    """The ctx arq passes to a job function, for calling jobs directly."""
+    return {"deps": deps, "job_id": job_id, "job_try": job_try, "queue": "test"}

@@ -32,7 +32,9 @@ class Factory:
 
     async def phone(self, tenant_id: UUID, **overrides: Any) -> UUID:
         number = f"+4072{next(_numbers):07d}"
-        return await self._create("wa_phone_numbers", {"tenant_id": tenant_id, "phone_number": number, **overrides})
+        return await self._create(
+            "wa_phone_numbers", {"tenant_id": tenant_id, "phone_number": number, **overrides}
+        )
 
     async def company(self, tenant_id: UUID, **overrides: Any) -> UUID:
         n = next(_numbers)
@@ -62,11 +64,15 @@ class Factory:
     async def journey(self, tenant_id: UUID, lead_id: UUID) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(
-                    text("SELECT * FROM gold_lead_journey WHERE tenant_id = :t AND lead_id = :l"),
-                    {"t": tenant_id, "l": lead_id},
+                (
+                    await conn.execute(
+                        text("SELECT * FROM gold_lead_journey WHERE tenant_id = :t AND lead_id = :l"),
+                        {"t": tenant_id, "l": lead_id},
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
         return dict(row)
 
     async def scalar(self, sql: str, **params: Any) -> Any:

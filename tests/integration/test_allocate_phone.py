@@ -13,8 +13,8 @@ from src.domain.quota import quota_date
 from src.errors import NotFound
 from src.jobs.allocate_phone import allocate_phone
 from src.names import quota_key
+from tests.conftest import OPEN_HOURS, job_ctx
 from tests.factories import Factory
-from tests.integration.conftest import OPEN_HOURS, job_ctx
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
@@ -37,7 +37,12 @@ async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory) 
     again = await run(deps, tenant, lead)
 
     assert (first["allocatedPhoneId"], first["allocationType"]) == (str(phone), "NEW")
-    assert first["phoneQuotaStatus"] == {"currentUsage": 0, "remaining": 200, "dailyLimit": 200, "quotaDate": str(TODAY)}
+    assert first["phoneQuotaStatus"] == {
+        "currentUsage": 0,
+        "remaining": 200,
+        "dailyLimit": 200,
+        "quotaDate": str(TODAY),
+    }
     assert (again["allocatedPhoneId"], again["allocationType"]) == (str(phone), "STICKY")
     assert (await factory.journey(tenant, lead))["assigned_phone_id"] == phone
 
@@ -55,7 +60,9 @@ async def test_banned_sticky_phone_is_replaced_by_a_fallback(deps: Deps, factory
     assert (await factory.journey(tenant, lead))["assigned_phone_id"] == healthy
 
 
-async def test_no_phone_with_quota_is_a_result_not_a_failure(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_no_phone_with_quota_is_a_result_not_a_failure(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant, daily_limit=10)
     await use_quota(redis, phone, 10)
@@ -84,7 +91,9 @@ async def test_reads_and_writes_stay_in_the_tenant(deps: Deps, factory: Factory)
     assert result["allocatedPhoneId"] != str(their_phone)
 
 
-async def test_200_concurrent_allocations_spread_over_4_phones(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_200_concurrent_allocations_spread_over_4_phones(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
     tenant = await factory.tenant()
     phones = [await factory.phone(tenant) for _ in range(4)]
     full = await factory.phone(tenant)
@@ -104,7 +113,8 @@ async def test_200_concurrent_allocations_spread_over_4_phones(deps: Deps, facto
     for phone in phones:
         assert 25 <= per_phone[str(phone)] <= 75, per_phone
     stored = await factory.scalar(
-        "SELECT count(*) FROM gold_lead_journey WHERE tenant_id = :t AND assigned_phone_id IS NOT NULL", t=tenant
+        "SELECT count(*) FROM gold_lead_journey WHERE tenant_id = :t AND assigned_phone_id IS NOT NULL",
+        t=tenant,
     )
     assert stored == 200
     assert all(r["allocationType"] == "NEW" for r in results)

@@ -55,7 +55,9 @@ async def test_a_stock_arq_worker_consumes_what_the_script_wrote(deps: Deps, red
 async def test_an_id_whose_job_or_result_exists_is_skipped(deps: Deps, redis: Redis) -> None:
     await redis.set(ARQ_RESULT_PREFIX + "done", b"{}")
     first = OutgoingJob("fresh", "q:email:cold", "send-email-cold", {"n": 1})
-    assert await deps.outbound.enqueue([first, OutgoingJob("done", "q:email:cold", "send-email-cold", {})], now_ms=NOW_MS) == [
+    assert await deps.outbound.enqueue(
+        [first, OutgoingJob("done", "q:email:cold", "send-email-cold", {})], now_ms=NOW_MS
+    ) == [
         True,
         False,
     ]
@@ -73,10 +75,15 @@ async def test_same_semantics_as_arq_enqueue_job(deps: Deps, redis: Redis) -> No
     pool = await create_pool(RedisSettings.from_dsn(TEST_REDIS_URL), job_serializer=job_serializer)
     try:
         assert await pool.enqueue_job("send-email-warm", {}, _job_id="by-arq", _queue_name="q:email:warm")
-        assert await deps.outbound.enqueue([OutgoingJob("by-arq", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS) == [
-            False
-        ]
-        await deps.outbound.enqueue([OutgoingJob("by-script", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS)
-        assert await pool.enqueue_job("send-email-warm", {}, _job_id="by-script", _queue_name="q:email:warm") is None
+        assert await deps.outbound.enqueue(
+            [OutgoingJob("by-arq", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS
+        ) == [False]
+        await deps.outbound.enqueue(
+            [OutgoingJob("by-script", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS
+        )
+        assert (
+            await pool.enqueue_job("send-email-warm", {}, _job_id="by-script", _queue_name="q:email:warm")
+            is None
+        )
     finally:
         await pool.aclose()

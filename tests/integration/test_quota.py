@@ -19,7 +19,9 @@ async def test_reservation_stops_exactly_at_the_daily_limit(deps: Deps, redis: R
     await redis.set(quota_key(phone.phone_id, DAY), 199)
     requests = [ReservationRequest(f"job-{n}", phone.phone_id, fall_through=False) for n in range(5)]
 
-    reservations, counters = await deps.quota.reserve(tenant_id=TENANT, quota_date=DAY, phones=[phone], requests=requests)
+    reservations, counters = await deps.quota.reserve(
+        tenant_id=TENANT, quota_date=DAY, phones=[phone], requests=requests
+    )
 
     assert [r.phone_id for r in reservations] == [phone.phone_id, None, None, None, None]
     assert counters == {phone.phone_id: 200}
@@ -29,11 +31,17 @@ async def test_reservation_stops_exactly_at_the_daily_limit(deps: Deps, redis: R
 async def test_a_job_id_is_counted_once_whatever_the_retries(deps: Deps, redis: Redis) -> None:
     a, b = PhoneLimit(uuid4(), 10), PhoneLimit(uuid4(), 10)
     first, _ = await deps.quota.reserve(
-        tenant_id=TENANT, quota_date=DAY, phones=[a, b], requests=[ReservationRequest("job-1", a.phone_id, True)]
+        tenant_id=TENANT,
+        quota_date=DAY,
+        phones=[a, b],
+        requests=[ReservationRequest("job-1", a.phone_id, True)],
     )
     # A rerun that would now choose the other phone finds the first reservation and keeps it.
     again, counters = await deps.quota.reserve(
-        tenant_id=TENANT, quota_date=DAY, phones=[a, b], requests=[ReservationRequest("job-1", b.phone_id, True)]
+        tenant_id=TENANT,
+        quota_date=DAY,
+        phones=[a, b],
+        requests=[ReservationRequest("job-1", b.phone_id, True)],
     )
     assert (first[0].phone_id, first[0].reused) == (a.phone_id, False)
     assert (again[0].phone_id, again[0].reused) == (a.phone_id, True)
@@ -59,7 +67,10 @@ async def test_a_new_lead_falls_through_to_the_phone_with_most_room(deps: Deps, 
 async def test_keys_expire_after_at_least_48_hours(deps: Deps, redis: Redis) -> None:
     phone = PhoneLimit(uuid4(), 10)
     await deps.quota.reserve(
-        tenant_id=TENANT, quota_date=DAY, phones=[phone], requests=[ReservationRequest("j", phone.phone_id, False)]
+        tenant_id=TENANT,
+        quota_date=DAY,
+        phones=[phone],
+        requests=[ReservationRequest("j", phone.phone_id, False)],
     )
     assert await redis.ttl(quota_key(phone.phone_id, DAY)) >= 48 * 3600
     assert await redis.ttl(quota_reservations_key(TENANT, DAY)) >= 48 * 3600
@@ -69,7 +80,9 @@ async def test_concurrent_reservations_never_pass_the_limit(deps: Deps, redis: R
     phones = [PhoneLimit(uuid4(), 30) for _ in range(3)]
 
     async def batch(n: int) -> None:
-        requests = [ReservationRequest(f"b{n}-{i}", phones[i % 3].phone_id, fall_through=True) for i in range(10)]
+        requests = [
+            ReservationRequest(f"b{n}-{i}", phones[i % 3].phone_id, fall_through=True) for i in range(10)
+        ]
         await deps.quota.reserve(tenant_id=TENANT, quota_date=DAY, phones=phones, requests=requests)
 
     await asyncio.gather(*(batch(n) for n in range(40)))

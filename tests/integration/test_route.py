@@ -12,8 +12,8 @@ from src.errors import NotFound, TenantMismatch
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.serialization import loads
+from tests.conftest import OPEN_HOURS, job_ctx
 from tests.factories import Factory
-from tests.integration.conftest import OPEN_HOURS, job_ctx
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
@@ -56,7 +56,13 @@ async def test_routes_to_the_phone_queue_by_slot(deps: Deps, factory: Factory, r
     job = loads(await redis.get(ARQ_JOB_PREFIX + "routed:router-1"))
     assert job["f"] == "send-whatsapp-initial"
     assert job["a"] == [
-        {"text": "Bună ziua!", "tenantId": str(tenant), "leadId": str(lead), "phoneId": str(phone), "correlationId": "corr-1"}
+        {
+            "text": "Bună ziua!",
+            "tenantId": str(tenant),
+            "leadId": str(lead),
+            "phoneId": str(phone),
+            "correlationId": "corr-1",
+        }
     ]
     assert int(await redis.get(quota_key(phone, TODAY))) == 1
 
@@ -89,7 +95,9 @@ async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
     assert int(await redis.get(quota_key(phone, TODAY))) == 1
 
 
-async def test_dead_phone_is_rerouted_and_the_lead_follows(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_dead_phone_is_rerouted_and_the_lead_follows(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
     tenant = await factory.tenant()
     banned = await factory.phone(tenant, phone_number="+40721000045", status="BANNED")
     healthy = await factory.phone(tenant, phone_number="+40721000046")
@@ -121,9 +129,9 @@ async def test_unknown_phone_and_unknown_lead_are_not_found(deps: Deps, factory:
     tenant = await factory.tenant()
     lead = await factory.lead(tenant)
     phone = await factory.phone(tenant)
-    with pytest.raises(NotFound, match="phone .* not found"):
+    with pytest.raises(NotFound, match=r"phone .* not found"):
         await run(deps, tenant, lead, uuid4())
-    with pytest.raises(NotFound, match="lead .* not found for tenant"):
+    with pytest.raises(NotFound, match=r"lead .* not found for tenant"):
         await run(deps, tenant, uuid4(), phone)
 
 

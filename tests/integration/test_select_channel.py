@@ -8,8 +8,8 @@ import pytest
 from src.deps import Deps
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.select_channel import select_channel
+from tests.conftest import job_ctx
 from tests.factories import Factory
-from tests.integration.conftest import job_ctx
 
 
 async def run(deps: Deps, **payload: Any) -> dict[str, Any]:
@@ -38,7 +38,9 @@ async def test_selects_whatsapp_with_reasoning(deps: Deps, factory: Factory) -> 
     }
 
 
-async def test_email_replaces_whatsapp_when_the_tenant_has_no_available_phone(deps: Deps, factory: Factory) -> None:
+async def test_email_replaces_whatsapp_when_the_tenant_has_no_available_phone(
+    deps: Deps, factory: Factory
+) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant, status="BANNED")
     lead = await factory.lead(tenant, engagement_stage="CONTACTED_WA", last_channel_used="WHATSAPP")

@@ -50,7 +50,11 @@ def test_remaining_never_negative() -> None:
 def test_sticky_phone_is_kept_even_without_quota() -> None:
     sticky = phone(used=200)
     result = allocate(
-        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky, phone()], prefer_existing=True, rng=random.Random(1)
+        tenant_id=TENANT,
+        sticky_phone_id=sticky.id,
+        phones=[sticky, phone()],
+        prefer_existing=True,
+        rng=random.Random(1),
     )
     assert (result.phone_id, result.kind, result.reason) == (
         sticky.id,
@@ -63,7 +67,11 @@ def test_sticky_phone_is_kept_even_without_quota() -> None:
 def test_unavailable_sticky_phone_gets_a_fallback(dead: dict[str, object]) -> None:
     sticky, healthy = phone(**dead), phone()
     result = allocate(
-        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky, healthy], prefer_existing=True, rng=random.Random(1)
+        tenant_id=TENANT,
+        sticky_phone_id=sticky.id,
+        phones=[sticky, healthy],
+        prefer_existing=True,
+        rng=random.Random(1),
     )
     assert (result.phone_id, result.kind) == (healthy.id, AllocationType.FALLBACK)
 
@@ -71,15 +79,22 @@ def test_unavailable_sticky_phone_gets_a_fallback(dead: dict[str, object]) -> No
 def test_sticky_phone_of_another_tenant_is_not_used() -> None:
     foreign, own = phone(tenant_id=OTHER_TENANT), phone()
     result = allocate(
-        tenant_id=TENANT, sticky_phone_id=foreign.id, phones=[foreign, own], prefer_existing=True, rng=random.Random(1)
+        tenant_id=TENANT,
+        sticky_phone_id=foreign.id,
+        phones=[foreign, own],
+        prefer_existing=True,
+        rng=random.Random(1),
     )
     assert (result.phone_id, result.kind) == (own.id, AllocationType.FALLBACK)
 
 
 def test_no_phone_with_quota_allocates_nothing() -> None:
     result = allocate(
-        tenant_id=TENANT, sticky_phone_id=None, phones=[phone(used=200), phone(status="BANNED")],
-        prefer_existing=True, rng=random.Random(1),
+        tenant_id=TENANT,
+        sticky_phone_id=None,
+        phones=[phone(used=200), phone(status="BANNED")],
+        prefer_existing=True,
+        rng=random.Random(1),
     )
     assert (result.phone_id, result.kind, result.reason) == (None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
 
@@ -88,7 +103,9 @@ def test_new_leads_spread_in_proportion_to_remaining_quota() -> None:
     big, small, full = phone(used=0, limit=300), phone(used=0, limit=100), phone(used=200)
     rng = random.Random(7)
     counts = Counter(
-        allocate(tenant_id=TENANT, sticky_phone_id=None, phones=[big, small, full], prefer_existing=True, rng=rng).phone_id
+        allocate(
+            tenant_id=TENANT, sticky_phone_id=None, phones=[big, small, full], prefer_existing=True, rng=rng
+        ).phone_id
         for _ in range(4000)
     )
     assert counts[full.id] == 0
@@ -99,7 +116,11 @@ def test_new_leads_spread_in_proportion_to_remaining_quota() -> None:
 def test_prefer_existing_false_draws_a_new_phone() -> None:
     sticky = phone()
     result = allocate(
-        tenant_id=TENANT, sticky_phone_id=sticky.id, phones=[sticky], prefer_existing=False, rng=random.Random(1)
+        tenant_id=TENANT,
+        sticky_phone_id=sticky.id,
+        phones=[sticky],
+        prefer_existing=False,
+        rng=random.Random(1),
     )
     assert (result.phone_id, result.kind) == (sticky.id, AllocationType.NEW)
 

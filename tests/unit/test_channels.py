@@ -45,22 +45,71 @@ def test_phone_normalisation_to_e164_with_region_ro(raw: str | None, expected: s
     ("changes", "preference", "capacity", "selected", "fallback", "reason"),
     [
         ({}, AUTO, True, Channel.WHATSAPP, Channel.EMAIL_COLD, ChannelReason.BEST_SCORE),
-        ({"stage": "CONTACTED_WA"}, AUTO, True, Channel.WHATSAPP, Channel.EMAIL_WARM, ChannelReason.BEST_SCORE),
+        (
+            {"stage": "CONTACTED_WA"},
+            AUTO,
+            True,
+            Channel.WHATSAPP,
+            Channel.EMAIL_WARM,
+            ChannelReason.BEST_SCORE,
+        ),
         ({"whatsapp_opted_out": True}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
         ({"hlr_reachable": False}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
         ({"phone": "12"}, AUTO, True, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
         # e-mail replaces WhatsApp only when the tenant has no available phone at all
         ({}, AUTO, False, Channel.EMAIL_COLD, None, ChannelReason.BEST_SCORE),
         ({"email_status": "risky"}, AUTO, False, None, None, ChannelReason.NO_WHATSAPP_CAPACITY),
-        ({"email_status": "unknown", "hlr_reachable": False}, AUTO, True, None, None, ChannelReason.NO_VERIFIED_CONTACT),
-        ({"whatsapp_opted_out": True, "email_opted_out": True}, AUTO, True, None, None, ChannelReason.OPTED_OUT),
+        (
+            {"email_status": "unknown", "hlr_reachable": False},
+            AUTO,
+            True,
+            None,
+            None,
+            ChannelReason.NO_VERIFIED_CONTACT,
+        ),
+        (
+            {"whatsapp_opted_out": True, "email_opted_out": True},
+            AUTO,
+            True,
+            None,
+            None,
+            ChannelReason.OPTED_OUT,
+        ),
         ({"whatsapp_opted_out": True, "email": None}, AUTO, True, None, None, ChannelReason.OPTED_OUT),
         # a preference never overrides an opt-out or a missing verification (spec defect 5)
-        ({"whatsapp_opted_out": True}, WA, True, None, Channel.EMAIL_COLD, ChannelReason.PREFERENCE_NOT_ALLOWED),
-        ({"email_status": "invalid"}, EMAIL, True, None, Channel.WHATSAPP, ChannelReason.PREFERENCE_NOT_ALLOWED),
-        ({"email_opted_out": True}, EMAIL, True, None, Channel.WHATSAPP, ChannelReason.PREFERENCE_NOT_ALLOWED),
+        (
+            {"whatsapp_opted_out": True},
+            WA,
+            True,
+            None,
+            Channel.EMAIL_COLD,
+            ChannelReason.PREFERENCE_NOT_ALLOWED,
+        ),
+        (
+            {"email_status": "invalid"},
+            EMAIL,
+            True,
+            None,
+            Channel.WHATSAPP,
+            ChannelReason.PREFERENCE_NOT_ALLOWED,
+        ),
+        (
+            {"email_opted_out": True},
+            EMAIL,
+            True,
+            None,
+            Channel.WHATSAPP,
+            ChannelReason.PREFERENCE_NOT_ALLOWED,
+        ),
         ({}, EMAIL, True, Channel.EMAIL_COLD, Channel.WHATSAPP, ChannelReason.PREFERENCE),
-        ({"stage": "WARM_REPLY"}, EMAIL, True, Channel.EMAIL_WARM, Channel.WHATSAPP, ChannelReason.PREFERENCE),
+        (
+            {"stage": "WARM_REPLY"},
+            EMAIL,
+            True,
+            Channel.EMAIL_WARM,
+            Channel.WHATSAPP,
+            ChannelReason.PREFERENCE,
+        ),
         ({}, WA, True, Channel.WHATSAPP, Channel.EMAIL_COLD, ChannelReason.PREFERENCE),
         # the +20 continuity bonus never resurrects an opted-out WhatsApp
         (
@@ -88,13 +137,18 @@ def test_channel_decision_table(
 def test_scores_follow_the_spec() -> None:
     cold = decide_channel(LEAD, AUTO, whatsapp_capacity=True)
     assert cold.scores == {Channel.WHATSAPP: 100, Channel.EMAIL_COLD: 70, Channel.EMAIL_WARM: 0}
-    warm = decide_channel(replace(LEAD, stage="NEGOTIATION", last_channel_used="WHATSAPP"), AUTO, whatsapp_capacity=True)
+    warm = decide_channel(
+        replace(LEAD, stage="NEGOTIATION", last_channel_used="WHATSAPP"), AUTO, whatsapp_capacity=True
+    )
     assert warm.scores == {Channel.WHATSAPP: 120, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 80}
 
 
 def test_verified_phone_is_the_normalised_number() -> None:
     assert decide_channel(LEAD, AUTO, whatsapp_capacity=True).verified_phone == "+40721000001"
-    assert decide_channel(replace(LEAD, hlr_reachable=False), AUTO, whatsapp_capacity=True).verified_phone is None
+    assert (
+        decide_channel(replace(LEAD, hlr_reachable=False), AUTO, whatsapp_capacity=True).verified_phone
+        is None
+    )
 
 
 leads = st.builds(

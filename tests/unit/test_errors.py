@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 import redis.exceptions
@@ -30,7 +28,7 @@ def test_backoff_doubles_up_to_the_cap(job_try: int, expected: float) -> None:
     [
         ConnectionRefusedError(111, "refused"),
         OSError("network unreachable"),
-        asyncio.TimeoutError(),
+        TimeoutError(),
         redis.exceptions.ConnectionError("Error 111 connecting to localhost:6379"),
         redis.exceptions.TimeoutError("timed out"),
         asyncpg.CannotConnectNowError("starting up"),
@@ -64,4 +62,8 @@ def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
         "retryable": False,
         "fields": ["leadId"],
     }
-    assert error_payload(RuntimeError("boom")) == {"error": "RuntimeError", "message": "boom", "retryable": False}
+    assert error_payload(RuntimeError("boom")) == {
+        "error": "RuntimeError",
+        "message": "boom",
+        "retryable": False,
+    }

@@ -71,7 +71,9 @@ def test_local_instant_in_a_dst_gap_and_overlap() -> None:
     # 29 March 2026: 03:00 EET jumps to 04:00 EEST, so 03:30 never happens; it starts at the jump.
     assert local_instant(date(2026, 3, 29), time(3, 30), BUCHAREST) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
     # 25 October 2026: 04:00 EEST falls back to 03:00 EET, so 03:30 happens twice; the first counts.
-    assert local_instant(date(2026, 10, 25), time(3, 30), BUCHAREST) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert local_instant(date(2026, 10, 25), time(3, 30), BUCHAREST) == datetime(
+        2026, 10, 25, 0, 30, tzinfo=UTC
+    )
 
 
 def test_window_opening_inside_a_dst_gap() -> None:
@@ -130,7 +132,9 @@ def test_cron_tick_grid() -> None:
     assert cron_tick_floor(at) == datetime(2026, 11, 25, 10, 5, tzinfo=UTC)
     on_tick = datetime(2026, 11, 25, 10, 10, tzinfo=UTC)
     assert cron_tick_at_or_after(on_tick) == on_tick
-    assert next_cron_tick(datetime(2026, 11, 25, 23, 58, tzinfo=UTC)) == datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
+    assert next_cron_tick(datetime(2026, 11, 25, 23, 58, tzinfo=UTC)) == datetime(
+        2026, 11, 26, 0, 0, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,21 @@
+"""A pause at a named step of dispatch, enabled only by the CHAOS_PAUSE_AT setting.
+
+The crash tests set it on a worker subprocess, so that their SIGKILL lands between two writes instead of
+wherever the scheduler happens to be. Unset (the default), `pause` returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+
+from src.settings import Settings
+
+STEPS = ("after_reserve", "after_commit")
+
+
+async def pause(settings: Settings, step: str) -> None:
+    if settings.chaos_pause_at == step and settings.chaos_pause_s > 0:
+        logger.warning("chaos: pausing {:.1f}s {}", settings.chaos_pause_s, step.replace("_", " "))
+        await asyncio.sleep(settings.chaos_pause_s)

@@ -1,0 +1,203 @@
+"""The dispatch decision for a batch of due leads: channel, phone, reason, job id and next action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from src.contracts import AllocationType, Channel, ChannelPreference
+from src.domain.allocation import AllocationReason, BatchAllocator
+from src.domain.channels import LeadContact, decide_channel
+from src.domain.windows import SendingWindow
+from src.names import (
+    EMAIL_COLD_QUEUE,
+    EMAIL_WARM_QUEUE,
+    SEND_EMAIL_COLD,
+    SEND_EMAIL_WARM,
+    SEND_WHATSAPP_INITIAL,
+    outreach_job_id,
+    whatsapp_queue,
+)
+
+
+class Outcome(StrEnum):
+    DISPATCHED = "DISPATCHED"
+    SKIPPED_QUOTA = "SKIPPED_QUOTA"
+    SKIPPED_NO_CHANNEL = "SKIPPED_NO_CHANNEL"
+
+
+@dataclass(frozen=True, slots=True)
+class DueLead:
+    journey_id: UUID
+    lead_id: UUID
+    contact: LeadContact
+    sticky_phone_id: UUID | None
+    sequence_id: str | None
+    sequence_step: int
+    company_name: str
+    contact_name: str | None
+    judet: str | None
+    localitate: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    lead: DueLead
+    outcome: Outcome
+    channel: Channel | None
+    reason: str
+    phone_id: UUID | None = None
+    allocation: AllocationType | None = None
+    recipient: str | None = None  # E.164 number or e-mail address
+
+    @property
+    def is_whatsapp(self) -> bool:
+        return self.outcome is Outcome.DISPATCHED and self.channel is Channel.WHATSAPP
+
+
+def plan_batch(
+    leads: Iterable[DueLead], *, preference: ChannelPreference, allocator: BatchAllocator
+) -> list[Decision]:
+    decisions = []
+    for lead in leads:
+        choice = decide_channel(lead.contact, preference, whatsapp_capacity=allocator.has_available_phone)
+        if choice.selected is None:
+            decisions.append(Decision(lead, Outcome.SKIPPED_NO_CHANNEL, None, choice.reason))
+        elif choice.selected is Channel.WHATSAPP:
+            allocation = allocator.take(lead.sticky_phone_id)
+            if allocation.phone_id is None or allocation.reason is AllocationReason.STICKY_QUOTA_EXHAUSTED:
+                decisions.append(
+                    Decision(
+                        lead, Outcome.SKIPPED_QUOTA, Channel.WHATSAPP, allocation.reason, allocation.phone_id
+                    )
+                )
+            else:
+                decisions.append(
+                    Decision(
+                        lead,
+                        Outcome.DISPATCHED,
+                        Channel.WHATSAPP,
+                        allocation.reason,
+                        allocation.phone_id,
+                        allocation.kind,
+                        choice.verified_phone,
+                    )
+                )
+        else:
+            decisions.append(
+                Decision(
+                    lead, Outcome.DISPATCHED, choice.selected, choice.reason, recipient=lead.contact.email
+                )
+            )
+    return decisions
+
+
+def settle_reservations(
+    decisions: Sequence[Decision], reserved: Mapping[UUID, UUID | None]
+) -> list[Decision]:
+    """Apply what Redis actually reserved (journey id -> phone, or None when the quota was gone)."""
+    settled = []
+    for decision in decisions:
+        if not decision.is_whatsapp:
+            settled.append(decision)
+            continue
+        phone = reserved[decision.lead.journey_id]
+        if phone is None:
+            sticky_kept = decision.allocation is AllocationType.STICKY
+            reason = (
+                AllocationReason.STICKY_QUOTA_EXHAUSTED
+                if sticky_kept
+                else AllocationReason.NO_PHONE_WITH_QUOTA
+            )
+            settled.append(replace(decision, outcome=Outcome.SKIPPED_QUOTA, reason=reason))
+        elif phone != decision.phone_id:
+            if decision.lead.sticky_phone_id is None:
+                kind, reason = AllocationType.NEW, AllocationReason.NEW_PHONE
+            elif phone == decision.lead.sticky_phone_id:
+                kind, reason = AllocationType.STICKY, AllocationReason.STICKY
+            else:
+                kind, reason = AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE
+            settled.append(replace(decision, phone_id=phone, allocation=kind, reason=reason))
+        else:
+            settled.append(decision)
+    return settled
+
+
+def job_id_for(decision: Decision, tenant_id: UUID, day: date) -> str:
+    kind = "wa" if decision.channel is Channel.WHATSAPP else "email"
+    lead = decision.lead
+    return outreach_job_id(kind, tenant_id, lead.lead_id, lead.sequence_id, lead.sequence_step, day)
+
+
+def next_action_at(
+    decision: Decision,
+    *,
+    now: datetime,
+    window: SendingWindow,
+    redispatch_after: timedelta,
+    no_channel_recheck: timedelta,
+) -> datetime:
+    """Move every decided lead out of the due set, so the next tick reaches the leads behind it.
+
+    A dispatched lead waits `redispatch_after` (the sender sets its own next action when it sends); a lead
+    skipped for quota waits for the next window on a later day, when its phone has a fresh quota; a lead
+    with no usable channel is looked at again after `no_channel_recheck`.
+    """
+    if decision.outcome is Outcome.DISPATCHED:
+        return now + redispatch_after
+    if decision.outcome is Outcome.SKIPPED_QUOTA:
+        return window.next_quota_day_opening(now) or now + redispatch_after
+    return now + no_channel_recheck
+
+
+def queue_of(decision: Decision, queue_slots: Mapping[UUID, str]) -> str:
+    if decision.channel is Channel.WHATSAPP:
+        assert decision.phone_id is not None
+        return whatsapp_queue(queue_slots[decision.phone_id])
+    return EMAIL_COLD_QUEUE if decision.channel is Channel.EMAIL_COLD else EMAIL_WARM_QUEUE
+
+
+def output_for(
+    decision: Decision,
+    *,
+    tenant_id: UUID,
+    correlation_id: str,
+    dispatch_job_id: str,
+    queue_slots: Mapping[UUID, str],
+) -> tuple[str, str, dict[str, Any]]:
+    """Queue, function and payload (the spec's fields, camelCase) of a dispatched lead's job."""
+    lead = decision.lead
+    common: dict[str, Any] = {
+        "correlationId": correlation_id,
+        "tenantId": str(tenant_id),
+        "leadId": str(lead.lead_id),
+        "isNewContact": lead.contact.stage == "COLD",
+        "sequenceId": lead.sequence_id,
+        "sequenceStep": lead.sequence_step,
+        "dispatchJobId": dispatch_job_id,
+    }
+    if decision.channel is Channel.WHATSAPP:
+        assert decision.phone_id is not None
+        payload = {
+            **common,
+            "phoneId": str(decision.phone_id),
+            "recipientPhone": decision.recipient,
+            "personalization": {
+                "companyName": lead.company_name,
+                "contactName": lead.contact_name,
+                "judet": lead.judet,
+                "localitate": lead.localitate,
+            },
+        }
+        return queue_of(decision, queue_slots), SEND_WHATSAPP_INITIAL, payload
+    payload = {
+        **common,
+        "recipientEmail": decision.recipient,
+        "personalization": {"companyName": lead.company_name, "contactName": lead.contact_name},
+    }
+    function = SEND_EMAIL_COLD if decision.channel is Channel.EMAIL_COLD else SEND_EMAIL_WARM
+    return queue_of(decision, queue_slots), function, payload
