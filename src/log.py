@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from contextvars import ContextVar
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
@@ -16,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from loguru import logger
 
+from src.errors import JobError
+
 if TYPE_CHECKING:
     from loguru import Message, Record
 
 _job_fields: ContextVar[dict[str, str] | None] = ContextVar("job_fields", default=None)
 _configured: tuple[str, str] | None = None
-
-# arq logs through these child loggers. Giving them our handler and no propagation keeps them out of the
-# plain StreamHandler that arq's CLI attaches to the parent "arq" logger after importing the settings.
-_ARQ_LOGGERS = ("arq.worker", "arq.connections", "arq.jobs", "arq.cron", "arq.utils")
 
 
 def bind_job(job_id: str, queue: str) -> dict[str, str]:
@@ -56,7 +55,11 @@ class _InterceptHandler(logging.Handler):
         def rename(entry: Record) -> None:
             entry["name"] = record.name
 
-        logger.patch(rename).opt(exception=record.exc_info).log(level, record.getMessage())
+        # A permanent job failure (bad input, unknown lead) is fully said by its message: no traceback.
+        exc_info = record.exc_info
+        if exc_info and isinstance(exc_info[1], JobError):
+            exc_info = None
+        logger.patch(rename).opt(exception=exc_info).log(level, record.getMessage())
 
 
 def _text_format(record: Record) -> str:
@@ -88,8 +91,6 @@ def _json_sink(message: Message) -> None:
 
 
 def _format_traceback(record: Record) -> list[str]:
-    import traceback
-
     exc = record["exception"]
     if exc is None or exc.type is None:
         return []
@@ -97,26 +98,27 @@ def _format_traceback(record: Record) -> list[str]:
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Set up loguru and route the stdlib into it. Calling it again with the same values does nothing."""
+    """Set up loguru once and route the stdlib into it.
+
+    The routing is applied again on every call: arq's CLI runs logging.config.dictConfig after importing
+    the worker settings, which gives the "arq" logger its own StreamHandler and resets its children.
+    Workers call this in their startup hook, after that, so only arq's first two lines ("Starting
+    worker", the Redis version) are printed by arq's handler.
+    """
     global _configured
-    if _configured == (level, fmt):
-        return
-    logger.remove()
-    logger.configure(patcher=_patch)
-    if fmt == "json":
-        logger.add(_json_sink, level=level, format="{message}", backtrace=False, diagnose=False)
-    else:
-        logger.add(sys.stderr, level=level, format=_text_format, backtrace=False, diagnose=False)
+    if _configured != (level, fmt):
+        logger.remove()
+        logger.configure(patcher=_patch)
+        if fmt == "json":
+            logger.add(_json_sink, level=level, format="{message}", backtrace=False, diagnose=False)
+        else:
+            logger.add(sys.stderr, level=level, format=_text_format, backtrace=False, diagnose=False)
+        _configured = (level, fmt)
 
     handler = _InterceptHandler()
     logging.basicConfig(handlers=[handler], level=logging.NOTSET, force=True)
-    for name in _ARQ_LOGGERS:
-        arq_logger = logging.getLogger(name)
-        arq_logger.handlers = [handler]
-        arq_logger.propagate = False
-    for name in ("sqlalchemy", "sqlalchemy.engine", "asyncio", "alembic"):
+    for name in ("arq", "sqlalchemy", "sqlalchemy.engine", "asyncio", "alembic"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     logging.getLogger("sqlalchemy.pool").setLevel(logging.WARNING)
-    _configured = (level, fmt)

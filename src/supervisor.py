@@ -1,0 +1,250 @@
+"""Several arq Workers, one per queue, in one event loop: started, watched, restarted, drained.
+
+arq gives a Worker exactly one queue, and a Redis disconnect ends `Worker.main()`. The supervisor owns
+one Worker per queue (handle_signals=False on each) and one SIGTERM/SIGINT handler for all of them:
+- a worker whose loop dies is restarted; when Redis is the cause, the supervisor logs the outage once,
+  waits until Redis answers again, logs the recovery once and restarts every stopped worker;
+- on a signal every worker stops taking jobs, in-flight jobs get `shutdown_grace_s` to finish, and what
+  is left is cancelled (arq puts a cancelled job back in its queue, so it runs again elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker
+from loguru import logger
+from redis.asyncio import Redis
+
+from src.names import ALL_QUEUES_HEALTH_KEY, Queue
+from src.serialization import job_deserializer, job_serializer
+from src.settings import Settings
+
+WorkerFactory = Callable[[Queue, ArqRedis], Worker]
+_RESTART_BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class _Slot:
+    queue: Queue
+    worker: Worker | None = None
+    task: asyncio.Task[None] | None = None
+    failures: int = 0
+    restart_at: float = 0.0
+
+
+def _is_redis_fault(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError)
+
+
+class QueueSupervisor:
+    def __init__(
+        self, settings: Settings, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
+    ) -> None:
+        self._settings = settings
+        self._redis = redis
+        # No retries inside create_pool: the supervisor retries, and logs once per outage.
+        self._redis_settings = dataclasses.replace(RedisSettings.from_dsn(settings.redis_url), conn_retries=0)
+        self._slots = [_Slot(queue) for queue in queues]
+        self._make_worker = make_worker
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._outage_since: float | None = None
+        self.restarts = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stop.is_set():
+            return
+        logger.info(
+            "{} received: draining {} queue workers (grace {:.0f}s)",
+            sig.name,
+            len(self._slots),
+            self._settings.shutdown_grace_s,
+        )
+        self.stop()
+
+    @property
+    def workers(self) -> dict[Queue, Worker | None]:
+        return {slot.queue: slot.worker for slot in self._slots}
+
+    async def run(self) -> None:
+        """Run until `stop()` or a signal; then drain every worker and return."""
+        health = asyncio.create_task(self._record_health())
+        try:
+            while not self._stop.is_set():
+                await self._start_due_workers()
+                self._wake.clear()
+                waiting: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+                waiting += [slot.task for slot in self._slots if slot.task is not None]
+                timeout = self._next_restart_in()
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                waiting[0].cancel()
+                for slot in self._slots:
+                    if slot.task is not None and slot.task in done:
+                        await self._on_worker_exit(slot)
+        finally:
+            health.cancel()
+            await self._drain()
+
+    # ------------------------------------------------------------------ starting and restarting
+
+    def _next_restart_in(self) -> float | None:
+        pending = [slot.restart_at for slot in self._slots if slot.task is None]
+        if not pending:
+            return None
+        return max(0.05, min(pending) - time.monotonic())
+
+    async def _start_due_workers(self) -> None:
+        due = [slot for slot in self._slots if slot.task is None and slot.restart_at <= time.monotonic()]
+        if not due:
+            return
+        if self._outage_since is not None and not await self._redis_answers():
+            for slot in due:
+                slot.restart_at = time.monotonic() + 1.0
+            return
+        if self._outage_since is not None:
+            logger.warning(
+                "Redis reachable again after {:.1f}s: restarting {} queue workers",
+                time.monotonic() - self._outage_since,
+                len(due),
+            )
+            self._outage_since = None
+        for slot in due:
+            try:
+                pool = await create_pool(
+                    self._redis_settings,
+                    job_serializer=job_serializer,
+                    job_deserializer=job_deserializer,
+                    default_queue_name=slot.queue.value,
+                )
+            except (redis.exceptions.RedisError, OSError) as exc:
+                self._note_outage(exc)
+                slot.restart_at = time.monotonic() + 1.0
+                continue
+            slot.worker = self._make_worker(slot.queue, pool)
+            slot.task = asyncio.create_task(slot.worker.async_run(), name=f"worker:{slot.queue.value}")
+
+    async def _redis_answers(self) -> bool:
+        try:
+            pool = await create_pool(self._redis_settings)
+        except (redis.exceptions.RedisError, OSError):
+            return False
+        await pool.aclose()
+        return True
+
+    def _note_outage(self, exc: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.warning(
+                "Redis unreachable ({}: {}): queue workers paused until it answers", type(exc).__name__, exc
+            )
+
+    async def _on_worker_exit(self, slot: _Slot) -> None:
+        assert slot.task is not None
+        assert slot.worker is not None
+        exc = slot.task.exception() if not slot.task.cancelled() else None
+        await self._discard(slot.worker)
+        slot.task, slot.worker = None, None
+        self.restarts += 1
+        if exc is not None and _is_redis_fault(exc):
+            self._note_outage(exc)
+            slot.restart_at = time.monotonic()
+            return
+        slot.failures += 1
+        delay = min(_RESTART_BACKOFF_MAX_S, 2 ** (slot.failures - 1))
+        slot.restart_at = time.monotonic() + delay
+        if exc is None:
+            logger.error("queue worker {} stopped; restarting in {:.0f}s", slot.queue.value, delay)
+        else:
+            logger.opt(exception=exc).error(
+                "queue worker {} died ({}); restarting in {:.0f}s",
+                slot.queue.value,
+                type(exc).__name__,
+                delay,
+            )
+
+    async def _close(self, worker: Worker) -> None:
+        """Worker.close() without its "shutdown on SIGUSR1" line: cancel what is left (arq puts a
+        cancelled job back in its queue), stop the poll loop, drop the health key, close the pool."""
+        for task in worker.tasks.values():
+            task.cancel()
+        if worker.main_task is not None:
+            worker.main_task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await worker.pool.delete(worker.health_check_key)
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await worker.pool.aclose(close_connection_pool=True)
+        logger.info(
+            "queue {} stopped: {} jobs complete, {} failed, {} retried",
+            worker.queue_name,
+            worker.jobs_complete,
+            worker.jobs_failed,
+            worker.jobs_retried,
+        )
+
+    async def _discard(self, worker: Worker) -> None:
+        """Forget a dead worker: its in-flight jobs are cancelled and run again after their in-progress
+        keys expire; its pool is closed without waiting on Redis."""
+        tasks = list(worker.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.pool.aclose(close_connection_pool=True), timeout=1)
+
+    # ------------------------------------------------------------------ health and shutdown
+
+    async def _record_health(self) -> None:
+        """The all-queues health key, for `arq src.worker.Settings --check`: set while every queue
+        worker runs, expiring one second after the interval like arq's own per-queue keys."""
+        interval = self._settings.health_check_interval_s
+        while True:
+            alive = [
+                slot.queue.value for slot in self._slots if slot.task is not None and not slot.task.done()
+            ]
+            if len(alive) < len(self._slots):
+                await asyncio.sleep(min(1.0, interval))
+                continue
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self._redis.set(ALL_QUEUES_HEALTH_KEY, " ".join(alive), px=int((interval + 1) * 1000))
+            await asyncio.sleep(interval)
+
+    async def _drain(self) -> None:
+        running = [slot for slot in self._slots if slot.worker is not None]
+        for slot in running:
+            assert slot.worker is not None
+            slot.worker.allow_pick_jobs = False
+        in_flight = [task for slot in running if slot.worker for task in slot.worker.tasks.values()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=self._settings.shutdown_grace_s or None)
+        left = sum(not task.done() for task in in_flight)
+        if left:
+            logger.warning("grace period over: cancelling {} jobs, they stay queued and run again", left)
+        for slot in running:
+            assert slot.worker is not None
+            await self._close(slot.worker)
+            if slot.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await slot.task
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await self._redis.delete(ALL_QUEUES_HEALTH_KEY)
+        logger.info("all queue workers stopped")

@@ -1,0 +1,101 @@
+"""The real `arq src.worker.Settings` process runs every job through its queue."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from datetime import time
+from uuid import UUID
+
+import pytest
+from redis.asyncio import Redis
+
+from src.client import JobFailed, OutreachClient
+from src.deps import Deps
+from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import Factory
+from tests.workers import WorkerProcess, arq_check
+
+ALWAYS_OPEN = {
+    "send_window_start": time(0),
+    "send_window_end": time(0),
+    "send_days": [1, 2, 3, 4, 5, 6, 7],
+    "skip_public_holidays": False,
+}
+PER_QUEUE = ("DispatchSettings", "RouterSettings", "AllocatorSettings", "SelectorSettings")
+
+
+@pytest.fixture
+async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+async def test_one_process_serves_all_four_queues(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    phone = await factory.phone(tenant, phone_number="+40721000077")
+    lead = await factory.lead(tenant)
+    await factory.leads(tenant, 3)
+
+    worker = WorkerProcess("Settings")
+    async with worker:
+        await worker.wait_healthy(redis)
+        for settings in ("Settings", *PER_QUEUE):
+            check = arq_check(settings)
+            assert check.returncode == 0, check.stdout + check.stderr
+
+        selected = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=10)
+        assert selected.selected_channel == "WHATSAPP"
+
+        allocated = await (await client.allocate_phone(tenant_id=tenant, lead_id=lead)).result(timeout=10)
+        assert (allocated.allocated_phone_id, allocated.allocation_type) == (phone, "NEW")
+
+        routed_job = await client.route(
+            tenant_id=tenant, lead_id=lead, phone_id=phone, message_type="FOLLOWUP", payload={"text": "Revin"}
+        )
+        routed = await routed_job.result(timeout=10)
+        assert routed.target_queue == "q:wa:phone_77:followup"
+        assert await redis.zscore("q:wa:phone_77:followup", f"routed:{routed_job.job_id}") is not None
+
+        dispatched = await (await client.dispatch(tenant_id=tenant, batch_size=50)).result(timeout=20)
+        assert dispatched.total_eligible_leads == 4
+        assert dispatched.dispatched_to_whatsapp == 4
+        assert len(dispatched.jobs_created) == 4
+        assert await redis.zcard("q:wa:phone_77") == 4
+
+        bad = await client.enqueue_raw("select_channel", {"tenantId": str(tenant), "leadId": "nope"})
+        with pytest.raises(JobFailed) as failed:
+            await bad.result(timeout=10)
+        assert failed.value.error["fields"] == ["leadId"]
+        state = await client.job_state(bad.job_id)
+        assert (state.status, state.job_try, state.success) == ("complete", 1, False)
+
+        logs = worker.output()
+        assert f"job_id={routed_job.job_id}" in logs
+        assert f"tenantId={tenant}" in logs
+
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait_exit(timeout=30) == 0
+
+    assert not await redis.exists(ALL_QUEUES_HEALTH_KEY, *(health_key(q) for q in Queue))
+    assert arq_check("Settings").returncode == 1
+
+
+async def test_a_single_queue_settings_runs_that_queue_alone(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+) -> None:
+    tenant = await factory.tenant()
+    lead = await factory.lead(tenant, company={"hlr_reachable": False})
+
+    async with WorkerProcess("SelectorSettings") as worker:
+        await worker.wait_healthy(redis)
+        result = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=10)
+        assert result.selected_channel == "EMAIL_COLD"
+        allocation = await client.allocate_phone(tenant_id=tenant, lead_id=lead)
+        assert await allocation.status() == "queued"  # nobody serves the allocator queue
+        assert UUID(str(result.lead_id)) == lead
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait_exit(timeout=30) == 0
