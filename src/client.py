@@ -18,6 +18,7 @@ fails raises JobFailed with the stored error (code, message, fields).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job, JobStatus
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +42,7 @@ from src.contracts import (
 )
 from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
+from src.redis_url import arq_redis_settings, close_redis
 from src.serialization import job_deserializer, job_serializer
 from src.settings import get_settings
 
@@ -109,13 +111,14 @@ class OutreachClient:
     @classmethod
     @asynccontextmanager
     async def connect(cls, redis_url: str | None = None) -> AsyncIterator[OutreachClient]:
-        settings = RedisSettings.from_dsn(redis_url or get_settings().redis_url)
-        settings.conn_retries = 0
+        settings = dataclasses.replace(
+            arq_redis_settings(redis_url or get_settings().redis_url), conn_retries=0
+        )
         redis = await create_pool(settings, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:
             yield cls(redis)
         finally:
-            await redis.aclose()
+            await close_redis(redis)
 
     async def enqueue(
         self, function: Function, data: BaseModel, result_model: type[M], *, job_id: str | None = None

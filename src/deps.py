@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from src.outbound import Outbound
 from src.quota import QuotaLedger
+from src.redis_url import close_redis, create_redis_client
 from src.settings import Settings
 
 
@@ -45,15 +46,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def create_redis(settings: Settings) -> Redis:
-    pool = BlockingConnectionPool.from_url(
+    return create_redis_client(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
-        timeout=settings.redis_socket_timeout_s,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_socket_timeout_s,
-        health_check_interval=30,
+        timeout_s=settings.redis_socket_timeout_s,
     )
-    return Redis(connection_pool=pool)
 
 
 async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Deps:
@@ -70,4 +67,4 @@ async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_
 
 async def close_deps(deps: Deps) -> None:
     await deps.engine.dispose()
-    await deps.redis.aclose(close_connection_pool=True)
+    await close_redis(deps.redis)

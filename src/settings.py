@@ -9,12 +9,14 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from src.redis_url import parse_redis_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Connections. DATABASE_URL takes postgresql:// or postgresql+asyncpg:// (normalised to asyncpg);
-    # REDIS_URL takes redis://, rediss:// (TLS) and a /db path.
+    # REDIS_URL takes redis://, rediss:// (TLS), a /db path, and redis+sentinel:// (src/redis_url.py).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq"
     redis_url: str = "redis://127.0.0.1:6379/0"
     db_pool_size: int = Field(default=20, ge=1, le=500)
@@ -74,13 +76,8 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError("REDIS_URL must start with redis:// or rediss://")
-        db = parts.path.lstrip("/")
-        if db and not db.isdigit():
-            raise ValueError("REDIS_URL path must be a database number, e.g. redis://host:6379/2")
+    def _redis_target(cls, value: str) -> str:
+        parse_redis_url(value)
         return value
 
     @property

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.exceptions
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker
 from loguru import logger
 from redis.asyncio import Redis
 
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue
+from src.redis_url import arq_redis_settings, close_redis
 from src.serialization import job_deserializer, job_serializer
 from src.settings import Settings
 
@@ -53,7 +54,7 @@ class QueueSupervisor:
         self._settings = settings
         self._redis = redis
         # No retries inside create_pool: the supervisor retries, and logs once per outage.
-        self._redis_settings = dataclasses.replace(RedisSettings.from_dsn(settings.redis_url), conn_retries=0)
+        self._redis_settings = dataclasses.replace(arq_redis_settings(settings.redis_url), conn_retries=0)
         self._slots = [_Slot(queue) for queue in queues]
         self._make_worker = make_worker
         self._stop = asyncio.Event()
@@ -147,7 +148,7 @@ class QueueSupervisor:
             pool = await create_pool(self._redis_settings)
         except (redis.exceptions.RedisError, OSError):
             return False
-        await pool.aclose()
+        await close_redis(pool)
         return True
 
     def _note_outage(self, exc: BaseException) -> None:
@@ -192,7 +193,7 @@ class QueueSupervisor:
         with contextlib.suppress(redis.exceptions.RedisError, OSError):
             await worker.pool.delete(worker.health_check_key)
         with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            await worker.pool.aclose(close_connection_pool=True)
+            await close_redis(worker.pool)
         logger.info(
             "queue {} stopped: {} jobs complete, {} failed, {} retried",
             worker.queue_name,
@@ -209,7 +210,7 @@ class QueueSupervisor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(worker.pool.aclose(close_connection_pool=True), timeout=1)
+            await asyncio.wait_for(close_redis(worker.pool), timeout=1)
 
     # ------------------------------------------------------------------ health and shutdown
 

@@ -22,7 +22,7 @@ from datetime import UTC
 from typing import Any
 
 import uvloop
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from arq.cron import cron
 from arq.worker import Worker, func
 
@@ -35,6 +35,7 @@ from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.log import bind_job, configure_logging
 from src.names import ALL_QUEUES_HEALTH_KEY, DISPATCH_CRON_NAME, Queue, health_key
+from src.redis_url import arq_redis_settings
 from src.serialization import job_deserializer, job_serializer
 from src.settings import Settings as AppSettings
 from src.settings import get_settings
@@ -95,7 +96,7 @@ def worker_options(queue: Queue, settings: AppSettings) -> dict[str, Any]:
         ],
         "cron_jobs": cron_jobs,
         "queue_name": queue.value,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": arq_redis_settings(settings.redis_url),
         "max_jobs": getattr(settings, spec.concurrency_setting),
         "job_timeout": spec.timeout_s,
         "keep_result": settings.keep_result_s,
