@@ -12,8 +12,6 @@ from loguru import logger
 
 from src.settings import Settings
 
-STEPS = ("after_reserve", "after_commit")
-
 
 async def pause(settings: Settings, step: str) -> None:
     if settings.chaos_pause_at == step and settings.chaos_pause_s > 0:

@@ -8,9 +8,10 @@ finds its reservation instead of taking a second one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -106,6 +107,14 @@ class QuotaLedger:
             return {}
         values = await self._redis.mget([quota_key(pid, quota_date) for pid in phone_ids])
         return {pid: int(value or 0) for pid, value in zip(phone_ids, values, strict=True)}
+
+    async def reserved(self, *, tenant_id: UUID, quota_date: date, job_ids: Sequence[str]) -> dict[str, UUID]:
+        """Job id -> phone of the reservations already made for these job ids (by an earlier try)."""
+        if not job_ids:
+            return {}
+        pending = self._redis.hmget(quota_reservations_key(tenant_id, quota_date), list(job_ids))
+        phones = await cast(Awaitable[list[bytes | None]], pending)
+        return {job_id: UUID(phone.decode()) for job_id, phone in zip(job_ids, phones, strict=True) if phone}
 
     async def reserve(
         self,

@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     # Prometheus metrics on this port; 0 turns the endpoint off.
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
-    # Test-only fault injection: dispatch sleeps this long at the named step (see src/jobs/dispatch.py).
-    chaos_pause_at: str = ""
+    # Test-only fault injection: dispatch sleeps this long at the named step (src/chaos.py), so that a
+    # crash test's SIGKILL lands between two writes. Empty (the default) turns it off.
+    chaos_pause_at: Literal["", "after_reserve", "after_commit", "after_enqueue"] = ""
     chaos_pause_s: float = Field(default=0.0, ge=0)
 
     @field_validator("database_url")

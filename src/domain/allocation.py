@@ -99,7 +99,17 @@ class BatchAllocator:
     def remaining(self, phone_id: UUID) -> int:
         return self._remaining.get(phone_id, 0)
 
-    def take(self, sticky_phone_id: UUID | None) -> Allocation:
+    def take(self, sticky_phone_id: UUID | None, already_reserved: UUID | None = None) -> Allocation:
+        """The phone for one more lead. `already_reserved`: a phone an earlier try of the same job id
+        reserved, already counted in the quota snapshot, so it is kept without spending room again."""
+        if already_reserved in self._remaining:
+            if sticky_phone_id == already_reserved:
+                return Allocation(already_reserved, AllocationType.STICKY, AllocationReason.STICKY)
+            if sticky_phone_id is None:
+                return Allocation(already_reserved, AllocationType.NEW, AllocationReason.NEW_PHONE)
+            return Allocation(
+                already_reserved, AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE
+            )
         sticky = self._phones.get(sticky_phone_id) if sticky_phone_id else None
         if sticky is not None and is_available(sticky, self._tenant_id):
             if self._remaining[sticky.id] <= 0:

@@ -60,15 +60,22 @@ class Decision:
 
 
 def plan_batch(
-    leads: Iterable[DueLead], *, preference: ChannelPreference, allocator: BatchAllocator
+    leads: Iterable[DueLead],
+    *,
+    preference: ChannelPreference,
+    allocator: BatchAllocator,
+    reserved: Mapping[UUID, UUID] | None = None,
 ) -> list[Decision]:
+    """Decide every lead of a batch. `reserved` maps journey id -> phone for the WhatsApp jobs an earlier
+    try of this dispatch already reserved quota for (it died before committing)."""
+    reserved = reserved or {}
     decisions = []
     for lead in leads:
         choice = decide_channel(lead.contact, preference, whatsapp_capacity=allocator.has_available_phone)
         if choice.selected is None:
             decisions.append(Decision(lead, Outcome.SKIPPED_NO_CHANNEL, None, choice.reason))
         elif choice.selected is Channel.WHATSAPP:
-            allocation = allocator.take(lead.sticky_phone_id)
+            allocation = allocator.take(lead.sticky_phone_id, reserved.get(lead.journey_id))
             if allocation.phone_id is None or allocation.reason is AllocationReason.STICKY_QUOTA_EXHAUSTED:
                 decisions.append(
                     Decision(
@@ -128,8 +135,11 @@ def settle_reservations(
 
 
 def job_id_for(decision: Decision, tenant_id: UUID, day: date) -> str:
-    kind = "wa" if decision.channel is Channel.WHATSAPP else "email"
-    lead = decision.lead
+    return lead_job_id(decision.lead, decision.channel is Channel.WHATSAPP, tenant_id, day)
+
+
+def lead_job_id(lead: DueLead, whatsapp: bool, tenant_id: UUID, day: date) -> str:
+    kind = "wa" if whatsapp else "email"
     return outreach_job_id(kind, tenant_id, lead.lead_id, lead.sequence_id, lead.sequence_step, day)
 
 

@@ -41,6 +41,7 @@ from src.domain.dispatch import (
     DueLead,
     Outcome,
     job_id_for,
+    lead_job_id,
     next_action_at,
     output_for,
     plan_batch,
@@ -166,8 +167,10 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
         today = quota_date(now, tenant.timezone)
         used = await deps.quota.used([p.id for p in phone_rows], today)
+        due = [_due_lead(lead) for lead in leads]
+        earlier = await _earlier_reservations(deps, tenant_id, today, due)
         allocator = BatchAllocator(tenant_id, [p.state(used[p.id]) for p in phone_rows])
-        decisions = plan_batch(map(_due_lead, leads), preference=data.channel_preference, allocator=allocator)
+        decisions = plan_batch(due, preference=data.channel_preference, allocator=allocator, reserved=earlier)
         job_ids = {d.lead.journey_id: job_id_for(d, tenant_id, today) for d in decisions}
         slots = {p.id: p.queue_slot for p in phone_rows}
 
@@ -194,6 +197,16 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         " (dry run)" if data.dry_run else "",
     )
     return result
+
+
+async def _earlier_reservations(
+    deps: Deps, tenant_id: UUID, today: date, due: list[DueLead]
+) -> dict[UUID, UUID]:
+    """Quota an earlier try of this batch reserved before it died: already in the counters, so the plan
+    keeps those phones instead of counting the same sends twice."""
+    job_ids = {lead_job_id(lead, True, tenant_id, today): lead.journey_id for lead in due}
+    found = await deps.quota.reserved(tenant_id=tenant_id, quota_date=today, job_ids=list(job_ids))
+    return {job_ids[job_id]: phone for job_id, phone in found.items()}
 
 
 def _due_lead(row: queries.LeadRow) -> DueLead:

@@ -14,6 +14,7 @@ from uuid import UUID
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from src import chaos
 from src.db import queries
 from src.deps import Deps
 from src.outbound import OutgoingJob
@@ -27,6 +28,7 @@ async def _enqueue_and_delete(
 ) -> list[bool]:
     jobs = [OutgoingJob(r.job_id, r.queue_name, r.function_name, loads(r.payload)) for r in rows]
     written = await deps.outbound.enqueue(jobs, now_ms=int(deps.clock().timestamp() * 1000))
+    await chaos.pause(deps.settings, "after_enqueue")
     await queries.delete_outbox(conn, ids=[r.id for r in rows])
     await conn.commit()
     return written

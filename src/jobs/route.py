@@ -56,19 +56,28 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
         phones = {pid: row.state(used[pid]) for pid, row in phone_rows.items()}
         target, rerouted_from = data.phone_id, None
         if not is_available(phones[data.phone_id], data.tenant_id):
-            allocation = allocate(
-                tenant_id=data.tenant_id,
-                sticky_phone_id=data.phone_id,
-                phones=list(phones.values()),
-                prefer_existing=False,
-                rng=deps.rng,
+            rerouted_from = data.phone_id
+            # A retried router job keeps the phone its first try reserved (already in the counters).
+            earlier = await deps.quota.reserved(
+                tenant_id=data.tenant_id, quota_date=today, job_ids=[target_job_id]
             )
-            if allocation.phone_id is None:
-                return _not_routed(
-                    f"{allocation.reason}: phone {data.phone_id} is unavailable and no other phone has quota",
-                    rerouted_from=data.phone_id,
+            kept = earlier.get(target_job_id)
+            if kept in phones and is_available(phones[kept], data.tenant_id):
+                target = kept
+            else:
+                allocation = allocate(
+                    tenant_id=data.tenant_id,
+                    sticky_phone_id=data.phone_id,
+                    phones=list(phones.values()),
+                    prefer_existing=False,
+                    rng=deps.rng,
                 )
-            target, rerouted_from = allocation.phone_id, data.phone_id
+                if allocation.phone_id is None:
+                    return _not_routed(
+                        f"{allocation.reason}: phone {data.phone_id} is down, no other phone has quota",
+                        rerouted_from=data.phone_id,
+                    )
+                target = allocation.phone_id
 
         available = [
             PhoneLimit(p.id, p.daily_limit) for p in phones.values() if is_available(p, data.tenant_id)

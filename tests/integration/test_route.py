@@ -158,3 +158,19 @@ async def test_phone_without_quota_is_not_routed(deps: Deps, factory: Factory, r
     assert result["routed"] is False
     assert result["reason"].startswith("QUOTA_EXHAUSTED")
     assert int(await redis.get(quota_key(phone, TODAY))) == 3
+
+
+async def test_a_retried_reroute_keeps_its_reservation_on_a_now_full_phone(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    tenant = await factory.tenant()
+    banned = await factory.phone(tenant, status="BANNED")
+    only = await factory.phone(tenant, phone_number="+40721000047", daily_limit=1)
+    lead = await factory.lead(tenant, assigned_phone_id=banned)
+
+    first = await run(deps, tenant, lead, banned, job_id="router-9")
+    retry = await run(deps, tenant, lead, banned, job_id="router-9")
+
+    assert (first["routed"], first["phoneId"], first["enqueued"]) == (True, str(only), True)
+    assert (retry["routed"], retry["phoneId"], retry["enqueued"]) == (True, str(only), False)
+    assert int(await redis.get(quota_key(only, TODAY))) == 1

@@ -148,3 +148,25 @@ def test_batch_allocator_falls_back_from_a_banned_sticky_phone() -> None:
     assert (result.phone_id, result.kind) == (healthy.id, AllocationType.FALLBACK)
     assert allocator.has_available_phone
     assert not BatchAllocator(TENANT, [banned]).has_available_phone
+
+
+def test_a_phone_reserved_by_an_earlier_try_is_kept_without_spending_room() -> None:
+    full = phone(used=10, limit=10)
+    allocator = BatchAllocator(TENANT, [full])
+    kept = allocator.take(None, already_reserved=full.id)
+    assert (kept.phone_id, kept.kind, kept.reason) == (
+        full.id,
+        AllocationType.NEW,
+        AllocationReason.NEW_PHONE,
+    )
+    assert allocator.remaining(full.id) == 0
+    assert allocator.take(None).reason is AllocationReason.NO_PHONE_WITH_QUOTA
+    banned = phone(status="BANNED")
+    assert (
+        BatchAllocator(TENANT, [full, banned]).take(banned.id, already_reserved=full.id).kind
+        is AllocationType.FALLBACK
+    )
+    # A reservation on a phone that is no longer available is not reused.
+    assert (
+        BatchAllocator(TENANT, [banned, phone()]).take(None, already_reserved=banned.id).phone_id != banned.id
+    )

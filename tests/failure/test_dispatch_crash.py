@@ -1,0 +1,124 @@
+"""A worker process SIGKILLed in the middle of a dispatch: nothing lost, nothing doubled after the rerun.
+
+The worker pauses at the named step only because the test sets CHAOS_PAUSE_AT (src/chaos.py), so the
+kill lands exactly between two writes. The rerun is what production does: the next dispatch of the
+tenant (the next cron tick), then arq running the killed job again once its in-progress key expires
+(after the 30 s timeout + 10 s; the test expires it at once instead of waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.client import OutreachClient
+from src.domain.quota import quota_date
+from src.names import ARQ_IN_PROGRESS_PREFIX
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import Factory
+from tests.invariants import ledger
+from tests.workers import WorkerProcess
+
+ALWAYS_OPEN = {
+    "send_window_start": "00:00",
+    "send_window_end": "00:00",
+    "send_days": [1, 2, 3, 4, 5, 6, 7],
+    "skip_public_holidays": False,
+}
+NO_CRON = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "0"}
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+async def tenant_under_quota_pressure(factory: Factory) -> tuple[UUID, list[UUID], list[UUID]]:
+    """50 WhatsApp leads for 2 phones of 20 sends each, and 10 e-mail-only leads: 40 + 10 go out."""
+    from datetime import time as wall
+
+    values = dict(ALWAYS_OPEN, send_window_start=wall(0), send_window_end=wall(0))
+    tenant = await factory.tenant(**values)
+    phones = [await factory.phone(tenant, daily_limit=20) for _ in range(2)]
+    leads = await factory.leads(tenant, 50, company={"email_status": "unknown"})
+    leads += await factory.leads(tenant, 10, company={"hlr_reachable": False})
+    return tenant, phones, leads
+
+
+async def wait_for_line(worker: WorkerProcess, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in worker.output():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged within {timeout}s:\n{worker.output()}")
+        await asyncio.sleep(0.05)
+
+
+async def queued_outreach_jobs(redis: Redis) -> int:
+    return sum([await redis.zcard(key) async for key in redis.scan_iter(match="q:*")])
+
+
+@pytest.mark.parametrize("step", ["after_reserve", "after_commit", "after_enqueue"])
+async def test_sigkill_between_writes_loses_and_doubles_nothing(
+    step: str, factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+) -> None:
+    tenant, phones, leads = await tenant_under_quota_pressure(factory)
+    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
+
+    doomed = WorkerProcess("DispatchSettings", CHAOS_PAUSE_AT=step, CHAOS_PAUSE_S="30", **NO_CRON).start()
+    try:
+        await doomed.wait_healthy(redis)
+        killed = await client.dispatch(tenant_id=tenant, batch_size=100, job_id="killed-dispatch")
+        await wait_for_line(doomed, "chaos: pausing")
+        doomed.signal(signal.SIGKILL)
+        assert await doomed.wait_exit(timeout=10) == -signal.SIGKILL
+    finally:
+        doomed.kill()
+
+    # The state the kill left behind.
+    left = await ledger(engine, redis, today)
+    marked = len(left.marked)
+    if step == "after_reserve":
+        assert sum(left.counters.values()) == 40  # reserved
+        assert (marked, left.outbox, await queued_outreach_jobs(redis)) == (0, 0, 0)
+    elif step == "after_commit":
+        assert (marked, left.outbox, await queued_outreach_jobs(redis)) == (50, 50, 0)
+    else:
+        assert (marked, left.outbox, await queued_outreach_jobs(redis)) == (50, 50, 50)
+
+    async with WorkerProcess("DispatchSettings", **NO_CRON) as survivor:
+        await survivor.wait_healthy(redis)
+        # The next tick for the tenant: relays what the outbox holds, dispatches what is still due.
+        tick = await (await client.dispatch(tenant_id=tenant, batch_size=100, job_id="next-tick")).result(
+            timeout=20
+        )
+        # arq runs the killed job again once its in-progress key is gone.
+        await redis.pexpire(ARQ_IN_PROGRESS_PREFIX + "killed-dispatch", 1)
+        rerun = await killed.result(timeout=20)
+        state = await client.job_state("killed-dispatch")
+
+    assert state.job_try == 2
+    assert rerun.total_eligible_leads == 0
+    if step == "after_reserve":
+        assert tick.dispatched_to_whatsapp == 40
+        assert tick.skipped_quota_exceeded == 10
+        assert tick.dispatched_to_email == 10
+    else:
+        assert tick.relayed_from_outbox == 50
+        assert tick.total_eligible_leads == 0
+
+    book = await ledger(engine, redis, today)
+    book.assert_clean()
+    assert len(book.jobs_per_lead) == 50  # 40 WhatsApp + 10 e-mail: nobody lost
+    assert sorted(book.counters.values()) == [20, 20]
+    assert sorted(book.whatsapp_jobs_per_phone.values()) == [20, 20]
+    assert {str(p) for p in phones} == set(book.counters)
+    assert set(book.jobs_per_lead) <= {str(lead) for lead in leads}

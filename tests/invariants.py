@@ -1,0 +1,93 @@
+"""What must hold after any crash or rerun: counted from PostgreSQL and Redis, not from job results."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.names import ARQ_JOB_PREFIX, quota_key
+from src.serialization import job_deserializer
+
+
+@dataclass
+class Ledger:
+    jobs_per_lead: Counter[str] = field(default_factory=Counter)
+    whatsapp_jobs_per_phone: Counter[str] = field(default_factory=Counter)
+    counters: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+    marked: set[str] = field(default_factory=set)
+    outbox: int = 0
+
+    @property
+    def leads_with_two_jobs(self) -> list[str]:
+        return [lead for lead, jobs in self.jobs_per_lead.items() if jobs > 1]
+
+    @property
+    def phones_over_limit_by_jobs(self) -> list[str]:
+        return [p for p, jobs in self.whatsapp_jobs_per_phone.items() if jobs > self.limits[p]]
+
+    @property
+    def phones_over_limit_by_counter(self) -> list[str]:
+        return [p for p, used in self.counters.items() if used > self.limits[p]]
+
+    @property
+    def marked_without_job(self) -> set[str]:
+        return self.marked - set(self.jobs_per_lead)
+
+    @property
+    def jobs_without_mark(self) -> set[str]:
+        return set(self.jobs_per_lead) - self.marked
+
+    def violations(self) -> dict[str, Any]:
+        return {
+            "leads with two jobs": self.leads_with_two_jobs,
+            "phones over daily_limit (jobs)": self.phones_over_limit_by_jobs,
+            "phones over daily_limit (Redis counters)": self.phones_over_limit_by_counter,
+            "leads marked dispatched without a job": sorted(self.marked_without_job),
+            "jobs whose lead is not marked": sorted(self.jobs_without_mark),
+            "outbox rows left": self.outbox,
+        }
+
+    def assert_clean(self) -> None:
+        problems = {name: value for name, value in self.violations().items() if value}
+        assert not problems, problems
+
+
+async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
+    """Every outreach job in Redis (wa:* and email:* job keys) against the journeys and quota counters."""
+    book = Ledger()
+    async for key in redis.scan_iter(match=ARQ_JOB_PREFIX + "*", count=1000):
+        job_id = key.decode()[len(ARQ_JOB_PREFIX) :]
+        if not job_id.startswith(("wa:", "email:")):
+            continue
+        raw = await redis.get(key)
+        if raw is None:
+            continue
+        payload = job_deserializer(raw)["a"][0]
+        book.jobs_per_lead[payload["leadId"]] += 1
+        if job_id.startswith("wa:"):
+            book.whatsapp_jobs_per_phone[payload["phoneId"]] += 1
+    async with engine.connect() as conn:
+        phones = (await conn.execute(text("SELECT id, daily_limit FROM wa_phone_numbers"))).all()
+        marked = (
+            await conn.execute(
+                text("SELECT lead_id FROM gold_lead_journey WHERE last_dispatched_at IS NOT NULL")
+            )
+        ).all()
+        book.outbox = (await conn.execute(text("SELECT count(*) FROM dispatch_outbox"))).scalar_one()
+    book.marked = {str(row[0]) for row in marked}
+    for phone_id, limit in phones:
+        book.limits[str(phone_id)] = limit
+        book.counters[str(phone_id)] = int(await redis.get(quota_key(phone_id, day)) or 0)
+    return book
+
+
+def lead_ids(values: list[UUID]) -> set[str]:
+    return {str(value) for value in values}

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from uuid import uuid4
+
+import pytest
+
+from src.contracts import AllocationType, Channel, ChannelPreference
+from src.domain.allocation import AllocationReason, BatchAllocator, PhoneState
+from src.domain.channels import LeadContact
+from src.domain.dispatch import (
+    DueLead,
+    Outcome,
+    job_id_for,
+    next_action_at,
+    output_for,
+    plan_batch,
+    settle_reservations,
+)
+from src.domain.windows import SendingWindow
+
+TENANT = uuid4()
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # Wednesday 10:00 in Bucharest
+WINDOW = SendingWindow("Europe/Bucharest", time(9), time(18), frozenset({1, 2, 3, 4, 5}), "RO")
+CONTACT = LeadContact("COLD", "0721000001", True, "a@b.ro", "valid", False, False, None)
+
+
+def lead(**changes: object) -> DueLead:
+    values: dict[str, object] = {
+        "journey_id": uuid4(),
+        "lead_id": uuid4(),
+        "contact": CONTACT,
+        "sticky_phone_id": None,
+        "sequence_id": None,
+        "sequence_step": 0,
+        "company_name": "Agroferma Someșul SRL",
+        "contact_name": "Ana Pop",
+        "judet": "Cluj",
+        "localitate": "Dej",
+    }
+    values.update(changes)
+    return DueLead(**values)  # type: ignore[arg-type]
+
+
+def phone(used: int = 0, limit: int = 200, **changes: object) -> PhoneState:
+    values: dict[str, object] = {
+        "id": uuid4(),
+        "tenant_id": TENANT,
+        "status": "ACTIVE",
+        "is_enabled": True,
+        "daily_limit": limit,
+        "used_today": used,
+        "queue_slot": "07",
+    }
+    values.update(changes)
+    return PhoneState(**values)  # type: ignore[arg-type]
+
+
+def test_plan_covers_every_outcome() -> None:
+    live, banned = phone(used=198), phone(status="BANNED")
+    on_banned = lead(sticky_phone_id=banned.id)
+    email_only = lead(contact=replace(CONTACT, hlr_reachable=False))
+    nobody = lead(contact=replace(CONTACT, whatsapp_opted_out=True, email_opted_out=True))
+    late = lead()
+    batch = [lead(), on_banned, email_only, nobody, late]
+
+    decisions = plan_batch(
+        batch, preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [live, banned])
+    )
+
+    summary = [(d.outcome, d.channel, d.reason, d.phone_id) for d in decisions]
+    assert summary == [
+        (Outcome.DISPATCHED, Channel.WHATSAPP, AllocationReason.NEW_PHONE, live.id),
+        (Outcome.DISPATCHED, Channel.WHATSAPP, AllocationReason.FALLBACK_STICKY_UNAVAILABLE, live.id),
+        (Outcome.DISPATCHED, Channel.EMAIL_COLD, "BEST_SCORE", None),
+        (Outcome.SKIPPED_NO_CHANNEL, None, "OPTED_OUT", None),
+        (Outcome.SKIPPED_QUOTA, Channel.WHATSAPP, AllocationReason.NO_PHONE_WITH_QUOTA, None),
+    ]
+    assert decisions[0].recipient == "+40721000001"
+    assert decisions[2].recipient == "a@b.ro"
+
+
+def test_settling_applies_what_redis_reserved() -> None:
+    a, b = phone(), phone()
+    sticky_lead, new_lead, other = lead(sticky_phone_id=a.id), lead(), lead()
+    decisions = plan_batch(
+        [sticky_lead, new_lead, other],
+        preference=ChannelPreference.AUTO,
+        allocator=BatchAllocator(TENANT, [a, b]),
+    )
+
+    settled = settle_reservations(
+        decisions,
+        {sticky_lead.journey_id: None, new_lead.journey_id: a.id, other.journey_id: decisions[2].phone_id},
+    )
+
+    assert (settled[0].outcome, settled[0].reason) == (
+        Outcome.SKIPPED_QUOTA,
+        AllocationReason.STICKY_QUOTA_EXHAUSTED,
+    )
+    assert (settled[1].phone_id, settled[1].allocation) == (a.id, AllocationType.NEW)
+    assert settled[2] == decisions[2]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (Outcome.DISPATCHED, NOW + timedelta(days=1)),
+        (Outcome.SKIPPED_QUOTA, datetime(2026, 11, 26, 7, 0, tzinfo=UTC)),
+        (Outcome.SKIPPED_NO_CHANNEL, NOW + timedelta(hours=6)),
+    ],
+)
+def test_every_decided_lead_leaves_the_due_set(outcome: Outcome, expected: datetime) -> None:
+    [decision] = plan_batch(
+        [lead()], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [phone()])
+    )
+    moved = next_action_at(
+        replace(decision, outcome=outcome),
+        now=NOW,
+        window=WINDOW,
+        redispatch_after=timedelta(days=1),
+        no_channel_recheck=timedelta(hours=6),
+    )
+    assert moved == expected
+
+
+def test_job_ids_are_deterministic_per_lead_step_and_day() -> None:
+    one = lead(sequence_id="seq-1", sequence_step=3)
+    [decision] = plan_batch(
+        [one], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [phone()])
+    )
+    assert job_id_for(decision, TENANT, date(2026, 11, 25)) == f"wa:{TENANT}:{one.lead_id}:seq-1:3:2026-11-25"
+    assert job_id_for(decision, TENANT, date(2026, 11, 26)) != job_id_for(
+        decision, TENANT, date(2026, 11, 25)
+    )
+
+
+def test_output_queue_comes_from_the_queue_slot() -> None:
+    slotted = phone()
+    [decision] = plan_batch(
+        [lead()], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [slotted])
+    )
+    queue, function, payload = output_for(
+        decision, tenant_id=TENANT, correlation_id="c", dispatch_job_id="d", queue_slots={slotted.id: "0042"}
+    )
+    assert (queue, function) == ("q:wa:phone_0042", "send-whatsapp-initial")
+    assert payload["personalization"] == {
+        "companyName": "Agroferma Someșul SRL",
+        "contactName": "Ana Pop",
+        "judet": "Cluj",
+        "localitate": "Dej",
+    }
