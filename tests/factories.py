@@ -82,3 +82,32 @@ class Factory:
 
 def new_id() -> UUID:
     return uuid4()
+
+
+BULK_LEADS = text(
+    """
+    WITH companies AS (
+        INSERT INTO gold_companies (tenant_id, denumire, telefon_principal, hlr_reachable, email_principal,
+                                    email_status, judet, localitate)
+        SELECT :tenant_id, 'Firma ' || n || ' SRL', '072' || lpad((:offset + n)::text, 7, '0'),
+               n % 100 < :whatsapp_percent, 'contact' || n || '@firma.ro',
+               CASE WHEN n % 3 = 0 THEN 'valid' ELSE 'unknown' END, 'Iași', 'Pașcani'
+        FROM generate_series(1, :count) AS n
+        RETURNING id, tenant_id
+    )
+    INSERT INTO gold_lead_journey (tenant_id, lead_id, priority)
+    SELECT tenant_id, id, (ARRAY['HIGH', 'NORMAL', 'NORMAL', 'LOW'])[1 + (random() * 3)::int] FROM companies
+    """
+)
+
+
+async def bulk_leads(
+    engine: AsyncEngine, tenant_id: UUID, count: int, *, whatsapp_percent: int, offset: int
+) -> None:
+    """`count` due leads in one statement: whatsapp_percent of them reachable on WhatsApp, a third with a
+    valid e-mail, the rest with no usable channel."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            BULK_LEADS,
+            {"tenant_id": tenant_id, "count": count, "whatsapp_percent": whatsapp_percent, "offset": offset},
+        )

@@ -23,7 +23,7 @@ class WorkerProcess:
 
     def __init__(self, settings: str = "Settings", **env: str) -> None:
         self.settings = settings
-        self.env = service_env(LOG_LEVEL="INFO", HEALTH_CHECK_INTERVAL_S="1", **env)
+        self.env = service_env(**{"LOG_LEVEL": "INFO", "HEALTH_CHECK_INTERVAL_S": "1", **env})
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,0 +1,142 @@
+"""Chaos: three worker processes, one SIGKILLed at random about every second, under a full dispatch queue.
+
+Thousands of due leads, 20 phones whose total quota is below the WhatsApp demand, and small dispatch
+batches, so that kills land inside dispatches. Killed dispatch jobs stay in arq's queue and run again on
+another process once their in-progress key expires (the 30 s timeout + 10 s). The test proves the kills
+really interrupted dispatches (stored results with job_try > 1) and then counts, from PostgreSQL and
+Redis: no lead with two jobs, no phone over its daily_limit by jobs or by counter, no lead marked
+dispatched without a job, no job whose lead is not marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from datetime import time as wall
+from uuid import UUID
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.client import OutreachClient
+from src.domain.quota import quota_date
+from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
+from src.serialization import job_deserializer
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import Factory, bulk_leads
+from tests.invariants import ledger
+from tests.workers import WorkerProcess
+
+CHAOS_SECONDS = 35
+PROCESSES = 3
+LEADS_PER_TENANT = 6000
+PHONES_PER_TENANT = 10
+DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~9600 WhatsApp-reachable leads
+BATCH = 10
+ALWAYS_OPEN = {
+    "send_window_start": wall(0),
+    "send_window_end": wall(0),
+    "send_days": [1, 2, 3, 4, 5, 6, 7],
+    "skip_public_holidays": False,
+}
+WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+async def keep_queue_full(
+    client: OutreachClient, redis: Redis, tenants: list[UUID], stop: asyncio.Event
+) -> int:
+    enqueued = 0
+    while not stop.is_set():
+        if await redis.zcard(Queue.DISPATCH.value) < 60:
+            for tenant in tenants:
+                await client.dispatch(tenant_id=tenant, batch_size=BATCH)
+                enqueued += 1
+        await asyncio.sleep(0.02)
+    return enqueued
+
+
+async def interrupted_and_rerun(redis: Redis) -> tuple[int, int]:
+    """(dispatch results stored, those whose job_try > 1): proof that kills landed inside dispatches."""
+    results = reruns = 0
+    async for key in redis.scan_iter(match=ARQ_RESULT_PREFIX + "dispatch:*", count=1000):
+        raw = await redis.get(key)
+        if raw is None:
+            continue
+        result = job_deserializer(raw)
+        results += 1
+        reruns += result["t"] > 1
+    return results, reruns
+
+
+async def dispatch_work_pending(redis: Redis) -> bool:
+    if await redis.zcard(Queue.DISPATCH.value):
+        return True
+    async for _ in redis.scan_iter(match=ARQ_IN_PROGRESS_PREFIX + "dispatch:*", count=1000):
+        return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_random_sigkills_lose_and_double_nothing(
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+) -> None:
+    tenants = [await factory.tenant(**ALWAYS_OPEN) for _ in range(2)]
+    for n, tenant in enumerate(tenants):
+        for _ in range(PHONES_PER_TENANT):
+            await factory.phone(tenant, daily_limit=DAILY_LIMIT)
+        await bulk_leads(engine, tenant, LEADS_PER_TENANT, whatsapp_percent=80, offset=n * LEADS_PER_TENANT)
+    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
+    rng = random.Random()
+
+    workers = [WorkerProcess("DispatchSettings", **WORKER_ENV).start() for _ in range(PROCESSES)]
+    stop = asyncio.Event()
+    feeder = asyncio.create_task(keep_queue_full(client, redis, tenants, stop))
+    kills = 0
+    try:
+        deadline = time.monotonic() + CHAOS_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(rng.uniform(0.6, 1.4))
+            victim = rng.randrange(PROCESSES)
+            workers[victim].signal(signal.SIGKILL)
+            await workers[victim].wait_exit(timeout=10)
+            kills += 1
+            workers[victim] = WorkerProcess("DispatchSettings", **WORKER_ENV).start()
+        stop.set()
+        await feeder
+
+        # Calm: the survivors run the interrupted jobs again once their in-progress keys expire.
+        calm_deadline = time.monotonic() + 120
+        while await dispatch_work_pending(redis):
+            assert time.monotonic() < calm_deadline, "dispatch queue did not drain after the chaos"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(5)  # past OUTBOX_RELAY_GRACE_S: the last dispatch per tenant relays leftovers
+        for tenant in tenants:
+            await (await client.dispatch(tenant_id=tenant, batch_size=BATCH)).result(timeout=30)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.kill()
+
+    results, reruns = await interrupted_and_rerun(redis)
+    book = await ledger(engine, redis, today)
+    print(
+        f"\nchaos: {kills} SIGKILLs in {CHAOS_SECONDS}s, {results} dispatch jobs completed, {reruns} of them "
+        f"re-run after a kill; {sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} "
+        f"marked leads; quota used {sum(book.counters.values())} of {sum(book.limits.values())}"
+    )
+    assert kills >= 25
+    assert reruns > 0, "no dispatch was interrupted and re-run: the kills proved nothing"
+    book.assert_clean()
+    assert sum(book.counters.values()) == sum(book.limits.values())  # demand exceeded supply: all used
