@@ -1,0 +1,3 @@
+from src.ops.cli import main
+
+raise SystemExit(main())

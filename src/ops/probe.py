@@ -1,0 +1,70 @@
+"""Does a PostgreSQL or Redis URL answer? Used by scripts/demo.sh, which needs no client binaries then.
+
+    python -m src.ops.probe postgres URL [--create-database]   exit 0: answers (database created if asked)
+    python -m src.ops.probe redis URL                          exit 0: answers
+Any other exit code: it does not; the reason is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from redis.asyncio import Redis
+
+TIMEOUT_S = 3.0
+
+
+def _libpq(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql")) if parts.scheme.startswith("postgres") else url
+
+
+async def postgres(url: str, *, create_database: bool) -> None:
+    url = _libpq(url)
+    try:
+        conn = await asyncpg.connect(url, timeout=TIMEOUT_S)
+    except asyncpg.InvalidCatalogNameError:
+        if not create_database:
+            raise
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=TIMEOUT_S)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(url, timeout=TIMEOUT_S)
+    await conn.close()
+
+
+async def redis(url: str) -> None:
+    client = Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.ops.probe")
+    parser.add_argument("service", choices=["postgres", "redis"])
+    parser.add_argument("url")
+    parser.add_argument("--create-database", action="store_true")
+    args = parser.parse_args()
+    try:
+        if args.service == "postgres":
+            asyncio.run(postgres(args.url, create_database=args.create_database))
+        else:
+            asyncio.run(redis(args.url))
+    except Exception as exc:
+        print(f"{args.service} does not answer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""`status`: every queue's depth, each phone's quota today and the health of the queue workers."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.db import queries
+from src.domain.quota import quota_date, remaining
+from src.names import EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE, Queue, quota_key, whatsapp_queue
+from src.ops import argtypes
+from src.ops import queues as arq_state
+from src.ops.render import print_json, table
+from src.ops.services import database, redis_client
+from src.settings import Settings
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="queue depths, today's quota per phone, worker health",
+        description="Depth of the four job queues, of every phone queue and of the e-mail queues "
+        "(deferred, queued, in progress); each phone's quota used today in its tenant's timezone; "
+        "the health keys of the queue workers.",
+    )
+    parser.add_argument("--tenant-id", type=argtypes.uuid, help="only this tenant's phones and queues")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as engine, redis_client(settings) as client:
+        report = await collect(engine, client.redis, now=datetime.now(UTC), tenant_id=args.tenant_id)
+    if args.json:
+        print_json(as_json(report))
+    else:
+        print(render(report))
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneQuota:
+    phone: queries.PhoneOverview
+    quota_date: date
+    used: int
+
+    @property
+    def available(self) -> bool:
+        return self.phone.status == "ACTIVE" and self.phone.is_enabled
+
+    @property
+    def remaining(self) -> int | None:
+        """Sends left today; None for a phone that takes none (paused, banned or disabled)."""
+        return remaining(self.phone.daily_limit, self.used) if self.available else None
+
+    @property
+    def queue(self) -> str:
+        return whatsapp_queue(self.phone.queue_slot)
+
+    @property
+    def followup_queue(self) -> str:
+        return whatsapp_queue(self.phone.queue_slot, followup=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    checked_at: datetime
+    queues: list[arq_state.QueueDepth]
+    phones: list[PhoneQuota]
+    workers: list[arq_state.WorkerHealth]
+
+
+async def phone_quotas(
+    engine: AsyncEngine, redis: Redis, *, now: datetime, tenant_id: UUID | None = None
+) -> list[PhoneQuota]:
+    """Each phone's counter for today in its tenant's timezone (DESIGN.md section 2)."""
+    async with engine.connect() as conn:
+        phones = await queries.phones_overview(conn, tenant_id=tenant_id)
+    days = [quota_date(now, phone.tenant_timezone) for phone in phones]
+    keys = [quota_key(phone.id, day) for phone, day in zip(phones, days, strict=True)]
+    counters = await redis.mget(keys) if keys else []
+    return [
+        PhoneQuota(phone, day, int(counter or 0))
+        for phone, day, counter in zip(phones, days, counters, strict=True)
+    ]
+
+
+def queue_names(phones: Sequence[PhoneQuota]) -> list[str]:
+    """The four job queues, then each phone's two queues, then the e-mail queues."""
+    names = [queue.value for queue in Queue]
+    for quota in phones:
+        names += [quota.queue, quota.followup_queue]
+    return [*names, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE]
+
+
+async def collect(
+    engine: AsyncEngine, redis: Redis, *, now: datetime, tenant_id: UUID | None = None
+) -> StatusReport:
+    phones = await phone_quotas(engine, redis, now=now, tenant_id=tenant_id)
+    depths = await arq_state.queue_depths(redis, queue_names(phones), now_ms=int(now.timestamp() * 1000))
+    workers = await arq_state.worker_health(redis)
+    return StatusReport(now, depths, phones, workers)
+
+
+def as_json(report: StatusReport) -> dict[str, object]:
+    return {
+        "checkedAt": report.checked_at.isoformat(),
+        "queues": [
+            {"queue": d.queue, "deferred": d.deferred, "queued": d.queued, "inProgress": d.in_progress}
+            for d in report.queues
+        ],
+        "phones": [
+            {
+                "phoneId": str(q.phone.id),
+                "tenantId": str(q.phone.tenant_id),
+                "tenantName": q.phone.tenant_name,
+                "phoneNumber": q.phone.phone_number,
+                "queueSlot": q.phone.queue_slot,
+                "queue": q.queue,
+                "followupQueue": q.followup_queue,
+                "status": q.phone.status,
+                "isEnabled": q.phone.is_enabled,
+                "quotaDate": q.quota_date.isoformat(),
+                "used": q.used,
+                "dailyLimit": q.phone.daily_limit,
+                "remaining": q.remaining,
+            }
+            for q in report.phones
+        ],
+        "workers": [
+            {"name": w.name, "key": w.key, "up": w.up, "expiresInS": w.expires_in_s, "report": w.report}
+            for w in report.workers
+        ],
+    }
+
+
+def phone_table(phones: Sequence[PhoneQuota]) -> str:
+    if not phones:
+        return "  (no phones registered: `cerniq-ops phones add --tenant-id ... --number ...`)"
+    return table(
+        ["TENANT", "PHONE", "QUEUE", "STATUS", "QUOTA DAY", "USED", "LIMIT", "LEFT"],
+        [
+            (
+                q.phone.tenant_name,
+                q.phone.phone_number,
+                q.queue,
+                q.phone.status if q.phone.is_enabled else f"{q.phone.status} (disabled)",
+                q.quota_date.isoformat(),
+                q.used,
+                q.phone.daily_limit,
+                q.remaining,
+            )
+            for q in phones
+        ],
+    )
+
+
+def render(report: StatusReport) -> str:
+    depth_rows = [(d.queue, d.deferred, d.queued, d.in_progress) for d in report.queues]
+    worker_rows = [
+        (
+            w.name,
+            "up" if w.up else "DOWN",
+            f"{w.expires_in_s:.0f}s" if w.expires_in_s is not None else None,
+            w.report,
+        )
+        for w in report.workers
+    ]
+    return "\n".join(
+        [
+            f"Status at {report.checked_at:%Y-%m-%d %H:%M:%S %Z}",
+            "",
+            "Queues",
+            table(["QUEUE", "DEFERRED", "QUEUED", "IN PROGRESS"], depth_rows),
+            "",
+            "WhatsApp phones: today's quota in each tenant's timezone",
+            phone_table(report.phones),
+            "",
+            "Queue workers (arq health keys)",
+            table(["WORKER", "STATE", "EXPIRES", "LAST REPORT"], worker_rows),
+        ]
+    )
