@@ -113,23 +113,17 @@ start_throwaway_redis() {
 
 # ------------------------------------------------------------------ Docker
 
-compose_command() {
-  if docker compose version >/dev/null 2>&1; then echo "docker compose"
-  elif command -v docker-compose >/dev/null 2>&1; then echo "docker-compose"
-  else return 1; fi
-}
-
-start_compose() {  # $1 $2: "postgres" and/or "redis"
-  local compose pg_port redis_port
+start_compose() {  # $@: "postgres" and/or "redis"
+  local pg_port redis_port
   command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || return 1
-  compose=$(compose_command) || return 1
   pg_port=$(free_port) redis_port=$(free_port)
-  note "starting $* with $compose (compose.yaml)"
-  STARTED_COMPOSE="$compose -p cerniq-demo -f $ROOT/compose.yaml"
-  POSTGRES_HOST_PORT=$pg_port REDIS_HOST_PORT=$redis_port $STARTED_COMPOSE up -d --wait "$@" >/dev/null
+  note "starting $* with Docker Compose (compose.yaml)"
+  STARTED_COMPOSE="bash $ROOT/scripts/compose.sh -p cerniq-demo -f $ROOT/compose.yaml"
+  export POSTGRES_PASSWORD=demo POSTGRES_HOST_PORT=$pg_port REDIS_HOST_PORT=$redis_port
+  $STARTED_COMPOSE up -d --wait "$@" >/dev/null
   for service in "$@"; do
     case $service in
-      postgres) DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$pg_port/$DEMO_DB ;;
+      postgres) DATABASE_URL=postgresql://postgres:demo@127.0.0.1:$pg_port/$DEMO_DB ;;
       redis) REDIS_URL=redis://127.0.0.1:$redis_port/0 ;;
     esac
   done
