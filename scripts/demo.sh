@@ -58,12 +58,17 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------ PostgreSQL
 
-pg_bin_dir() {
-  local initdb candidate
-  initdb=$(command -v initdb 2>/dev/null || true)
-  for candidate in ${PG_BIN:-} ${initdb:+"$(dirname "$(readlink -f "$initdb")")"} \
-      $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV) \
-      $(ls -d /opt/homebrew/opt/postgresql@*/bin /usr/local/opt/postgresql@*/bin 2>/dev/null | sort -rV); do
+pg_bin_dir() {  # PG_BIN=<dir of initdb and pg_ctl> chooses; otherwise PATH, then the usual places
+  local initdb candidates candidate
+  if [ -n "${PG_BIN:-}" ]; then
+    candidates=$PG_BIN
+  else
+    initdb=$(command -v initdb 2>/dev/null || true)
+    candidates="${initdb:+$(dirname "$(readlink -f "$initdb")")}
+      $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV)
+      $(ls -d /opt/homebrew/opt/postgresql@*/bin /usr/local/opt/postgresql@*/bin 2>/dev/null | sort -rV)"
+  fi
+  for candidate in $candidates; do
     if [ -x "$candidate/initdb" ] && [ -x "$candidate/pg_ctl" ]; then echo "$candidate"; return 0; fi
   done
   return 1
@@ -98,13 +103,13 @@ start_throwaway_postgres() {
 
 # ------------------------------------------------------------------ Redis
 
-start_throwaway_redis() {
-  local port
-  command -v redis-server >/dev/null 2>&1 || return 1
+start_throwaway_redis() {  # REDIS_SERVER=<path of redis-server> chooses; otherwise PATH
+  local port server
+  server=$(command -v "${REDIS_SERVER:-redis-server}" 2>/dev/null) || return 1
   port=$(free_port)
-  note "starting a throwaway Redis ($(command -v redis-server)) on 127.0.0.1:$port"
+  note "starting a throwaway Redis ($server) on 127.0.0.1:$port"
   rm -f "$DEMO_DIR/redis.pid"
-  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize yes \
+  "$server" --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize yes \
     --dir "$DEMO_DIR" --pidfile "$DEMO_DIR/redis.pid" --logfile "$DEMO_DIR/redis.log" >/dev/null
   for _ in $(seq 1 50); do [ -s "$DEMO_DIR/redis.pid" ] && break; sleep 0.1; done
   STARTED_REDIS_PID=$(cat "$DEMO_DIR/redis.pid")
@@ -115,7 +120,7 @@ start_throwaway_redis() {
 
 start_compose() {  # $@: "postgres" and/or "redis"
   local pg_port redis_port
-  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || return 1
+  command -v "${DOCKER:-docker}" >/dev/null 2>&1 && "${DOCKER:-docker}" info >/dev/null 2>&1 || return 1
   pg_port=$(free_port) redis_port=$(free_port)
   note "starting $* with Docker Compose (compose.yaml)"
   STARTED_COMPOSE="bash $ROOT/scripts/compose.sh -p cerniq-demo -f $ROOT/compose.yaml"
@@ -184,7 +189,7 @@ missing=()
 [ -z "$pg_source" ] && missing+=(postgres)
 [ -z "$redis_source" ] && missing+=(redis)
 if [ ${#missing[@]} -gt 0 ]; then
-  start_compose "${missing[@]}" || cannot_start "${missing[*]}"
+  start_compose "${missing[@]}" || cannot_start "$(echo "${missing[*]}" | sed 's/postgres/PostgreSQL/; s/redis/Redis/; s/ / and /')"
 fi
 probe postgres "$DATABASE_URL" --create-database || { echo "PostgreSQL at $DATABASE_URL does not answer" >&2; exit 1; }
 probe redis "$REDIS_URL" || { echo "Redis at $REDIS_URL does not answer" >&2; exit 1; }

@@ -1,0 +1,115 @@
+"""`make demo` (scripts/demo.sh) end to end: services, migrations, seed, a real worker, the summary."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from src.deps import Deps
+from src.ops.seed import DEMO_TENANT_ID
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.factories import Factory
+from tests.ops.runner import Run, run
+
+
+async def demo(tmp_path: Path, **env: str) -> Run:
+    return await run("bash", "scripts/demo.sh", timeout=110, DEMO_DIR=str(tmp_path / "demo"), **env)
+
+
+def row(output: str, company: str) -> list[str]:
+    """The decision-table row of a company, split into its columns."""
+    for line in output.splitlines():
+        if line.strip().startswith(company) and re.search(r"  (DISPATCHED|SKIPPED|HELD|NOT_DUE)", line):
+            return re.split(r"\s{2,}", line.strip())
+    raise AssertionError(f"no decision row for {company}:\n{output}")
+
+
+def assert_summary(output: str) -> None:
+    assert "1. Seeded the demo tenant" in output
+    assert "every day, 00:00-00:00 (all day), public holidays not skipped" in output
+    assert "2. Started the worker: arq src.worker.Settings" in output
+    assert "3. Dry run through the worker" in output
+    assert "quota counters unchanged: yes" in output
+    assert "eligible leads 10: 4 to WhatsApp, 3 to e-mail, 1 waiting for quota, 2 without a channel" in output
+    assert "held for human review 1" in output
+
+    assert row(output, "Lactate Bucovina SA")[1:4] == ["DISPATCHED", "WHATSAPP", "q:wa:phone_01"]
+    assert row(output, "Lactate Bucovina SA")[-1] == "STICKY"
+    assert row(output, "Vinăria Dealu Mare SRL")[1:3] == ["SKIPPED_QUOTA", "WHATSAPP"]
+    assert row(output, "Vinăria Dealu Mare SRL")[-1] == "STICKY_QUOTA_EXHAUSTED"
+    assert row(output, "Transilvania Logistic SRL")[-1] == "FALLBACK_STICKY_UNAVAILABLE"
+    assert row(output, "Agroferma Someșul SRL")[-1] == "NEW_PHONE"
+    assert row(output, "Moara Banatului SRL")[1:4] == ["DISPATCHED", "EMAIL_COLD", "q:email:cold"]
+    assert row(output, "Construcții Olt Invest SRL")[1:4] == ["DISPATCHED", "EMAIL_WARM", "q:email:warm"]
+    assert row(output, "Panificația Dunărea SRL")[2] == "EMAIL_COLD"
+    assert row(output, "Mobila Maramureș SRL")[1::4] == ["SKIPPED_NO_CHANNEL", "OPTED_OUT"]
+    assert row(output, "Depozitul de Cereale Argeș SRL")[-1] == "NO_VERIFIED_CONTACT"
+    assert row(output, "Ferma Avicolă Bărăgan SRL")[1] == "HELD_FOR_REVIEW"
+    assert row(output, "Tipografia Crișana SRL")[1] == "NOT_DUE"
+
+    assert "5. What landed in each queue" in output
+    assert "q:email:cold: 2 jobs" in output
+    assert "send-email-warm  Construcții Olt Invest SRL -> ofertare@oltinvest.ro" in output
+    assert "send-whatsapp-initial  Lactate Bucovina SA -> +40746223344" in output
+    assert "6. Each phone's quota today (Europe/Bucharest" in output
+    assert re.search(r"\+40733200402\s+q:wa:phone_02\s+ACTIVE\s+40\s+40\s+40\s+0", output)
+    assert re.search(r"\+40755400404\s+q:wa:phone_04\s+BANNED\s+0\s+0\s+200\s+-", output)
+    assert "7. Stopped the worker (SIGTERM): exit code 0" in output
+
+
+async def test_make_demo_on_the_configured_services(
+    deps: Deps, factory: Factory, redis: Redis, tmp_path: Path
+) -> None:
+    result = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
+    assert result.code == 0, result.out + result.err
+    assert_summary(result.out)
+    assert "throwaway" not in result.out
+    assert "The demo tenant stays in your database" in result.out
+    # What the summary says is what the services hold.
+    assert (
+        await factory.scalar("SELECT count(*) FROM gold_lead_journey WHERE tenant_id = :t", t=DEMO_TENANT_ID)
+        == 12
+    )
+    assert await redis.zcard("q:email:cold") == 2
+    assert await redis.zcard("q:wa:phone_01") == 1
+
+    again = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
+    assert again.code == 0, again.out + again.err
+    assert_summary(again.out)  # a second run resets the demo tenant and shows the same story
+    assert await redis.zcard("q:email:cold") == 2
+
+
+async def test_make_demo_starts_throwaway_servers_when_the_configured_ones_do_not_answer(
+    deps: Deps, tmp_path: Path
+) -> None:
+    result = await demo(
+        tmp_path,
+        DATABASE_URL="postgresql://postgres@127.0.0.1:1/cerniq_demo",
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    assert result.code == 0, result.out + result.err
+    assert "DATABASE_URL does not answer: using a throwaway PostgreSQL instead" in result.out
+    assert "starting a throwaway PostgreSQL" in result.out
+    assert "starting a throwaway Redis" in result.out
+    assert_summary(result.out)
+    assert "stopped the throwaway PostgreSQL" in result.out
+    assert "stopped the throwaway Redis" in result.out
+    assert not (tmp_path / "demo" / "postgres").exists()
+
+
+async def test_make_demo_says_what_to_install_when_nothing_can_run(deps: Deps, tmp_path: Path) -> None:
+    result = await demo(
+        tmp_path,
+        DATABASE_URL="postgresql://postgres@127.0.0.1:1/cerniq_demo",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        PG_BIN=str(tmp_path / "no-postgres"),
+        REDIS_SERVER=str(tmp_path / "no-redis-server"),
+        DOCKER=str(tmp_path / "no-docker"),
+    )
+    assert result.code == 1
+    assert "could not reach or start PostgreSQL and Redis" in result.err
+    assert "sudo apt-get install postgresql redis-server" in result.err
+    assert "brew install postgresql@15 redis" in result.err
+    assert "https://docs.docker.com/engine/install/" in result.err

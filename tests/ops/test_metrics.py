@@ -1,0 +1,86 @@
+"""A real worker process with METRICS_PORT set serves the Prometheus counters it promises."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.request
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from src.client import OutreachClient
+from src.deps import Deps
+from tests.conftest import TEST_REDIS_URL
+from tests.e2e.test_worker import ALWAYS_OPEN
+from tests.factories import Factory
+from tests.workers import WorkerProcess
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def sample(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture
+async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+async def test_metrics_count_leads_time_jobs_and_show_quota(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    phone = await factory.phone(tenant, phone_number="+40721000077", daily_limit=120)
+    whatsapp = await factory.leads(tenant, 2)
+    await factory.lead(tenant, company={"hlr_reachable": False})
+    await factory.lead(tenant, whatsapp_opted_out=True, email_opted_out=True)
+    port = free_port()
+
+    async with WorkerProcess("Settings", METRICS_PORT=str(port)) as worker:
+        await worker.wait_healthy(redis)
+        result = await (await client.dispatch(tenant_id=tenant)).result(timeout=20)
+        assert (result.dispatched_to_whatsapp, result.dispatched_to_email) == (2, 1)
+        await (await client.select_channel(tenant_id=tenant, lead_id=whatsapp[0])).result(timeout=10)
+        metrics = await asyncio.to_thread(scrape, port)
+
+    leads = "cerniq_dispatch_leads_total"
+    assert sample(metrics, leads, outcome="DISPATCHED", channel="WHATSAPP", reason="NEW_PHONE") == 2
+    assert sample(metrics, leads, outcome="DISPATCHED", channel="EMAIL_COLD", reason="BEST_SCORE") == 1
+    assert sample(metrics, leads, outcome="SKIPPED_NO_CHANNEL", channel="NONE", reason="OPTED_OUT") == 1
+
+    durations = "cerniq_job_duration_seconds_count"
+    assert sample(metrics, durations, function="dispatch", outcome="ok") == 1
+    assert sample(metrics, durations, function="select_channel", outcome="ok") == 1
+    assert sample(metrics, "cerniq_job_duration_seconds_sum", function="dispatch", outcome="ok") > 0
+
+    labels = {"phone_id": str(phone), "tenant_id": str(tenant)}
+    assert sample(metrics, "cerniq_phone_quota_used", **labels) == 2
+    assert sample(metrics, "cerniq_phone_quota_limit", **labels) == 120
+
+
+async def test_metrics_are_off_by_default(deps: Deps, redis: Redis) -> None:
+    port = free_port()
+    async with WorkerProcess("Settings") as worker:
+        await worker.wait_healthy(redis)
+        with pytest.raises(OSError):  # nothing listens
+            await asyncio.to_thread(scrape, port)
