@@ -31,8 +31,20 @@ LEAD = "1b6f8e90-52c4-4c7e-8f0e-5c1d2b3a4f11"
         (["enqueue", "dispatch", "--tenant-id", TENANT, "--priority-filter", "URGENT"], "invalid choice"),
         (["enqueue", "select", "--tenant-id", TENANT, "--lead-id", "42"], "not a UUID: '42'"),
         (
-            [*["enqueue", "route", "--message-type", "INITIAL", "--payload", "[1]"], "--tenant-id", TENANT]
-            + ["--lead-id", LEAD, "--phone-id", LEAD],
+            [
+                "enqueue",
+                "route",
+                "--message-type",
+                "INITIAL",
+                "--payload",
+                "[1]",
+                "--tenant-id",
+                TENANT,
+                "--lead-id",
+                LEAD,
+                "--phone-id",
+                LEAD,
+            ],
             "must be a JSON object, got list",
         ),
         (["enqueue", "allocate", "--tenant-id", TENANT], "required: --lead-id"),

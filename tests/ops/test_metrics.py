@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -82,5 +83,5 @@ async def test_metrics_are_off_by_default(deps: Deps, redis: Redis) -> None:
     port = free_port()
     async with WorkerProcess("Settings") as worker:
         await worker.wait_healthy(redis)
-        with pytest.raises(OSError):  # nothing listens
+        with pytest.raises(urllib.error.URLError, match="Connection refused"):  # nothing listens
             await asyncio.to_thread(scrape, port)
