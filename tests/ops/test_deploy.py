@@ -148,3 +148,10 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
     for needed in ("requirements.lock", "pyproject.toml", "src", "alembic", "alembic.ini"):
         assert needed not in ignored
         assert Path(ROOT / needed).exists()
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if f"| `{name.upper()}` |" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"
+    assert "REDIS_URL=redis+sentinel://[:password@]host1:26379,host2:26379/<master name>/<db>" in readme
