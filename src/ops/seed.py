@@ -189,9 +189,10 @@ async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Settings, *, re
                 f"the demo tenant is already seeded ({DEMO_TENANT_ID}); "
                 "`cerniq-ops seed-demo --reset` deletes it and seeds it again"
             )
+        # Also on a first seed: a Redis shared with an earlier demo database still holds that demo's
+        # jobs and reservations under the same deterministic ids.
+        await _forget_redis_state(redis, now)
         if existing is not None:
-            slots = [p.queue_slot for p in await queries.tenant_phones(conn, tenant_id=DEMO_TENANT_ID)]
-            await _forget_redis_state(redis, slots, now)
             await queries.delete_tenant(conn, tenant_id=DEMO_TENANT_ID)
         await queries.insert_tenant(conn, tenant=DEMO_TENANT)
         for phone in PHONES:
@@ -239,16 +240,26 @@ def _row(lead: DemoLead, now: datetime) -> queries.NewLead:
     )
 
 
-async def _forget_redis_state(redis: Redis, slots: list[str], now: datetime) -> None:
-    """The demo tenant's quota counters and reservations (yesterday to tomorrow) and its queued jobs."""
+async def _forget_redis_state(redis: Redis, now: datetime) -> None:
+    """The demo tenant's quota counters and reservations (yesterday to tomorrow) and its queued jobs.
+
+    Job ids of this service name the tenant, so its jobs are found by pattern on every WhatsApp queue
+    and both e-mail queues: a demo reset scans the keyspace once, fine for a demo and never done by the
+    service itself.
+    """
     today = quota_date(now, DEMO_TIMEZONE)
     days = [today + timedelta(days=offset) for offset in (-1, 0, 1)]
     keys = [quota_key(phone.id, day) for phone in PHONES for day in days]
     keys += [quota_reservations_key(DEMO_TENANT_ID, day) for day in days]
-    queues = [whatsapp_queue(slot, followup=f) for slot in slots for f in (False, True)]
+    pattern = f"*{DEMO_TENANT_ID}*"
+    queues = [_text(q) async for q in redis.scan_iter(match=whatsapp_queue("*"), _type="ZSET", count=1000)]
     for queue in [*queues, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE]:
-        async for member, _ in redis.zscan_iter(queue, match=f"*{DEMO_TENANT_ID}*"):
-            job_id = member.decode() if isinstance(member, bytes) else str(member)
-            await redis.zrem(queue, job_id)
-            keys += [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id]
+        async for member, _ in redis.zscan_iter(queue, match=pattern):
+            await redis.zrem(queue, member)
+    for prefix in (ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX):
+        keys += [_text(key) async for key in redis.scan_iter(match=prefix + pattern, count=1000)]
     await redis.delete(*keys)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

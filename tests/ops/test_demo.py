@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from src.deps import Deps
 from src.ops.seed import DEMO_TENANT_ID
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.conftest import TABLES, TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import Factory
 from tests.ops.runner import Run, run
 
@@ -54,7 +55,9 @@ def assert_summary(output: str) -> None:
     assert "send-email-warm  Construcții Olt Invest SRL -> ofertare@oltinvest.ro" in output
     assert "send-whatsapp-initial  Lactate Bucovina SA -> +40746223344" in output
     assert "6. Each phone's quota today (Europe/Bucharest" in output
+    assert re.search(r"\+40722100401\s+q:wa:phone_01\s+ACTIVE\s+37\s+38\s+200\s+162", output)
     assert re.search(r"\+40733200402\s+q:wa:phone_02\s+ACTIVE\s+40\s+40\s+40\s+0", output)
+    assert re.search(r"\+40744300403\s+q:wa:phone_03\s+ACTIVE\s+85\s+88\s+250\s+162", output)
     assert re.search(r"\+40755400404\s+q:wa:phone_04\s+BANNED\s+0\s+0\s+200\s+-", output)
     assert "7. Stopped the worker (SIGTERM): exit code 0" in output
 
@@ -79,6 +82,18 @@ async def test_make_demo_on_the_configured_services(
     assert again.code == 0, again.out + again.err
     assert_summary(again.out)  # a second run resets the demo tenant and shows the same story
     assert await redis.zcard("q:email:cold") == 2
+
+
+async def test_a_demo_on_a_new_database_ignores_what_an_earlier_demo_left_in_redis(
+    deps: Deps, tmp_path: Path
+) -> None:
+    first = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
+    assert first.code == 0, first.out + first.err
+    async with deps.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))  # a new database, the same Redis
+    second = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
+    assert second.code == 0, second.out + second.err
+    assert_summary(second.out)
 
 
 async def test_make_demo_starts_throwaway_servers_when_the_configured_ones_do_not_answer(
