@@ -13,7 +13,8 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from redis.asyncio import Redis
+
+from src.redis_url import close_redis, create_redis_client
 
 TIMEOUT_S = 3.0
 
@@ -42,11 +43,11 @@ async def postgres(url: str, *, create_database: bool) -> None:
 
 
 async def redis(url: str) -> None:
-    client = Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
+    client = create_redis_client(url, max_connections=8, timeout_s=TIMEOUT_S)
     try:
         await client.ping()
     finally:
-        await client.aclose()
+        await close_redis(client)
 
 
 def main() -> int:
