@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
@@ -48,9 +49,25 @@ class OutgoingJob:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedJob:
+    """A job whose payload is already JSON (a dispatch serialized it once for its outbox row)."""
+
+    job_id: str
+    queue: str
+    function: str
+    payload_json: bytes
+
+
 def arq_job_bytes(function: str, payload: dict[str, Any], enqueue_ms: int) -> bytes:
     """A job as arq stores it: function, one positional argument, no kwargs, first try."""
     return job_serializer({"t": None, "f": function, "a": [payload], "k": {}, "et": enqueue_ms})
+
+
+def arq_job_bytes_from_json(function: str, payload_json: bytes, enqueue_ms: int) -> bytes:
+    """`arq_job_bytes` around a payload that is already JSON, without parsing it again: for the same
+    payload serialized by `src.serialization.dumps`, the very same bytes."""
+    return b'{"t":null,"f":%b,"a":[%b],"k":{},"et":%d}' % (orjson.dumps(function), payload_json, enqueue_ms)
 
 
 class Outbound:
@@ -59,12 +76,24 @@ class Outbound:
 
     async def enqueue(self, jobs: Sequence[OutgoingJob], *, now_ms: int) -> list[bool]:
         """Enqueue every job whose id is free; True where this call wrote the job."""
+        return await self._write(
+            [(j.job_id, j.queue, arq_job_bytes(j.function, j.payload, now_ms)) for j in jobs], now_ms
+        )
+
+    async def enqueue_encoded(self, jobs: Sequence[EncodedJob], *, now_ms: int) -> list[bool]:
+        """`enqueue` for jobs whose payload is already JSON."""
+        return await self._write(
+            [(j.job_id, j.queue, arq_job_bytes_from_json(j.function, j.payload_json, now_ms)) for j in jobs],
+            now_ms,
+        )
+
+    async def _write(self, jobs: Sequence[tuple[str, str, bytes]], now_ms: int) -> list[bool]:
         if not jobs:
             return []
         keys: list[str] = []
         args: list[str | bytes | int] = [JOB_EXPIRES_MS]
-        for job in jobs:
-            keys += [ARQ_JOB_PREFIX + job.job_id, ARQ_RESULT_PREFIX + job.job_id, job.queue]
-            args += [job.job_id, arq_job_bytes(job.function, job.payload, now_ms), now_ms]
+        for job_id, queue, body in jobs:
+            keys += [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, queue]
+            args += [job_id, body, now_ms]
         written = await self._enqueue(keys=keys, args=args)
         return [bool(int(flag)) for flag in written]

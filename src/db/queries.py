@@ -259,6 +259,8 @@ def _due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) 
     ix_gold_lead_journey_due that stops after :limit rows, so the cost does not grow with the rows
     scheduled in the future. Row-locking queries never run in parallel, so Append returns the branches
     in the order written, and the outer LIMIT stops the later branches from running (or locking) at all.
+    The company of each selected lead is one index lookup: the LATERAL subquery's LIMIT 1 (the pair is
+    unique anyway) keeps the planner from hashing all of the tenant's companies for a batch.
     """
     sequence = " AND j.current_sequence_id = :sequence_id" if with_sequence else ""
     locking = " FOR UPDATE OF j SKIP LOCKED" if lock else ""
@@ -281,7 +283,10 @@ def _due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) 
                d.requires_human_review, d.assigned_phone_id, d.whatsapp_opted_out, d.email_opted_out,
                d.current_sequence_id, d.sequence_step, d.last_channel_used, {_COMPANY_COLUMNS}
         FROM ({union} LIMIT :limit) AS d
-        JOIN gold_companies c ON c.tenant_id = d.tenant_id AND c.id = d.lead_id
+        CROSS JOIN LATERAL (
+            SELECT {_COMPANY_COLUMNS} FROM gold_companies c
+            WHERE c.tenant_id = d.tenant_id AND c.id = d.lead_id LIMIT 1
+        ) AS c
         ORDER BY d.branch, d.next_action_at
         """
     )
@@ -359,7 +364,7 @@ _UPDATE_JOURNEYS = text(
         next_action_at = u.next_action_at
     FROM unnest(CAST(:journey_ids AS uuid[]), CAST(:phone_ids AS uuid[]), CAST(:channels AS text[]),
                 CAST(:next_action_ats AS timestamptz[])) AS u(id, phone_id, channel, next_action_at)
-    WHERE j.id = u.id AND j.tenant_id = :tenant_id
+    WHERE j.id = u.id AND j.id = ANY(CAST(:journey_ids AS uuid[])) AND j.tenant_id = :tenant_id
     """
 )
 
@@ -393,9 +398,9 @@ _INSERT_OUTBOX = text(
     """
 )
 _OUTBOX_COLUMNS = "id, tenant_id, lead_id, job_id, queue_name, function_name, payload::text"
-_CLAIM_OUTBOX = text(
-    f"SELECT {_OUTBOX_COLUMNS} FROM dispatch_outbox WHERE id = ANY(CAST(:ids AS bigint[])) "
-    "FOR UPDATE SKIP LOCKED"
+_TAKE_OUTBOX = text(
+    "DELETE FROM dispatch_outbox WHERE id IN (SELECT id FROM dispatch_outbox "
+    "WHERE id = ANY(CAST(:ids AS bigint[])) FOR UPDATE SKIP LOCKED) RETURNING job_id"
 )
 _DELETE_OUTBOX = text("DELETE FROM dispatch_outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
 
@@ -434,9 +439,11 @@ async def insert_outbox(
     return [row[0] for row in await conn.execute(_INSERT_OUTBOX, params)]
 
 
-async def claim_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> list[OutboxRow]:
-    """Lock the given outbox rows; rows a relay already holds (or deleted) are skipped."""
-    return [OutboxRow(*row) for row in await conn.execute(_CLAIM_OUTBOX, {"ids": list(ids)})]
+async def take_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> list[str]:
+    """Delete the given outbox rows and return their job ids; rows a relay holds (or has deleted) are
+    skipped. Like a claim, the rows stay locked until the transaction ends, and a rollback puts them back:
+    enqueue their jobs before committing."""
+    return [row[0] for row in await conn.execute(_TAKE_OUTBOX, {"ids": list(ids)})]
 
 
 async def claim_orphaned_outbox(

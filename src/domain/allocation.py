@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,12 @@ class BatchAllocator:
         self._phones = {p.id: p for p in phones}
         self._available = [p for p in self._phones.values() if is_available(p, tenant_id)]
         self._remaining = {p.id: p.remaining for p in self._available}
+        # Max-heap of (-remaining, position, phone): the phone with the most room, the first listed among
+        # equals, without scanning every phone for every lead. Spending pushes the phone's new entry; the
+        # older ones are stale (more room than the phone has) and are dropped when they surface.
+        self._position = {p.id: n for n, p in enumerate(self._available)}
+        self._most_room = [(-p.remaining, n, p.id) for n, p in enumerate(self._available)]
+        heapq.heapify(self._most_room)
 
     @property
     def has_available_phone(self) -> bool:
@@ -114,13 +121,27 @@ class BatchAllocator:
         if sticky is not None and is_available(sticky, self._tenant_id):
             if self._remaining[sticky.id] <= 0:
                 return Allocation(sticky.id, AllocationType.STICKY, AllocationReason.STICKY_QUOTA_EXHAUSTED)
-            self._remaining[sticky.id] -= 1
+            self._spend(sticky.id)
             return Allocation(sticky.id, AllocationType.STICKY, AllocationReason.STICKY)
 
-        best = max(self._remaining, key=lambda pid: self._remaining[pid], default=None)
+        best = self._phone_with_most_room()
         if best is None or self._remaining[best] <= 0:
             return Allocation(None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
-        self._remaining[best] -= 1
+        self._spend(best)
         if sticky_phone_id is not None:
             return Allocation(best, AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE)
         return Allocation(best, AllocationType.NEW, AllocationReason.NEW_PHONE)
+
+    def _spend(self, phone_id: UUID) -> None:
+        left = self._remaining[phone_id] - 1
+        self._remaining[phone_id] = left
+        heapq.heappush(self._most_room, (-left, self._position[phone_id], phone_id))
+
+    def _phone_with_most_room(self) -> UUID | None:
+        heap = self._most_room
+        while heap:
+            room, _, phone_id = heap[0]
+            if -room == self._remaining[phone_id]:
+                return phone_id
+            heapq.heappop(heap)
+        return None

@@ -42,7 +42,7 @@ from src.domain.dispatch import (
     Outcome,
     job_id_for,
     lead_job_id,
-    next_action_at,
+    next_actions,
     output_for,
     plan_batch,
     queue_of,
@@ -54,7 +54,7 @@ from src.errors import ConfigurationError, NotFound
 from src.jobs.base import JobInfo, job
 from src.jobs.outbox import publish, relay_orphans
 from src.names import Function, Queue, cron_tick_label, tenant_dispatch_job_id
-from src.outbound import OutgoingJob
+from src.outbound import EncodedJob, OutgoingJob
 from src.quota import PhoneLimit, ReservationRequest
 from src.serialization import dumps
 
@@ -178,13 +178,13 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         if not data.dry_run:
             decisions = await _reserve(deps, tenant_id, today, phone_rows, decisions, job_ids)
             await chaos.pause(deps.settings, "after_reserve")
-            outbox_ids = await _persist(
+            outbox_ids, outgoing = await _persist(
                 conn, deps, data, tenant_id, window, now, decisions, job_ids, slots, dispatch_job_id
             )
             await conn.commit()
     if not data.dry_run:
         await chaos.pause(deps.settings, "after_commit")
-        written = await publish(deps, outbox_ids)
+        written = await publish(deps, outbox_ids, outgoing)
 
     result = _result(base, data, decisions, job_ids, slots, written, held, len(leads), started)
     logger.info(
@@ -266,25 +266,28 @@ async def _persist(
     job_ids: dict[UUID, str],
     slots: dict[UUID, str],
     dispatch_job_id: str,
-) -> list[int]:
+) -> tuple[list[int], dict[str, EncodedJob]]:
+    """Update the journeys and write the outbox; returns the outbox ids and their jobs, serialized once
+    for both the outbox row and the enqueue."""
     settings = deps.settings
+    after = next_actions(
+        now=now,
+        window=window,
+        redispatch_after=timedelta(seconds=settings.redispatch_after_s),
+        no_channel_recheck=timedelta(seconds=settings.no_channel_recheck_s),
+    )
     updates = [
         queries.JourneyUpdate(
             journey_id=d.lead.journey_id,
             phone_id=d.phone_id if d.is_whatsapp else None,
             channel=d.channel.value if d.outcome is Outcome.DISPATCHED and d.channel else None,
-            next_action_at=next_action_at(
-                d,
-                now=now,
-                window=window,
-                redispatch_after=timedelta(seconds=settings.redispatch_after_s),
-                no_channel_recheck=timedelta(seconds=settings.no_channel_recheck_s),
-            ),
+            next_action_at=after[d.outcome],
         )
         for d in decisions
     ]
     await queries.update_journeys(conn, tenant_id=tenant_id, now=now, updates=updates)
     entries = []
+    jobs: dict[str, EncodedJob] = {}
     for d in decisions:
         if d.outcome is not Outcome.DISPATCHED:
             continue
@@ -295,12 +298,11 @@ async def _persist(
             dispatch_job_id=dispatch_job_id,
             queue_slots=slots,
         )
-        entries.append(
-            queries.OutboxEntry(
-                d.lead.lead_id, job_ids[d.lead.journey_id], queue, function, dumps(payload).decode()
-            )
-        )
-    return await queries.insert_outbox(conn, tenant_id=tenant_id, entries=entries)
+        job_id = job_ids[d.lead.journey_id]
+        payload_json = dumps(payload)
+        jobs[job_id] = EncodedJob(job_id, queue, function, payload_json)
+        entries.append(queries.OutboxEntry(d.lead.lead_id, job_id, queue, function, payload_json.decode()))
+    return await queries.insert_outbox(conn, tenant_id=tenant_id, entries=entries), jobs
 
 
 def _result(

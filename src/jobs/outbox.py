@@ -7,7 +7,7 @@ so a row relayed twice (killed between enqueue and delete) is written once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src import chaos
 from src.db import queries
 from src.deps import Deps
-from src.outbound import OutgoingJob
+from src.outbound import EncodedJob, OutgoingJob
 from src.serialization import loads
 
 RELAY_BATCH = 1000
@@ -34,17 +34,20 @@ async def _enqueue_and_delete(
     return written
 
 
-async def publish(deps: Deps, outbox_ids: Sequence[int]) -> dict[str, bool]:
+async def publish(deps: Deps, outbox_ids: Sequence[int], jobs: Mapping[str, EncodedJob]) -> dict[str, bool]:
     """Enqueue the rows a dispatch just committed; job id -> True when this call wrote the job.
 
+    `jobs` are the rows' jobs as the dispatch serialized them, by job id, so the rows are not read back.
     Rows another relay holds are skipped here: that relay enqueues them.
     """
     if not outbox_ids:
         return {}
     async with deps.engine.connect() as conn:
-        rows = await queries.claim_outbox(conn, ids=outbox_ids)
-        written = await _enqueue_and_delete(deps, conn, rows)
-    return {row.job_id: flag for row, flag in zip(rows, written, strict=True)}
+        taken = [jobs[job_id] for job_id in await queries.take_outbox(conn, ids=outbox_ids)]
+        written = await deps.outbound.enqueue_encoded(taken, now_ms=int(deps.clock().timestamp() * 1000))
+        await chaos.pause(deps.settings, "after_enqueue")
+        await conn.commit()
+    return {job.job_id: flag for job, flag in zip(taken, written, strict=True)}
 
 
 async def relay_orphans(deps: Deps, *, tenant_id: UUID | None) -> int:
