@@ -35,6 +35,12 @@ def count_lead(outcome: str, channel: str | None, reason: str) -> None:
     LEADS.labels(outcome, channel or "NONE", reason).inc()
 
 
+def count_leads(outcome: str, reason: str, amount: int) -> None:
+    """Leads skipped as a group, without a decision each: SKIPPED_OUTSIDE_HOURS, SKIPPED_HUMAN_REVIEW."""
+    if amount:
+        LEADS.labels(outcome, "NONE", reason).inc(amount)
+
+
 def set_quota(phone_id: str, tenant_id: str, used: int, limit: int) -> None:
     QUOTA_USED.labels(phone_id, tenant_id).set(used)
     QUOTA_LIMIT.labels(phone_id, tenant_id).set(limit)

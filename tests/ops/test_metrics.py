@@ -9,9 +9,11 @@ import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from src import metrics
 from src.client import OutreachClient
 from src.deps import Deps
 from tests.conftest import TEST_REDIS_URL
@@ -85,3 +87,11 @@ async def test_metrics_are_off_by_default(deps: Deps, redis: Redis) -> None:
         await worker.wait_healthy(redis)
         with pytest.raises(urllib.error.URLError, match="Connection refused"):  # nothing listens
             await asyncio.to_thread(scrape, port)
+
+
+def test_leads_skipped_as_a_group_are_counted_by_outcome_and_reason() -> None:
+    labels = {"outcome": "SKIPPED_OUTSIDE_HOURS", "channel": "NONE", "reason": "OUTSIDE_SENDING_WINDOW"}
+    before = REGISTRY.get_sample_value("cerniq_dispatch_leads_total", labels) or 0.0
+    metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", 7)
+    metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", 0)
+    assert REGISTRY.get_sample_value("cerniq_dispatch_leads_total", labels) == before + 7
