@@ -114,20 +114,22 @@ class QueueSupervisor:
         return max(0.05, min(pending) - time.monotonic())
 
     async def _start_due_workers(self) -> None:
-        due = [slot for slot in self._slots if slot.task is None and slot.restart_at <= time.monotonic()]
+        stopped = [slot for slot in self._slots if slot.task is None]
+        due = [slot for slot in stopped if slot.restart_at <= time.monotonic()]
         if not due:
             return
-        if self._outage_since is not None and not await self._redis_answers():
-            for slot in due:
-                slot.restart_at = time.monotonic() + 1.0
-            return
         if self._outage_since is not None:
+            if not await self._redis_answers():
+                for slot in stopped:
+                    slot.restart_at = time.monotonic() + 1.0
+                return
             logger.warning(
                 "Redis reachable again after {:.1f}s: restarting {} queue workers",
                 time.monotonic() - self._outage_since,
-                len(due),
+                len(stopped),
             )
             self._outage_since = None
+            due = stopped
         for slot in due:
             try:
                 pool = await create_pool(

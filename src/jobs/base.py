@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from src import metrics
 from src.deps import Deps
 from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted, backoff_seconds, is_transient
+from src.faults import FAULTS
 from src.log import enrich_job
 from src.names import QUEUE_OF, Function
 
@@ -77,6 +78,7 @@ def job(function: Function, model: type[In]) -> Callable[[JobBody[In, Out]], Job
                     outcome = "retried"
                     raise _retry_or_give_up(deps, info, exc) from exc
                 outcome = "ok"
+                FAULTS.succeeded()
                 return result.model_dump(mode="json", by_alias=True)
             finally:
                 metrics.observe_job(function.value, outcome, time.perf_counter() - started)
@@ -98,11 +100,5 @@ def _retry_or_give_up(deps: Deps, info: JobInfo, exc: Exception) -> Exception:
     delay = backoff_seconds(
         info.job_try, base=settings.retry_backoff_base_s, cap=settings.retry_backoff_max_s
     )
-    logger.warning(
-        "transient fault on try {} of {}, retrying in {:.1f}s: {}",
-        info.job_try,
-        settings.retry_max_tries,
-        delay,
-        fault,
-    )
+    FAULTS.retrying(exc, job_try=info.job_try, max_tries=settings.retry_max_tries, delay=delay)
     return Retry(defer=delay)

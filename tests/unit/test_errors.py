@@ -67,3 +67,13 @@ def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
         "message": "boom",
         "retryable": False,
     }
+
+
+def test_faults_are_attributed_to_their_dependency() -> None:
+    from src.errors import Contention
+    from src.faults import dependency_of
+
+    assert dependency_of(redis.exceptions.ConnectionError("refused")) == "Redis"
+    assert dependency_of(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())) == "PostgreSQL"
+    assert dependency_of(Contention("lost a race")) == "a concurrent writer"
+    assert dependency_of(ConnectionRefusedError(111, "refused")) == "the network"

@@ -1,0 +1,89 @@
+"""Transient faults seen by jobs, logged once per outage instead of once per job try.
+
+When PostgreSQL or Redis stops answering, every in-flight job fails and retries; one WARNING says so when
+the first job meets the fault, and one INFO line says when jobs succeed again and how many tries were
+retried in between. The individual retries go to DEBUG.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import asyncpg
+import redis.exceptions
+from loguru import logger
+from sqlalchemy import exc as sa_exc
+
+from src.errors import Contention
+
+
+def dependency_of(exc: BaseException) -> str:
+    """Which dependency a transient fault came from: by exception type along the chain, else by the
+    library that raised it (a refused connection surfaces as a bare OSError from asyncpg or redis-py)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, redis.exceptions.RedisError):
+            return "Redis"
+        if isinstance(seen, sa_exc.SQLAlchemyError | asyncpg.PostgresError | asyncpg.InterfaceError):
+            return "PostgreSQL"
+        if isinstance(seen, Contention):
+            return "a concurrent writer"
+        for frame, _ in reversed(list(traceback.walk_tb(seen.__traceback__))):
+            module = str(frame.f_globals.get("__name__", ""))
+            if module.startswith(("asyncpg", "sqlalchemy")):
+                return "PostgreSQL"
+            if module.startswith("redis"):
+                return "Redis"
+        seen = seen.__cause__ or seen.__context__
+    return "the network"
+
+
+class FaultLog:
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+        self._retried: dict[str, int] = {}
+
+    def retrying(self, exc: BaseException, *, job_try: int, max_tries: int, delay: float) -> None:
+        dependency = dependency_of(exc)
+        fault = f"{type(exc).__name__}: {exc}"
+        if dependency == "a concurrent writer":
+            logger.info(
+                "lost a race to a concurrent writer; retrying in {:.1f}s (try {} of {})",
+                delay,
+                job_try,
+                max_tries,
+            )
+            return
+        self._retried[dependency] = self._retried.get(dependency, 0) + 1
+        if dependency in self._since:
+            logger.debug(
+                "{} still unavailable; retrying in {:.1f}s (try {} of {})",
+                dependency,
+                delay,
+                job_try,
+                max_tries,
+            )
+            return
+        self._since[dependency] = time.monotonic()
+        logger.warning(
+            "{} unavailable to jobs ({}); jobs retry with backoff, up to {} tries",
+            dependency,
+            fault,
+            max_tries,
+        )
+
+    def succeeded(self) -> None:
+        if not self._since:
+            return
+        for dependency, since in self._since.items():
+            logger.info(
+                "{} available to jobs again after {:.1f}s; {} job tries were retried meanwhile",
+                dependency,
+                time.monotonic() - since,
+                self._retried.pop(dependency, 0),
+            )
+        self._since.clear()
+
+
+FAULTS = FaultLog()

@@ -1,0 +1,214 @@
+"""Redis stopped for 10 s, PostgreSQL unreachable for 10 s, in the middle of a run of the real worker.
+
+Jobs caught by an outage fail transiently, retry with bounded backoff and complete after recovery; none is
+lost or doubled; the worker process survives and says so once per outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from datetime import time as wall
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import pytest
+import redis.exceptions
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.client import EnqueuedJob, OutreachClient
+from src.domain.quota import quota_date
+from src.serialization import job_deserializer
+from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.factories import Factory
+from tests.invariants import ledger
+from tests.servers import CuttableProxy, RedisServer
+from tests.workers import WorkerProcess
+
+OUTAGE_S = 10
+ALWAYS_OPEN = {
+    "send_window_start": wall(0),
+    "send_window_end": wall(0),
+    "send_days": [1, 2, 3, 4, 5, 6, 7],
+    "skip_public_holidays": False,
+}
+WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "RETRY_BACKOFF_BASE_S": "1"}
+
+
+async def scenario(factory: Factory) -> tuple[UUID, list[UUID], list[UUID]]:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    phones = [await factory.phone(tenant, daily_limit=60) for _ in range(3)]
+    leads = await factory.leads(tenant, 120)
+    return tenant, phones, leads
+
+
+class Feeder:
+    """Keeps enqueueing a mix of all four jobs; remembers every job Redis acknowledged."""
+
+    def __init__(self, client: OutreachClient, tenant: UUID, phones: list[UUID], leads: list[UUID]) -> None:
+        self.client, self.tenant, self.phones, self.leads = client, tenant, phones, leads
+        self.acknowledged: list[EnqueuedJob[Any]] = []
+        self.refused = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            lead = self.leads[n % len(self.leads)]
+            try:
+                match n % 4:
+                    case 0:
+                        job: EnqueuedJob[Any] = await self.client.select_channel(
+                            tenant_id=self.tenant, lead_id=lead
+                        )
+                    case 1:
+                        job = await self.client.allocate_phone(tenant_id=self.tenant, lead_id=lead)
+                    case 2:
+                        job = await self.client.route(
+                            tenant_id=self.tenant,
+                            lead_id=lead,
+                            phone_id=self.phones[n % len(self.phones)],
+                            message_type="FOLLOWUP",
+                            payload={"n": n},
+                        )
+                    case _:
+                        job = await self.client.dispatch(tenant_id=self.tenant, batch_size=5)
+                self.acknowledged.append(job)
+            except (redis.exceptions.RedisError, OSError):
+                self.refused += 1
+                await asyncio.sleep(0.2)
+            n += 1
+            await asyncio.sleep(0.03)
+
+
+async def all_results(
+    jobs: list[EnqueuedJob[Any]], redis_client: Redis, timeout: float
+) -> list[dict[str, Any]]:
+    """The stored result of every job, waiting up to `timeout` for the last ones."""
+    deadline = time.monotonic() + timeout
+    pending = {job.job_id for job in jobs}
+    results: dict[str, dict[str, Any]] = {}
+    while pending:
+        for job_id in list(pending):
+            raw = await redis_client.get(f"arq:result:{job_id}")
+            if raw is not None:
+                results[job_id] = job_deserializer(raw)
+                pending.discard(job_id)
+        if pending:
+            assert time.monotonic() < deadline, f"{len(pending)} acknowledged jobs never completed"
+            await asyncio.sleep(0.5)
+    return [results[job.job_id] for job in jobs]
+
+
+def lines(output: str, pattern: str) -> int:
+    return len(re.findall(pattern, output))
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_redis_stopped_for_ten_seconds(
+    own_redis: RedisServer, factory: Factory, engine: AsyncEngine
+) -> None:
+    tenant, phones, leads = await scenario(factory)
+    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
+    outage_redis = Redis.from_url(own_redis.url)
+    # Dispatches pause 1.5 s after reserving quota, so that some are in flight when Redis goes away.
+    slow = {"CHAOS_PAUSE_AT": "after_reserve", "CHAOS_PAUSE_S": "1.5"}
+    worker = WorkerProcess("Settings", REDIS_URL=own_redis.url, **slow, **WORKER_ENV)
+    async with worker, OutreachClient.connect(own_redis.url) as client:
+        await worker.wait_healthy(outage_redis)
+        feeder = Feeder(client, tenant, phones, leads)
+        stop = asyncio.Event()
+        feeding = asyncio.create_task(feeder.run(stop))
+        await asyncio.sleep(3)
+        before_outage = len(feeder.acknowledged)
+        own_redis.stop()
+        await asyncio.sleep(OUTAGE_S)
+        own_redis.start()
+        await asyncio.sleep(3)
+        stop.set()
+        await feeding
+
+        results = await all_results(feeder.acknowledged, outage_redis, timeout=120)
+        assert worker.process is not None
+        assert worker.process.poll() is None, "the worker process died with Redis"
+        output = worker.output()
+        dispatch_check = await (await client.dispatch(tenant_id=tenant, batch_size=5)).result(timeout=30)
+        book = await ledger(engine, outage_redis, today)
+    await outage_redis.aclose()
+
+    assert before_outage > 20
+    assert feeder.refused > 0  # the client saw the outage too
+    failed = [r for r in results if not r["s"]]
+    assert not failed, failed[:3]
+    assert [r for r in results if r["t"] > 1], "no job was caught by the outage: the test proved nothing"
+    assert lines(output, "Redis unreachable") == 1, output
+    assert lines(output, "Redis reachable again") == 1, output
+    noise = re.findall(r"^.*\| (?:WARNING|ERROR|CRITICAL) +\| (?!src\.chaos).*$", output, flags=re.MULTILINE)
+    print("\n".join(noise))
+    assert len(noise) <= 5, noise
+    assert dispatch_check.total_eligible_leads >= 0
+    book.assert_clean()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_postgres_unreachable_for_ten_seconds(
+    factory: Factory, engine: AsyncEngine, redis: Redis
+) -> None:
+    tenant, phones, leads = await scenario(factory)
+    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
+    target = urlsplit(TEST_DATABASE_URL)
+    proxy = CuttableProxy(target.port or 5432)
+    await proxy.start()
+    database_url = f"postgresql://postgres@127.0.0.1:{proxy.port}{target.path}"
+    worker = WorkerProcess("Settings", DATABASE_URL=database_url, **WORKER_ENV)
+    try:
+        async with worker, OutreachClient.connect(TEST_REDIS_URL) as client:
+            await worker.wait_healthy(redis)
+            feeder = Feeder(client, tenant, phones, leads)
+            stop = asyncio.Event()
+            feeding = asyncio.create_task(feeder.run(stop))
+            await asyncio.sleep(3)
+            await proxy.cut()
+            await asyncio.sleep(OUTAGE_S)
+            await proxy.restore()
+            await asyncio.sleep(3)
+            stop.set()
+            await feeding
+
+            results = await all_results(feeder.acknowledged, redis, timeout=120)
+            assert worker.process is not None
+            assert worker.process.poll() is None
+            await (await client.dispatch(tenant_id=tenant, batch_size=5)).result(timeout=30)
+            output = worker.output()
+    finally:
+        with contextlib.suppress(Exception):
+            await proxy.close()
+
+    failed = [r for r in results if not r["s"]]
+    assert not failed, failed[:3]
+    retried = [r for r in results if r["t"] > 1]
+    assert retried, "no job met the outage: the test proved nothing"
+    assert max(r["t"] for r in results) <= 5  # RETRY_MAX_TRIES bounds the retries
+    assert lines(output, "PostgreSQL unavailable to jobs") == 1, output
+    assert lines(output, "PostgreSQL available to jobs again") == 1, output
+    noise = re.findall(r"^.*\| (?:WARNING|ERROR|CRITICAL) +\|.*$", output, flags=re.MULTILINE)
+    assert len(noise) <= 5, noise
+    book = await ledger(engine, redis, today)
+    book.assert_clean()
