@@ -6,6 +6,7 @@ A failed job's result is an exception object in arq; it is stored as a JSON obje
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -25,11 +26,20 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # orjson stops at 64-bit integers; the standard library writes any JSON, for the rare payload
+        # that needs it (the worker then refuses the out-of-range field by name).
+        return json.dumps(value, default=_default, ensure_ascii=False).encode()
 
 
 def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # Numbers orjson refuses (1e400) are still JSON; parse them so validation can name the field.
+        return json.loads(data)
 
 
 def job_serializer(value: dict[str, Any]) -> bytes:
