@@ -148,6 +148,8 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             logger.info(
                 "outside the sending window: {} due leads wait until {}", len(waiting), base.next_dispatch_at
             )
+            if not data.dry_run:
+                metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", len(waiting))
             return base.model_copy(
                 update={
                     "skipped_outside_hours": len(waiting),
@@ -164,6 +166,8 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             priority=data.priority_filter,
             sequence_id=data.sequence_filter,
         )
+        if not data.dry_run:
+            metrics.count_leads("SKIPPED_HUMAN_REVIEW", "REQUIRES_HUMAN_REVIEW", held)
         phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
         today = quota_date(now, tenant.timezone)
         used = await deps.quota.used([p.id for p in phone_rows], today)
