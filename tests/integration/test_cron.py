@@ -16,13 +16,17 @@ from tests.factories import Factory
 TICK_MS = int(datetime(2026, 11, 25, 8, 5, 0, 123_456, tzinfo=UTC).timestamp() * 1000)
 
 
-async def test_two_workers_running_the_same_tick_fan_out_once(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_two_workers_running_the_same_tick_fan_out_once(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
     tenants = [await factory.tenant(), await factory.tenant()]
     await factory.tenant(status="SUSPENDED")
 
     first = await dispatch_cron({"deps": deps, "job_id": f"{DISPATCH_CRON_NAME}:{TICK_MS}", "score": TICK_MS})
     # A second process whose clock ran late enqueues and runs the same tick again.
-    second = await dispatch_cron({"deps": deps, "job_id": f"{DISPATCH_CRON_NAME}:{TICK_MS}", "score": TICK_MS + 900})
+    second = await dispatch_cron(
+        {"deps": deps, "job_id": f"{DISPATCH_CRON_NAME}:{TICK_MS}", "score": TICK_MS + 900}
+    )
 
     expected = sorted(f"dispatch:{t}:tick-20261125T0805Z" for t in tenants)
     assert sorted(job["jobId"] for job in first["tenantJobs"]) == expected
