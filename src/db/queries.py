@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, time
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import TextClause, text
@@ -18,7 +18,7 @@ from src.domain.channels import LeadContact
 from src.domain.windows import SendingWindow
 
 # The SQL form of domain.allocation.is_available (same tenant is the caller's WHERE clause);
-# tests/integration/test_queries.py proves the two agree.
+# tests/integration/test_schema.py proves the two agree.
 AVAILABLE_PHONE_SQL = "p.status = 'ACTIVE' AND p.is_enabled"
 # The due stages and the review hold, exactly as the partial index ix_gold_lead_journey_due states them.
 DUE_STAGES_SQL = "j.engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL')"
@@ -96,8 +96,10 @@ class LeadInTenant:
     tenant_has_available_phone: bool
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneRow:
+class PhoneRow(NamedTuple):
+    """A named tuple rather than a frozen dataclass: a per-lead job builds one per phone of the tenant,
+    and a tuple is several times cheaper to make."""
+
     id: UUID
     tenant_id: UUID
     phone_number: str
@@ -161,39 +163,77 @@ _COMPANY_COLUMNS = (
 )
 _COMPANY_JOIN = "JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id"
 
-_LOAD_LEAD = text(
-    f"""
+# The per-lead jobs (select_channel, allocate_phone, route) run these statements thousands of times a
+# second, and SQLAlchemy's execution layer costs more CPU than the query: they go to the asyncpg
+# connection under the pooled SQLAlchemy connection, as prepared statements (asyncpg caches them per
+# connection). No transaction is begun for them, so each statement stands alone (autocommit): these jobs
+# need no more, and skip a BEGIN and a ROLLBACK. Inside a transaction the caller began, they join it.
+_LOAD_LEAD = f"""
     SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS}, t.timezone,
            EXISTS (SELECT 1 FROM wa_phone_numbers p
                    WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS has_available_phone
     FROM gold_lead_journey j
     {_COMPANY_JOIN}
     JOIN tenants t ON t.id = j.tenant_id
-    WHERE j.tenant_id = :tenant_id AND j.lead_id = :lead_id
-    """
+    WHERE j.tenant_id = $1 AND j.lead_id = $2
+"""
+_PHONE_ARRAYS = ", ".join(
+    f"array_agg(p.{column} ORDER BY p.queue_slot) AS {column}s"
+    for column in ("id", "phone_number", "queue_slot", "status", "is_enabled", "daily_limit")
 )
+_LOAD_LEAD_WITH_PHONES = f"""
+    SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS}, t.timezone,
+           EXISTS (SELECT 1 FROM wa_phone_numbers p
+                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS has_available_phone,
+           phones.*
+    FROM gold_lead_journey j
+    {_COMPANY_JOIN}
+    JOIN tenants t ON t.id = j.tenant_id
+    CROSS JOIN LATERAL (
+        SELECT {_PHONE_ARRAYS} FROM wa_phone_numbers p WHERE p.tenant_id = j.tenant_id
+    ) AS phones
+    WHERE j.tenant_id = $1 AND j.lead_id = $2
+"""
+_SET_STICKY = """
+    UPDATE gold_lead_journey SET assigned_phone_id = $3, assigned_at = $5
+    WHERE tenant_id = $1 AND lead_id = $2 AND assigned_phone_id IS NOT DISTINCT FROM $4::uuid
+    RETURNING id
+"""
+_STICKY_OF = "SELECT assigned_phone_id FROM gold_lead_journey WHERE tenant_id = $1 AND lead_id = $2"
+_PHONE_OWNER = "SELECT tenant_id FROM wa_phone_numbers WHERE id = $1"
 _LEAD_FIELDS = len(fields(LeadRow))
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a pooled SQLAlchemy connection."""
+    return (await conn.get_raw_connection()).driver_connection
+
+
+def _lead_in_tenant(row: Sequence[Any]) -> LeadInTenant:
+    return LeadInTenant(LeadRow(*row[:_LEAD_FIELDS]), row[_LEAD_FIELDS], row[_LEAD_FIELDS + 1])
 
 
 async def load_lead(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> LeadInTenant | None:
     """The lead of this tenant, or None: a lead of another tenant is not found, by construction."""
-    row = (await conn.execute(_LOAD_LEAD, {"tenant_id": tenant_id, "lead_id": lead_id})).first()
+    row = await (await _driver(conn)).fetchrow(_LOAD_LEAD, tenant_id, lead_id)
+    return None if row is None else _lead_in_tenant(row)
+
+
+async def load_lead_with_phones(
+    conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID
+) -> tuple[LeadInTenant, list[PhoneRow]] | None:
+    """`load_lead` and `tenant_phones` in one round trip (the per-lead jobs need both)."""
+    row = await (await _driver(conn)).fetchrow(_LOAD_LEAD_WITH_PHONES, tenant_id, lead_id)
     if row is None:
         return None
-    return LeadInTenant(LeadRow(*row[:_LEAD_FIELDS]), row[_LEAD_FIELDS], row[_LEAD_FIELDS + 1])
-
-
-_SET_STICKY = text(
-    """
-    UPDATE gold_lead_journey SET assigned_phone_id = :phone_id, assigned_at = :now
-    WHERE tenant_id = :tenant_id AND lead_id = :lead_id
-      AND assigned_phone_id IS NOT DISTINCT FROM CAST(:expected AS uuid)
-    RETURNING id
-    """
-)
-_STICKY_OF = text(
-    "SELECT assigned_phone_id FROM gold_lead_journey WHERE tenant_id = :tenant_id AND lead_id = :lead_id"
-)
+    ids, numbers, slots, statuses, enabled, limits = tuple(row)[_LEAD_FIELDS + 2 :]
+    phones = [
+        PhoneRow(pid, tenant_id, number, slot, status, on, limit)
+        for pid, number, slot, status, on, limit in zip(
+            ids or (), numbers or (), slots or (), statuses or (), enabled or (), limits or (), strict=True
+        )
+    ]
+    return _lead_in_tenant(row), phones
 
 
 async def set_sticky_phone(
@@ -206,21 +246,18 @@ async def set_sticky_phone(
     now: datetime,
 ) -> bool:
     """Assign the phone only if the lead still has `expected`: of two concurrent allocations, one wins."""
-    params = {
-        "tenant_id": tenant_id,
-        "lead_id": lead_id,
-        "phone_id": phone_id,
-        "expected": expected,
-        "now": now,
-    }
-    return (await conn.execute(_SET_STICKY, params)).first() is not None
+    driver = await _driver(conn)
+    return await driver.fetchrow(_SET_STICKY, tenant_id, lead_id, phone_id, expected, now) is not None
 
 
 async def sticky_phone_of(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> UUID | None:
-    value: UUID | None = (
-        await conn.execute(_STICKY_OF, {"tenant_id": tenant_id, "lead_id": lead_id})
-    ).scalar()
+    value: UUID | None = await (await _driver(conn)).fetchval(_STICKY_OF, tenant_id, lead_id)
     return value
+
+
+async def phone_owner(conn: AsyncConnection, *, phone_id: UUID) -> UUID | None:
+    owner: UUID | None = await (await _driver(conn)).fetchval(_PHONE_OWNER, phone_id)
+    return owner
 
 
 # ------------------------------------------------------------------ phones
@@ -229,16 +266,10 @@ _TENANT_PHONES = text(
     "SELECT id, tenant_id, phone_number, queue_slot, status, is_enabled, daily_limit "
     "FROM wa_phone_numbers WHERE tenant_id = :tenant_id ORDER BY queue_slot"
 )
-_PHONE_OWNER = text("SELECT tenant_id FROM wa_phone_numbers WHERE id = :phone_id")
 
 
 async def tenant_phones(conn: AsyncConnection, *, tenant_id: UUID) -> list[PhoneRow]:
     return [PhoneRow(*row) for row in await conn.execute(_TENANT_PHONES, {"tenant_id": tenant_id})]
-
-
-async def phone_owner(conn: AsyncConnection, *, phone_id: UUID) -> UUID | None:
-    owner: UUID | None = (await conn.execute(_PHONE_OWNER, {"phone_id": phone_id})).scalar()
-    return owner
 
 
 # ------------------------------------------------------------------ dispatch selection

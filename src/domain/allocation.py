@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 from src.contracts import AllocationType
@@ -38,9 +39,34 @@ class PhoneState:
         return remaining(self.daily_limit, self.used_today)
 
 
-def is_available(phone: PhoneState, tenant_id: UUID) -> bool:
+class PhoneStatus(Protocol):
+    """What availability depends on: a PhoneState, or a phone row before today's counter is read."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def tenant_id(self) -> UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def is_enabled(self) -> bool: ...
+
+
+def is_available(phone: PhoneStatus, tenant_id: UUID) -> bool:
     """The one definition of an available phone: the tenant's own, ACTIVE and enabled."""
     return phone.tenant_id == tenant_id and phone.status == "ACTIVE" and phone.is_enabled
+
+
+def deciding_counters(
+    *, tenant_id: UUID, sticky_phone_id: UUID | None, phones: Sequence[PhoneStatus], prefer_existing: bool
+) -> Sequence[PhoneStatus]:
+    """The phones whose quota counters `allocate` reads: the sticky phone alone when it is kept (its
+    counter only decides STICKY or STICKY_QUOTA_EXHAUSTED), otherwise all of them."""
+    if prefer_existing and sticky_phone_id is not None:
+        for phone in phones:
+            if phone.id == sticky_phone_id and is_available(phone, tenant_id):
+                return [phone]
+    return phones
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from src import metrics
 from src.contracts import AllocationType, PhoneAllocationJobData, PhoneAllocationResult, QuotaStatus
 from src.db import queries
 from src.deps import Deps
-from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate
+from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate, deciding_counters
 from src.domain.quota import quota_date
 from src.errors import Contention, NotFound
 from src.jobs.base import JobInfo, job
@@ -21,14 +21,20 @@ from src.names import Function, whatsapp_queue
 async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> PhoneAllocationResult:
     now = deps.clock()
     async with deps.engine.connect() as conn:
-        found = await queries.load_lead(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
-        if found is None:
+        loaded = await queries.load_lead_with_phones(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+        if loaded is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
-        phone_rows = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
+        found, phone_rows = loaded
         today = quota_date(now, found.tenant_timezone)
-        used = await deps.quota.used([p.id for p in phone_rows], today)
-        phones = {p.id: p.state(used[p.id]) for p in phone_rows}
         current = previous = found.lead.assigned_phone_id
+        read = deciding_counters(
+            tenant_id=data.tenant_id,
+            sticky_phone_id=current,
+            phones=phone_rows,
+            prefer_existing=data.prefer_existing,
+        )
+        used = await deps.quota.used([p.id for p in read], today)
+        phones = {p.id: p.state(used.get(p.id, 0)) for p in phone_rows}
         allocation = allocate(
             tenant_id=data.tenant_id,
             sticky_phone_id=current,
@@ -45,7 +51,6 @@ async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo
                 expected=current,
                 now=now,
             )
-            await conn.commit()
             if not won:
                 # A concurrent allocation changed the lead first: its phone is the answer for both,
                 # as long as it is a phone this lead can use.

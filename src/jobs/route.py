@@ -37,10 +37,11 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
     now = deps.clock()
     target_job_id = routed_job_id(info.job_id)
     async with deps.engine.connect() as conn:
-        found = await queries.load_lead(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
-        if found is None:
+        loaded = await queries.load_lead_with_phones(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+        if loaded is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
-        phone_rows = {row.id: row for row in await queries.tenant_phones(conn, tenant_id=data.tenant_id)}
+        found, rows = loaded
+        phone_rows = {row.id: row for row in rows}
         if data.phone_id not in phone_rows:
             if await queries.phone_owner(conn, phone_id=data.phone_id) is None:
                 raise NotFound(f"phone {data.phone_id} not found")
@@ -48,54 +49,61 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
                 f"phone {data.phone_id} belongs to another tenant than tenant {data.tenant_id} "
                 f"of lead {data.lead_id}"
             )
-        if found.lead.whatsapp_opted_out:
-            return _not_routed("WHATSAPP_OPTED_OUT: the lead opted out of WhatsApp", phone_id=data.phone_id)
+    if found.lead.whatsapp_opted_out:
+        return _not_routed("WHATSAPP_OPTED_OUT: the lead opted out of WhatsApp", phone_id=data.phone_id)
 
-        today = quota_date(now, found.tenant_timezone)
+    today = quota_date(now, found.tenant_timezone)
+    available = [row for row in phone_rows.values() if is_available(row, data.tenant_id)]
+    target, rerouted_from = data.phone_id, None
+    if is_available(phone_rows[data.phone_id], data.tenant_id):
+        # The usual case: that phone or nothing. Only its own counter is read (by the reservation).
+        reservation = await deps.quota.reserve_one(
+            tenant_id=data.tenant_id,
+            quota_date=today,
+            job_id=target_job_id,
+            phone=PhoneLimit(target, phone_rows[target].daily_limit),
+            available=[row.id for row in available],
+        )
+    else:
+        rerouted_from = data.phone_id
         used = await deps.quota.used(list(phone_rows), today)
         phones = {pid: row.state(used[pid]) for pid, row in phone_rows.items()}
-        target, rerouted_from = data.phone_id, None
-        if not is_available(phones[data.phone_id], data.tenant_id):
-            rerouted_from = data.phone_id
-            # A retried router job keeps the phone its first try reserved (already in the counters).
-            earlier = await deps.quota.reserved(
-                tenant_id=data.tenant_id, quota_date=today, job_ids=[target_job_id]
+        # A retried router job keeps the phone its first try reserved (already in the counters).
+        earlier = await deps.quota.reserved(
+            tenant_id=data.tenant_id, quota_date=today, job_ids=[target_job_id]
+        )
+        kept = earlier.get(target_job_id)
+        if kept in phones and is_available(phones[kept], data.tenant_id):
+            target = kept
+        else:
+            allocation = allocate(
+                tenant_id=data.tenant_id,
+                sticky_phone_id=data.phone_id,
+                phones=list(phones.values()),
+                prefer_existing=False,
+                rng=deps.rng,
             )
-            kept = earlier.get(target_job_id)
-            if kept in phones and is_available(phones[kept], data.tenant_id):
-                target = kept
-            else:
-                allocation = allocate(
-                    tenant_id=data.tenant_id,
-                    sticky_phone_id=data.phone_id,
-                    phones=list(phones.values()),
-                    prefer_existing=False,
-                    rng=deps.rng,
+            if allocation.phone_id is None:
+                return _not_routed(
+                    f"{allocation.reason}: phone {data.phone_id} is down, no other phone has quota",
+                    rerouted_from=data.phone_id,
                 )
-                if allocation.phone_id is None:
-                    return _not_routed(
-                        f"{allocation.reason}: phone {data.phone_id} is down, no other phone has quota",
-                        rerouted_from=data.phone_id,
-                    )
-                target = allocation.phone_id
-
-        available = [
-            PhoneLimit(p.id, p.daily_limit) for p in phones.values() if is_available(p, data.tenant_id)
-        ]
+            target = allocation.phone_id
         [reservation], _ = await deps.quota.reserve(
             tenant_id=data.tenant_id,
             quota_date=today,
-            phones=available,
-            requests=[ReservationRequest(target_job_id, target, fall_through=rerouted_from is not None)],
+            phones=[PhoneLimit(row.id, row.daily_limit) for row in available],
+            requests=[ReservationRequest(target_job_id, target, fall_through=True)],
         )
-        if reservation.phone_id is None:
-            return _not_routed(
-                f"QUOTA_EXHAUSTED: phone {target} has no WhatsApp quota left on {today}",
-                phone_id=target,
-                rerouted_from=rerouted_from,
-            )
-        target = reservation.phone_id
-        if rerouted_from is not None and found.lead.assigned_phone_id == rerouted_from:
+    if reservation.phone_id is None:
+        return _not_routed(
+            f"QUOTA_EXHAUSTED: phone {target} has no WhatsApp quota left on {today}",
+            phone_id=target,
+            rerouted_from=rerouted_from,
+        )
+    target = reservation.phone_id
+    if rerouted_from is not None and found.lead.assigned_phone_id == rerouted_from:
+        async with deps.engine.connect() as conn:
             await queries.set_sticky_phone(
                 conn,
                 tenant_id=data.tenant_id,
@@ -104,7 +112,6 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
                 expected=rerouted_from,
                 now=now,
             )
-            await conn.commit()
 
     followup = data.message_type is MessageType.FOLLOWUP
     queue = whatsapp_queue(phone_rows[target].queue_slot, followup=followup)
