@@ -1,0 +1,295 @@
+"""Per-lead jobs through a real arq worker: select_channel, allocate_phone and route against a no-op job.
+
+    .venv/bin/python -m bench.per_lead_jobs            # 4,000 jobs per kind, 3 rounds
+    .venv/bin/python -m bench.per_lead_jobs --quick    # 1,500 jobs per kind, 1 round
+    .venv/bin/python -m bench.per_lead_jobs --profile  # also pyinstrument profiles of the workers
+
+Each measurement starts a worker process (bench/worker_process.py: the per-queue process model of
+`arq src.worker.<Queue>Settings`, with the project's worker options: max_jobs 50, poll_delay, JSON
+serializer, keep_result, timeouts, logging at INFO to a file) in burst mode over a queue that already
+holds N jobs, and takes N / (last job end - first job start). The no-op baseline runs the same worker
+with the job function replaced by one that does nothing under the same name, on the same N jobs: what
+arq itself costs per job on this machine. Target: every job >= 70% of the no-op rate of the same round.
+
+Data: one tenant, 2,000 leads with the variety of bench/dispatch_throughput.py, 50 phones (4 of them
+unavailable, so some routes are rerouted). Jobs pick leads at random (a lead may come twice; the first
+allocation of a lead writes its sticky phone, later ones find it); routes use the lead's sticky phone or
+a random one of the tenant. The tables and Redis database are regenerated before every measurement.
+
+Memory: the peak RSS of each worker process (psutil, sampled every 20 ms, and the process's own
+ru_maxrss), and of the real all-in-one process `arq src.worker.Settings` while it serves all three jobs
+at once. Target: <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psutil
+import uvloop
+
+from bench.common import (
+    ROOT,
+    Target,
+    TenantData,
+    add_leads,
+    add_tenant,
+    bench_deps,
+    connect,
+    prepare,
+    reset,
+    verdict,
+)
+from src.deps import close_deps
+from src.log import configure_logging
+from src.names import ALL_QUEUES_HEALTH_KEY, QUEUE_OF, Function
+from src.outbound import OutgoingJob
+
+TARGET_SHARE = 0.70
+TARGET_RSS_MB = 150
+KINDS = {
+    Function.SELECT_CHANNEL: "selector",
+    Function.ALLOCATE_PHONE: "allocator",
+    Function.ROUTE: "router",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    tenant: TenantData
+    sticky: dict[UUID, UUID | None]
+
+
+@dataclass(frozen=True)
+class Measured:
+    jobs: int
+    failed: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds if self.seconds else 0.0
+
+
+async def populate(target: Target, *, seed: int, leads: int) -> Scenario:
+    apg = await connect(target)
+    deps = await bench_deps(target)
+    try:
+        await reset(apg, deps.redis)
+        rng = random.Random(seed)
+        tenant = await add_tenant(apg, rng, index=0, phones=50, daily_limit=1_000_000)
+        await add_leads(apg, rng, tenant, leads)
+        await apg.execute("VACUUM ANALYZE gold_lead_journey, gold_companies, wa_phone_numbers")
+        rows = await apg.fetch("SELECT lead_id, assigned_phone_id FROM gold_lead_journey")
+    finally:
+        await apg.close()
+        await close_deps(deps)
+    return Scenario(tenant, {row["lead_id"]: row["assigned_phone_id"] for row in rows})
+
+
+def jobs_for(function: Function, scenario: Scenario, count: int, seed: int) -> list[OutgoingJob]:
+    rng = random.Random(seed)
+    tenant = scenario.tenant
+    jobs = []
+    for n in range(count):
+        lead = rng.choice(tenant.lead_ids)
+        payload: dict[str, Any] = {
+            "tenantId": str(tenant.id),
+            "leadId": str(lead),
+            "correlationId": f"bench-{n}",
+        }
+        if function is Function.ROUTE:
+            phone = scenario.sticky[lead] or rng.choice(tenant.phones).id
+            payload |= {
+                "phoneId": str(phone),
+                "messageType": rng.choice(("INITIAL", "FOLLOWUP")),
+                "payload": {"text": "Bună ziua, revin cu oferta discutată.", "templateId": "agro-2026-03"},
+            }
+        jobs.append(OutgoingJob(f"bench:{function}:{n}", QUEUE_OF[function], function, payload))
+    return jobs
+
+
+async def enqueue(target: Target, jobs: list[OutgoingJob]) -> None:
+    deps = await bench_deps(target)
+    try:
+        for start in range(0, len(jobs), 1000):
+            await deps.outbound.enqueue(jobs[start : start + 1000], now_ms=int(time.time() * 1000))
+    finally:
+        await close_deps(deps)
+
+
+def _sample_rss(process: asyncio.subprocess.Process, peak: float) -> float:
+    try:
+        return max(peak, psutil.Process(process.pid).memory_info().rss / 2**20)
+    except psutil.NoSuchProcess:
+        return peak
+
+
+async def run_worker(target: Target, queue: str, *, noop: bool, profile: Path | None) -> Measured:
+    command = [sys.executable, "-m", "bench.worker_process", "--queue", queue]
+    if noop:
+        command.append("--noop")
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            *command, cwd=ROOT, env=target.env(LOG_LEVEL="INFO"), stdout=asyncio.subprocess.PIPE, stderr=log
+        )
+        peak = 0.0
+        while process.returncode is None:
+            peak = _sample_rss(process, peak)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), timeout=0.02)
+        out = (await process.stdout.read()).decode() if process.stdout else ""
+        if process.returncode:
+            log.seek(0)
+            sys.exit(f"worker for {queue} exited with {process.returncode}:\n{log.read().decode()[-3000:]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    peak = max(peak, report["peak_rss_kb"] / 1024)
+    return Measured(report["jobs"], report["failed"], report["seconds"], peak)
+
+
+async def measure(
+    target: Target, function: Function, args: argparse.Namespace, *, noop: bool, round_no: int
+) -> Measured:
+    scenario = await populate(target, seed=args.seed, leads=args.leads)
+    await enqueue(target, jobs_for(function, scenario, args.jobs, seed=args.seed + round_no))
+    profile = None
+    if args.profile and round_no == 0:
+        profile = ROOT / "bench" / "results" / f"profile-{function}{'-noop' if noop else ''}.txt"
+        profile.parent.mkdir(exist_ok=True)
+    measured = await run_worker(target, KINDS[function], noop=noop, profile=profile)
+    if measured.jobs != args.jobs or measured.failed:
+        sys.exit(f"{function}: {measured.jobs} jobs complete, {measured.failed} failed, {args.jobs} expected")
+    return measured
+
+
+async def all_queues_process(target: Target, args: argparse.Namespace) -> tuple[float, float, int]:
+    """The real `arq src.worker.Settings` serving all three per-lead jobs at once: (peak RSS MB, jobs/s)."""
+    scenario = await populate(target, seed=args.seed, leads=args.leads)
+    jobs = [job for f in KINDS for job in jobs_for(f, scenario, args.jobs, seed=args.seed)]
+    env = target.env(LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", HEALTH_CHECK_INTERVAL_S="5")
+    deps = await bench_deps(target)
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "arq", "src.worker.Settings", cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            peak = 0.0
+            deadline = time.monotonic() + 30
+            while not await deps.redis.exists(ALL_QUEUES_HEALTH_KEY):
+                if process.returncode is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    sys.exit(
+                        f"arq src.worker.Settings did not become healthy:\n{log.read().decode()[-3000:]}"
+                    )
+                peak = _sample_rss(process, peak)
+                await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            await enqueue(target, jobs)
+            queues = [QUEUE_OF[f] for f in KINDS]
+            while sum([await deps.redis.zcard(q) for q in queues]) or await _in_progress(deps):
+                peak = _sample_rss(process, peak)
+                await asyncio.sleep(0.02)
+            seconds = time.perf_counter() - started
+            peak = _sample_rss(process, peak)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            await close_deps(deps)
+    return peak, len(jobs) / seconds, len(jobs)
+
+
+async def _in_progress(deps: Any) -> bool:
+    async for _ in deps.redis.scan_iter(match="arq:in-progress:bench:*", count=1000):
+        return True
+    return False
+
+
+async def main(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    target = Target.from_env()
+    await prepare(target)
+    print(
+        f"per-lead jobs through a real arq worker: {args.jobs} jobs per kind, {args.rounds} round(s), "
+        f"max_jobs 50, database {target.database}"
+    )
+    rates: dict[str, list[float]] = {"noop": []} | {str(f): [] for f in KINDS}
+    shares: dict[str, list[float]] = {str(f): [] for f in KINDS}
+    peaks: list[float] = []
+    for round_no in range(args.rounds):
+        results: dict[str, Measured] = {}
+        for function in KINDS:
+            noop = await measure(target, function, args, noop=True, round_no=round_no)
+            job = await measure(target, function, args, noop=False, round_no=round_no)
+            rates["noop"].append(noop.rate)
+            rates[str(function)].append(job.rate)
+            shares[str(function)].append(job.rate / noop.rate)
+            peaks += [noop.peak_rss_mb, job.peak_rss_mb]
+            results[str(function)] = job
+            print(
+                f"  round {round_no + 1} {function:<15} {job.rate:7.0f} jobs/s, no-op on the same worker "
+                f"{noop.rate:7.0f} jobs/s: {job.rate / noop.rate:5.0%}   (peak RSS {job.peak_rss_mb:.0f} MB)",
+                flush=True,
+            )
+    rss_all, rate_all, count_all = await all_queues_process(target, args)
+
+    ok = True
+    print("results (median over rounds):")
+    print(f"  {'no-op job':<15} {statistics.median(rates['noop']):7.0f} jobs/s")
+    for function in KINDS:
+        share = statistics.median(shares[str(function)])
+        ok &= share >= TARGET_SHARE
+        print(
+            f"  {function:<15} {statistics.median(rates[str(function)]):7.0f} jobs/s = {share:5.0%} of no-op"
+            f"   target >= {TARGET_SHARE:.0%}   {verdict(share >= TARGET_SHARE)}"
+        )
+    worst = max(*peaks, rss_all)
+    ok &= worst <= TARGET_RSS_MB
+    print(
+        f"  arq src.worker.Settings (all queues, one process): {count_all} jobs at {rate_all:.0f} jobs/s, "
+        f"peak RSS {rss_all:.0f} MB"
+    )
+    print(
+        f"  worker peak RSS (largest of all runs): {worst:.0f} MB   target <= {TARGET_RSS_MB} MB   "
+        f"{verdict(worst <= TARGET_RSS_MB)}"
+    )
+    return 0 if ok else 1
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=4000, help="jobs per kind and measurement")
+    parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--quick", action="store_true", help="1,500 jobs per kind, one round")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument profiles in bench/results/")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.jobs, args.rounds = min(args.jobs, 1500), 1
+    return args
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(uvloop.run(main(parse())))

@@ -1,0 +1,121 @@
+"""One queue's arq worker, as `arq src.worker.<Queue>Settings` runs it, for bench/per_lead_jobs.py.
+
+    python -m bench.worker_process --queue selector [--noop] [--profile FILE]
+
+Same process model as the per-queue Settings of src/worker.py: a uvloop event loop, one arq Worker built
+from `src.worker.worker_options(queue, settings)` (the project's max_jobs, poll_delay, timeouts, JSON
+serializer, keep_result, on_job_start hook), logging configured by `configure_logging`, Deps built once
+in on_startup. Settings come from the environment (DATABASE_URL, REDIS_URL), as for the real worker.
+
+The worker runs in burst mode (it exits when its queue is empty) and prints one JSON line: jobs
+complete and failed, the instants the first job started and the last one ended, and the process's peak
+RSS. With --noop the queue's job function is replaced by one that does nothing, under the same name,
+timeout and retry settings: the baseline of arq's own cost on the same worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import uvloop
+from arq.worker import Worker, func
+
+from src.deps import build_deps, close_deps
+from src.log import configure_logging
+from src.names import Queue
+from src.settings import get_settings
+from src.worker import worker_options
+
+QUEUES = {
+    "dispatch": Queue.DISPATCH,
+    "router": Queue.ROUTER,
+    "allocator": Queue.ALLOCATOR,
+    "selector": Queue.SELECTOR,
+}
+
+
+async def noop(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {}
+
+
+def build_worker(queue: Queue, *, use_noop: bool, stamps: dict[str, float]) -> Worker:
+    settings = get_settings()
+    options = worker_options(queue, settings)
+    if use_noop:
+        options["functions"] = [
+            func(noop, name=f.name, timeout=f.timeout_s, keep_result=f.keep_result_s, max_tries=f.max_tries)
+            for f in options["functions"]
+        ]
+    on_job_start = options["on_job_start"]
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        configure_logging(settings.log_level, settings.log_format)
+        ctx["queue"] = queue.value
+        ctx["deps"] = await build_deps(settings)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if "deps" in ctx:
+            await close_deps(ctx.pop("deps"))
+
+    async def job_started(ctx: dict[str, Any]) -> None:
+        if "first_start" not in stamps:
+            stamps["first_start"] = time.perf_counter()
+            stamps["cpu_at_start"] = time.process_time()
+        await on_job_start(ctx)
+
+    async def job_ended(ctx: dict[str, Any]) -> None:
+        stamps["last_end"] = time.perf_counter()
+        stamps["cpu_at_end"] = time.process_time()
+
+    options |= {
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "on_job_start": job_started,
+        "after_job_end": job_ended,
+        "cron_jobs": [],
+        "burst": True,
+    }
+    return Worker(**options)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queue", choices=sorted(QUEUES), required=True)
+    parser.add_argument("--noop", action="store_true")
+    parser.add_argument("--profile", help="write a pyinstrument profile of the run to this file")
+    args = parser.parse_args()
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    stamps: dict[str, float] = {}
+    worker = build_worker(QUEUES[args.queue], use_noop=args.noop, stamps=stamps)
+    profiler: Any = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    worker.run()
+    if profiler is not None:
+        profiler.stop()
+        with open(args.profile, "w") as out:
+            out.write(profiler.output_text(unicode=True, color=False, show_all=False))
+    report = {
+        "jobs": worker.jobs_complete,
+        "failed": worker.jobs_failed,
+        "retried": worker.jobs_retried,
+        "seconds": stamps.get("last_end", 0.0) - stamps.get("first_start", 0.0),
+        "cpu_seconds": stamps.get("cpu_at_end", 0.0) - stamps.get("cpu_at_start", 0.0),
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
