@@ -34,7 +34,7 @@ async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo
             prefer_existing=data.prefer_existing,
         )
         used = await deps.quota.used([p.id for p in read], today)
-        phones = {p.id: p.state(used.get(p.id, 0)) for p in phone_rows}
+        phones = {p.id: p.state(used[p.id]) for p in read}
         allocation = allocate(
             tenant_id=data.tenant_id,
             sticky_phone_id=current,
