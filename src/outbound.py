@@ -22,16 +22,18 @@ from src.serialization import job_serializer
 # arq.constants.expires_extra_ms: a job not started within a day expires.
 JOB_EXPIRES_MS = 86_400_000
 
-# KEYS: per job, its job key, result key and queue key. ARGV[1]: expiry in ms; then per job: id, payload,
-# score. Returns 1 per job written, 0 per job skipped because its id is taken.
+# KEYS: per job, its job key, result key and queue key. ARGV[1]: expiry in ms, ARGV[2]: score (the
+# enqueue time), ARGV[3]: length of the job key prefix; then per job its serialized form. The job id is
+# the job key without its prefix (one argument a job fewer to send). Returns 1 per job written, 0 per
+# job skipped because its id is taken.
 _ENQUEUE_LUA = """
-local expires = ARGV[1]
+local expires, score, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 for n = 1, #KEYS / 3 do
   local job_key, result_key, queue_key = KEYS[3 * n - 2], KEYS[3 * n - 1], KEYS[3 * n]
   if redis.call('EXISTS', job_key, result_key) == 0 then
-    redis.call('PSETEX', job_key, expires, ARGV[3 * n])
-    redis.call('ZADD', queue_key, ARGV[3 * n + 1], ARGV[3 * n - 1])
+    redis.call('PSETEX', job_key, expires, ARGV[3 + n])
+    redis.call('ZADD', queue_key, score, string.sub(job_key, prefix + 1))
     out[n] = 1
   else
     out[n] = 0
@@ -91,9 +93,9 @@ class Outbound:
         if not jobs:
             return []
         keys: list[str] = []
-        args: list[str | bytes | int] = [JOB_EXPIRES_MS]
+        args: list[str | bytes | int] = [JOB_EXPIRES_MS, now_ms, len(ARQ_JOB_PREFIX)]
         for job_id, queue, body in jobs:
             keys += [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, queue]
-            args += [job_id, body, now_ms]
+            args.append(body)
         written = await self._enqueue(keys=keys, args=args)
         return [bool(int(flag)) for flag in written]

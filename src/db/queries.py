@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.domain.allocation import PhoneState
 from src.domain.channels import LeadContact
+from src.domain.dispatch import DueLead
 from src.domain.windows import SendingWindow
 
 # The SQL form of domain.allocation.is_available (same tenant is the caller's WHERE clause);
@@ -332,14 +333,41 @@ async def due_leads(
     priority: str | None = None,
     sequence_id: str | None = None,
     lock: bool = True,
-) -> list[LeadRow]:
+) -> list[DueLead]:
     """The next `limit` due leads of the tenant; with `lock`, rows other dispatchers hold are skipped and
     the returned rows stay locked until the transaction ends."""
     statement = _due_leads_statement(priority, sequence_id is not None, lock)
     params: dict[str, Any] = {"tenant_id": tenant_id, "now": now, "limit": limit}
     if sequence_id is not None:
         params["sequence_id"] = sequence_id
-    return [LeadRow(*row) for row in await conn.execute(statement, params)]
+    return [_due_lead(row) for row in await conn.execute(statement, params)]
+
+
+def _due_lead(row: Sequence[Any]) -> DueLead:
+    """A selected row as dispatch decides on it (the columns of `_due_leads_statement`, in order)."""
+    (journey_id, _, lead_id, stage, _, _, _, sticky, wa_out, email_out, sequence_id, step, last_channel,
+     company, phone, hlr, email, email_status, contact, judet, localitate) = row  # fmt: skip
+    return DueLead(
+        journey_id=journey_id,
+        lead_id=lead_id,
+        contact=LeadContact(
+            stage=stage,
+            phone=phone,
+            hlr_reachable=hlr,
+            email=email,
+            email_status=email_status,
+            whatsapp_opted_out=wa_out,
+            email_opted_out=email_out,
+            last_channel_used=last_channel,
+        ),
+        sticky_phone_id=sticky,
+        sequence_id=sequence_id,
+        sequence_step=step,
+        company_name=company,
+        contact_name=contact,
+        judet=judet,
+        localitate=localitate,
+    )
 
 
 @cache

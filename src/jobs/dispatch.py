@@ -38,7 +38,6 @@ from src.deps import Deps
 from src.domain.allocation import BatchAllocator, is_available
 from src.domain.dispatch import (
     Decision,
-    DueLead,
     Outcome,
     job_id_for,
     lead_job_id,
@@ -171,11 +170,18 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
         today = quota_date(now, tenant.timezone)
         used = await deps.quota.used([p.id for p in phone_rows], today)
-        due = [_due_lead(lead) for lead in leads]
-        earlier = await _earlier_reservations(deps, tenant_id, today, due)
+        whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, tenant_id, today) for lead in leads}
+        earlier = await _earlier_reservations(deps, tenant_id, today, whatsapp_ids)
         allocator = BatchAllocator(tenant_id, [p.state(used[p.id]) for p in phone_rows])
-        decisions = plan_batch(due, preference=data.channel_preference, allocator=allocator, reserved=earlier)
-        job_ids = {d.lead.journey_id: job_id_for(d, tenant_id, today) for d in decisions}
+        decisions = plan_batch(
+            leads, preference=data.channel_preference, allocator=allocator, reserved=earlier
+        )
+        job_ids = {
+            d.lead.journey_id: whatsapp_ids[d.lead.journey_id]
+            if d.channel is Channel.WHATSAPP
+            else job_id_for(d, tenant_id, today)
+            for d in decisions
+        }
         slots = {p.id: p.queue_slot for p in phone_rows}
 
         written: dict[str, bool] = {}
@@ -204,28 +210,14 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
 
 
 async def _earlier_reservations(
-    deps: Deps, tenant_id: UUID, today: date, due: list[DueLead]
+    deps: Deps, tenant_id: UUID, today: date, whatsapp_ids: dict[UUID, str]
 ) -> dict[UUID, UUID]:
     """Quota an earlier try of this batch reserved before it died: already in the counters, so the plan
-    keeps those phones instead of counting the same sends twice."""
-    job_ids = {lead_job_id(lead, True, tenant_id, today): lead.journey_id for lead in due}
-    found = await deps.quota.reserved(tenant_id=tenant_id, quota_date=today, job_ids=list(job_ids))
-    return {job_ids[job_id]: phone for job_id, phone in found.items()}
-
-
-def _due_lead(row: queries.LeadRow) -> DueLead:
-    return DueLead(
-        journey_id=row.journey_id,
-        lead_id=row.lead_id,
-        contact=row.contact(),
-        sticky_phone_id=row.assigned_phone_id,
-        sequence_id=row.current_sequence_id,
-        sequence_step=row.sequence_step,
-        company_name=row.denumire,
-        contact_name=row.contact_principal_nume,
-        judet=row.judet,
-        localitate=row.localitate,
-    )
+    keeps those phones instead of counting the same sends twice. `whatsapp_ids`: journey -> the job id
+    of its WhatsApp message today."""
+    journeys = {job_id: journey for journey, job_id in whatsapp_ids.items()}
+    found = await deps.quota.reserved(tenant_id=tenant_id, quota_date=today, job_ids=list(journeys))
+    return {journeys[job_id]: phone for job_id, phone in found.items()}
 
 
 async def _reserve(
