@@ -15,9 +15,11 @@ for a lead whose dispatch committed.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from loguru import logger
@@ -56,6 +58,9 @@ from src.names import Function, Queue, cron_tick_label, tenant_dispatch_job_id
 from src.outbound import EncodedJob, OutgoingJob
 from src.quota import PhoneLimit, ReservationRequest
 from src.serialization import dumps
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @job(Function.DISPATCH, DispatchJobData)
@@ -194,9 +199,13 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             await conn.commit()
     if not data.dry_run:
         await chaos.pause(deps.settings, "after_commit")
-        written = await publish(deps, outbox_ids, outgoing)
+        written, explained = await _alongside(
+            publish(deps, outbox_ids, outgoing), lambda: _explain(decisions, job_ids, slots)
+        )
+    else:
+        explained = _explain(decisions, job_ids, slots)
 
-    result = _result(base, data, decisions, job_ids, slots, written, held, len(leads), started)
+    result = _result(base, data, decisions, explained, written, held, len(leads), started)
     logger.info(
         "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel{}",
         result.total_eligible_leads,
@@ -281,40 +290,54 @@ async def _persist(
         )
         for d in decisions
     ]
-    await queries.update_journeys(conn, tenant_id=tenant_id, now=now, updates=updates)
-    entries = []
-    jobs: dict[str, EncodedJob] = {}
-    for d in decisions:
-        if d.outcome is not Outcome.DISPATCHED:
-            continue
-        queue, function, payload = output_for(
-            d,
-            tenant_id=tenant_id,
-            correlation_id=data.correlation_id,
-            dispatch_job_id=dispatch_job_id,
-            queue_slots=slots,
-        )
-        job_id = job_ids[d.lead.journey_id]
-        payload_json = dumps(payload)
-        jobs[job_id] = EncodedJob(job_id, queue, function, payload_json)
-        entries.append(queries.OutboxEntry(d.lead.lead_id, job_id, queue, function, payload_json.decode()))
+
+    def outbox() -> tuple[list[queries.OutboxEntry], dict[str, EncodedJob]]:
+        entries = []
+        jobs: dict[str, EncodedJob] = {}
+        for d in decisions:
+            if d.outcome is not Outcome.DISPATCHED:
+                continue
+            queue, function, payload = output_for(
+                d,
+                tenant_id=tenant_id,
+                correlation_id=data.correlation_id,
+                dispatch_job_id=dispatch_job_id,
+                queue_slots=slots,
+            )
+            job_id = job_ids[d.lead.journey_id]
+            payload_json = dumps(payload)
+            jobs[job_id] = EncodedJob(job_id, queue, function, payload_json)
+            entries.append(
+                queries.OutboxEntry(d.lead.lead_id, job_id, queue, function, payload_json.decode())
+            )
+        return entries, jobs
+
+    _, (entries, jobs) = await _alongside(
+        queries.update_journeys(conn, tenant_id=tenant_id, now=now, updates=updates), outbox
+    )
     return await queries.insert_outbox(conn, tenant_id=tenant_id, entries=entries), jobs
 
 
-def _result(
-    base: DispatchResult,
-    data: DispatchJobData,
-    decisions: list[Decision],
-    job_ids: dict[UUID, str],
-    slots: dict[UUID, str],
-    written: dict[str, bool],
-    held: int,
-    selected: int,
-    started: float,
-) -> DispatchResult:
-    created: list[JobCreated] = []
+async def _alongside(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
+    """Run `work` (CPU) while `io` waits for its server: `io` is started first and always awaited, also
+    when `work` fails, so a connection is never left with a statement in flight."""
+    pending = asyncio.ensure_future(io)
+    await asyncio.sleep(0)
+    try:
+        done = work()
+    except BaseException:
+        await asyncio.gather(pending, return_exceptions=True)
+        raise
+    return await pending, done
+
+
+def _explain(
+    decisions: list[Decision], job_ids: dict[UUID, str], slots: dict[UUID, str]
+) -> tuple[list[LeadDecision], list[JobCreated]]:
+    """Each lead's decision, and the job of each dispatched lead, for the result (built while the jobs
+    are being enqueued: only the duplicates among them depend on the enqueue)."""
     lead_decisions: list[LeadDecision] = []
-    duplicates = 0
+    jobs: list[JobCreated] = []
     for d in decisions:
         job_id = job_ids[d.lead.journey_id] if d.outcome is Outcome.DISPATCHED else None
         lead_decisions.append(
@@ -327,14 +350,9 @@ def _result(
                 job_id=job_id,
             )
         )
-        if not data.dry_run:
-            metrics.count_lead(d.outcome.value, d.channel.value if d.channel else None, d.reason)
         if job_id is None or d.channel is None:
             continue
-        if written.get(job_id) is False:
-            duplicates += 1
-            continue
-        created.append(
+        jobs.append(
             JobCreated(
                 job_id=job_id,
                 lead_id=d.lead.lead_id,
@@ -343,6 +361,24 @@ def _result(
                 phone_id=d.phone_id,
             )
         )
+    return lead_decisions, jobs
+
+
+def _result(
+    base: DispatchResult,
+    data: DispatchJobData,
+    decisions: list[Decision],
+    explained: tuple[list[LeadDecision], list[JobCreated]],
+    written: dict[str, bool],
+    held: int,
+    selected: int,
+    started: float,
+) -> DispatchResult:
+    lead_decisions, jobs = explained
+    if not data.dry_run:
+        for d in decisions:
+            metrics.count_lead(d.outcome.value, d.channel.value if d.channel else None, d.reason)
+    created = [job for job in jobs if written.get(job.job_id) is not False]
     dispatched = [d for d in decisions if d.outcome is Outcome.DISPATCHED]
     return base.model_copy(
         update={
@@ -353,7 +389,7 @@ def _result(
             "skipped_no_channel": sum(d.outcome is Outcome.SKIPPED_NO_CHANNEL for d in decisions),
             "skipped_human_review": held,
             "jobs_created": created,
-            "duplicate_jobs_skipped": duplicates,
+            "duplicate_jobs_skipped": len(jobs) - len(created),
             "decisions": lead_decisions,
             "processing_time_ms": _elapsed_ms(started),
         }
