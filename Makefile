@@ -14,3 +14,15 @@ worker:  ## all four queues in one process (needs DATABASE_URL / REDIS_URL or .e
 
 status:  ## queue depths, today's quota per phone, worker health (needs DATABASE_URL / REDIS_URL or .env)
 	.venv/bin/python -m src.ops status
+
+# BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/cerniq_bench, and databases named after
+# it) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/11) are emptied by the benchmarks.
+bench:  ## benchmarks in sequence, each printing figures, target and PASS/FAIL (bench/README.md); QUICK=1 for short runs
+	bash scripts/bootstrap.sh
+	bash scripts/services.sh
+	@status=0; \
+	for run in "dispatch_throughput" "per_lead_jobs" "scale$(if $(QUICK),, --explain)"; do \
+		echo "==> bench/$${run%% *}.py"; \
+		.venv/bin/python -m bench.$$run $(if $(QUICK),--quick) || status=1; \
+	done; \
+	exit $$status
