@@ -92,6 +92,27 @@ class _InterceptHandler(logging.Handler):
         named.log(level, record.getMessage())
 
 
+# The loggers arq writes to (arq/worker.py, connections.py, jobs.py, cron.py, utils.py of the pinned version).
+_ARQ_LOGGERS = ("arq.worker", "arq.connections", "arq.jobs", "arq.cron", "arq.utils")
+
+
+class _ToLoguru(logging.Filter):
+    """Hands a record to loguru and drops it from the stdlib chain, so no stdlib handler prints it."""
+
+    def __init__(self, handler: _InterceptHandler) -> None:
+        super().__init__()
+        self._handler = handler
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self._handler.emit(record)
+        return False
+
+
+def _stderr_sink(message: Message) -> None:
+    # The stream is looked up at each write, so redirecting sys.stderr (tests, supervisors) just works.
+    sys.stderr.write(message)
+
+
 def _json_sink(message: Message) -> None:
     record = message.record
     line: dict[str, Any] = {
@@ -116,12 +137,12 @@ def _format_traceback(record: Record) -> list[str]:
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Set up loguru once and route the stdlib into it.
+    """Set up loguru once and route the stdlib into it; calling it again re-applies the routing.
 
-    The routing is applied again on every call: arq's CLI runs logging.config.dictConfig after importing
-    the worker settings, which gives the "arq" logger its own StreamHandler and resets its children.
-    Workers call this in their startup hook, after that, so only arq's first two lines ("Starting
-    worker", the Redis version) are printed by arq's handler.
+    arq's CLI runs logging.config.dictConfig after importing the worker settings: the "arq" logger gets
+    its own StreamHandler, and its children lose their handlers and propagation, but keep their filters.
+    So arq's loggers carry a filter that hands each record to loguru and stops it there; the worker
+    settings call this before arq's dictConfig, and from their first line arq's records look like ours.
     """
     global _configured
     if _configured != (level, fmt):
@@ -130,13 +151,25 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         if fmt == "json":
             logger.add(_json_sink, level=level, format="{message}", backtrace=False, diagnose=False)
         else:
-            logger.add(sys.stderr, level=level, format=_TEXT_FORMAT, backtrace=False, diagnose=False)
+            logger.add(
+                _stderr_sink,
+                level=level,
+                format=_TEXT_FORMAT,
+                colorize=sys.stderr.isatty(),
+                backtrace=False,
+                diagnose=False,
+            )
         _configured = (level, fmt)
 
     handler = _InterceptHandler()
     # Records below the level are dropped by the stdlib, before a LogRecord and the intercept are paid for.
     logging.basicConfig(handlers=[handler], level=logger.level(level).no, force=True)
-    for name in ("arq", "sqlalchemy", "sqlalchemy.engine", "asyncio", "alembic"):
+    for name in _ARQ_LOGGERS:
+        arq_logger = logging.getLogger(name)
+        for old in [f for f in arq_logger.filters if isinstance(f, _ToLoguru)]:
+            arq_logger.removeFilter(old)
+        arq_logger.addFilter(_ToLoguru(handler))
+    for name in ("sqlalchemy", "sqlalchemy.engine", "asyncio", "alembic"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

@@ -175,6 +175,7 @@ def _all_queues_settings() -> type:
 
 def _prepare_process() -> AppSettings:
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return settings
 

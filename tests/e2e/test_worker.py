@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import AsyncIterator
 from datetime import time
@@ -99,3 +100,27 @@ async def test_a_single_queue_settings_runs_that_queue_alone(
         assert UUID(str(result.lead_id)) == lead
         worker.signal(signal.SIGTERM)
         assert await worker.wait_exit(timeout=30) == 0
+
+
+async def test_json_logs_are_one_object_per_line_from_the_first_line(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+) -> None:
+    tenant = await factory.tenant()
+    lead = await factory.lead(tenant)
+    async with WorkerProcess("Settings", LOG_FORMAT="json") as worker:
+        await worker.wait_healthy(redis)
+        job = await client.select_channel(tenant_id=tenant, lead_id=lead, correlation_id="corr-json")
+        await job.result(timeout=10)
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait_exit(timeout=30) == 0
+        output = worker.output()
+
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert lines[0]["message"].startswith("Starting worker")
+    job_lines = [line for line in lines if line.get("job_id") == job.job_id]
+    assert {line["logger"] for line in job_lines} >= {"arq.worker", "src.jobs.select_channel"}
+    finished = [line for line in job_lines if line["logger"] == "src.jobs.select_channel"]
+    assert finished
+    assert finished[0]["queue"] == "outreach:channel:selector"
+    assert finished[0]["tenantId"] == str(tenant)
+    assert finished[0]["correlationId"] == "corr-json"
