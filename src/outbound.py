@@ -22,25 +22,36 @@ from src.serialization import job_serializer
 # arq.constants.expires_extra_ms: a job not started within a day expires.
 JOB_EXPIRES_MS = 86_400_000
 
+# Writes one job as arq stores it unless its id is taken (its job or result key exists): 1 when written.
+# Shared by the bulk script below and the reserve-and-enqueue script of src/quota.py.
+ENQUEUE_ONE_LUA = """
+local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, expires)
+  if redis.call('EXISTS', job_key, result_key) == 0 then
+    redis.call('PSETEX', job_key, expires, body)
+    redis.call('ZADD', queue_key, score, job_id)
+    return 1
+  end
+  return 0
+end
+"""
+
 # KEYS: per job, its job key, result key and queue key. ARGV[1]: expiry in ms, ARGV[2]: score (the
 # enqueue time), ARGV[3]: length of the job key prefix; then per job its serialized form. The job id is
 # the job key without its prefix (one argument a job fewer to send). Returns 1 per job written, 0 per
 # job skipped because its id is taken.
-_ENQUEUE_LUA = """
+_ENQUEUE_LUA = (
+    ENQUEUE_ONE_LUA
+    + """
 local expires, score, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 for n = 1, #KEYS / 3 do
-  local job_key, result_key, queue_key = KEYS[3 * n - 2], KEYS[3 * n - 1], KEYS[3 * n]
-  if redis.call('EXISTS', job_key, result_key) == 0 then
-    redis.call('PSETEX', job_key, expires, ARGV[3 + n])
-    redis.call('ZADD', queue_key, score, string.sub(job_key, prefix + 1))
-    out[n] = 1
-  else
-    out[n] = 0
-  end
+  local job_key = KEYS[3 * n - 2]
+  local job_id = string.sub(job_key, prefix + 1)
+  out[n] = enqueue_one(job_key, KEYS[3 * n - 1], KEYS[3 * n], job_id, ARGV[3 + n], score, expires)
 end
 return out
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,11 @@ class EncodedJob:
     queue: str
     function: str
     payload_json: bytes
+
+
+def job_keys(job_id: str, queue: str) -> list[str]:
+    """The keys the enqueue scripts touch for one job: its job key, its result key and its queue."""
+    return [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, queue]
 
 
 def arq_job_bytes(function: str, payload: dict[str, Any], enqueue_ms: int) -> bytes:
@@ -95,7 +111,7 @@ class Outbound:
         keys: list[str] = []
         args: list[str | bytes | int] = [JOB_EXPIRES_MS, now_ms, len(ARQ_JOB_PREFIX)]
         for job_id, queue, body in jobs:
-            keys += [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, queue]
+            keys += job_keys(job_id, queue)
             args.append(body)
         written = await self._enqueue(keys=keys, args=args)
         return [bool(int(flag)) for flag in written]

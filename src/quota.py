@@ -17,6 +17,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from src.names import quota_key, quota_reservations_key
+from src.outbound import ENQUEUE_ONE_LUA, JOB_EXPIRES_MS, OutgoingJob, arq_job_bytes, job_keys
 
 # KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
 # KEYS[1+p]        counter of phone p, p = 1..P
@@ -75,30 +76,40 @@ return out
 """
 
 
-# `_RESERVE_LUA` for one request that takes its phone or nothing (fall_through "0"), the route job's
-# usual case: it reads and writes only that phone's counter, and the tenant's available phones come as
-# one comma-separated argument (only an earlier reservation of the job id is looked up in it), so the
-# call is a handful of arguments instead of three per phone of the tenant.
-# KEYS[1] reservations hash of the tenant and day, KEYS[2] counter of the wanted phone
+# `_RESERVE_LUA` for one request that takes its phone or nothing (fall_through "0"), followed by the
+# enqueue of its job when the reservation is on that phone: the route job's usual case in one round trip.
+# It reads and writes only that phone's counter; the tenant's available phones come as one
+# comma-separated argument (only an earlier reservation of the job id is looked up in it).
+# KEYS[1] reservations hash of the tenant and day, KEYS[2] counter of the wanted phone, KEYS[3..5] the
+# job's job key, result key and queue (src.outbound.job_keys)
 # ARGV[1] key TTL in seconds, ARGV[2] job id, ARGV[3] wanted phone id, ARGV[4] its daily limit,
-# ARGV[5] ids of the tenant's available phones, comma-separated
+# ARGV[5] ids of the tenant's available phones, comma-separated, ARGV[6] job expiry in ms, ARGV[7] the
+# serialized job, ARGV[8] its score
 # Returns the phone reserved ('' for none), 1 when an earlier reservation of the job id was reused, and
-# the wanted phone's counter.
-_RESERVE_ONE_LUA = """
+# 1 or 0 when the job was or was not written, -1 when it was not enqueued: no reservation, or one an
+# earlier try made on another phone (the job names its phone, so the caller writes it for that phone).
+_RESERVE_AND_ENQUEUE_LUA = (
+    ENQUEUE_ONE_LUA
+    + """
 local previous = redis.call('HGET', KEYS[1], ARGV[2])
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local reused = 0
 if previous and string.find(',' .. ARGV[5] .. ',', ',' .. previous .. ',', 1, true) then
-  return {previous, 1, used}
-end
-if used < tonumber(ARGV[4]) then
-  used = redis.call('INCR', KEYS[2])
+  if previous ~= ARGV[3] then
+    return {previous, 1, -1}
+  end
+  reused = 1
+elseif used < tonumber(ARGV[4]) then
+  redis.call('INCR', KEYS[2])
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return {ARGV[3], 0, used}
+else
+  return {'', 0, -1}
 end
-return {'', 0, used}
+return {ARGV[3], reused, enqueue_one(KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[7], ARGV[8], ARGV[6])}
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +138,7 @@ class QuotaLedger:
         self._redis = redis
         self._ttl_s = ttl_s
         self._reserve = redis.register_script(_RESERVE_LUA)
-        self._reserve_one = redis.register_script(_RESERVE_ONE_LUA)
+        self._reserve_and_enqueue = redis.register_script(_RESERVE_AND_ENQUEUE_LUA)
 
     async def used(self, phone_ids: Sequence[UUID], quota_date: date) -> dict[UUID, int]:
         if not phone_ids:
@@ -175,26 +186,35 @@ class QuotaLedger:
         counters = {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
         return reservations, counters
 
-    async def reserve_one(
+    async def reserve_and_enqueue(
         self,
         *,
         tenant_id: UUID,
         quota_date: date,
-        job_id: str,
         phone: PhoneLimit,
         available: Sequence[UUID],
-    ) -> Reservation:
-        """`reserve` of one request without fall-through: `phone` or nothing, unless an earlier try of
-        the same job id reserved one of the `available` phones (the tenant's), which is reused."""
+        job: OutgoingJob,
+        now_ms: int,
+    ) -> tuple[Reservation, bool | None]:
+        """`reserve` of one request without fall-through, for `job.job_id`: `phone` or nothing, unless an
+        earlier try of the same job id reserved one of the `available` phones (the tenant's), which is
+        reused. When the reservation is on `phone`, `job` is enqueued in the same script (as
+        `Outbound.enqueue` would). Returns the reservation and whether the job was written, None when
+        it was not enqueued (no reservation, or one on another phone)."""
         keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
-        args: list[str | int] = [
+        keys += job_keys(job.job_id, job.queue)
+        args: list[str | int | bytes] = [
             self._ttl_s,
-            job_id,
+            job.job_id,
             str(phone.phone_id),
             phone.daily_limit,
             ",".join(map(str, available)),
+            JOB_EXPIRES_MS,
+            arq_job_bytes(job.function, job.payload, now_ms),
+            now_ms,
         ]
-        reserved, reused, _ = await self._reserve_one(keys=keys, args=args)
-        return Reservation(
-            job_id=job_id, phone_id=UUID(reserved.decode()) if reserved else None, reused=bool(reused)
+        reserved, reused, written = await self._reserve_and_enqueue(keys=keys, args=args)
+        reservation = Reservation(
+            job_id=job.job_id, phone_id=UUID(reserved.decode()) if reserved else None, reused=bool(reused)
         )
+        return reservation, None if int(written) < 0 else bool(written)

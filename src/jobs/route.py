@@ -53,16 +53,35 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
         return _not_routed("WHATSAPP_OPTED_OUT: the lead opted out of WhatsApp", phone_id=data.phone_id)
 
     today = quota_date(now, found.tenant_timezone)
+    followup = data.message_type is MessageType.FOLLOWUP
+    now_ms = int(now.timestamp() * 1000)
+
+    def job_on(phone_id: UUID) -> OutgoingJob:
+        payload = {
+            **data.payload,
+            "tenantId": str(data.tenant_id),
+            "leadId": str(data.lead_id),
+            "phoneId": str(phone_id),
+        }
+        if data.correlation_id:
+            payload["correlationId"] = data.correlation_id
+        queue = whatsapp_queue(phone_rows[phone_id].queue_slot, followup=followup)
+        function = SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL
+        return OutgoingJob(target_job_id, queue, function, payload)
+
     available = [row for row in phone_rows.values() if is_available(row, data.tenant_id)]
     target, rerouted_from = data.phone_id, None
+    written: bool | None = None
     if is_available(phone_rows[data.phone_id], data.tenant_id):
-        # The usual case: that phone or nothing. Only its own counter is read (by the reservation).
-        reservation = await deps.quota.reserve_one(
+        # The usual case: that phone or nothing, reserved and enqueued in one round trip. Only its own
+        # counter is read (by the reservation).
+        reservation, written = await deps.quota.reserve_and_enqueue(
             tenant_id=data.tenant_id,
             quota_date=today,
-            job_id=target_job_id,
             phone=PhoneLimit(target, phone_rows[target].daily_limit),
             available=[row.id for row in available],
+            job=job_on(target),
+            now_ms=now_ms,
         )
     else:
         rerouted_from = data.phone_id
@@ -113,20 +132,10 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
                 now=now,
             )
 
-    followup = data.message_type is MessageType.FOLLOWUP
-    queue = whatsapp_queue(phone_rows[target].queue_slot, followup=followup)
-    payload = {
-        **data.payload,
-        "tenantId": str(data.tenant_id),
-        "leadId": str(data.lead_id),
-        "phoneId": str(target),
-    }
-    if data.correlation_id:
-        payload["correlationId"] = data.correlation_id
-    outgoing = OutgoingJob(
-        target_job_id, queue, SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL, payload
-    )
-    [written] = await deps.outbound.enqueue([outgoing], now_ms=int(now.timestamp() * 1000))
+    outgoing = job_on(target)
+    queue = outgoing.queue
+    if written is None:
+        [written] = await deps.outbound.enqueue([outgoing], now_ms=now_ms)
 
     reason = "REROUTED_PHONE_UNAVAILABLE" if rerouted_from else "ROUTED"
     if not written:
