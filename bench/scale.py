@@ -35,7 +35,6 @@ from typing import Any
 
 import asyncpg
 import uvloop
-from sqlalchemy import text
 
 from bench.common import (
     OPEN_HOURS,
@@ -167,19 +166,27 @@ async def tick(db: Database, n: int) -> tuple[float, int]:
 
 
 async def explain(db: Database) -> None:
-    assert db.deps is not None
-    statement = _due_leads_statement(None, False, True)
-    params = {"tenant_id": db.tenant_id, "now": OPEN_HOURS, "limit": 100}
-    for mode in ("auto", "force_generic_plan"):
-        async with db.deps.engine.connect() as conn:
-            await conn.execute(text(f"SET plan_cache_mode = {mode}"))
-            plan = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + statement.text), params)
-            note = (
-                "custom plan" if mode == "auto" else "generic plan (what a prepared statement may switch to)"
-            )
+    """The selection as dispatch runs it (lock, batch 100), planned for these values and as the generic
+    plan a prepared statement may switch to after five runs; in a transaction rolled back, so the row
+    locks are released and nothing changes."""
+    statement = _due_leads_statement(None, False, True).text
+    prepared = statement.replace(":tenant_id", "$1").replace(":now", "$2").replace(":limit", "$3")
+    values = f"'{db.tenant_id}', '{OPEN_HOURS.isoformat()}', 100"
+    apg = await connect(db.target)
+    try:
+        await apg.execute(f"PREPARE due_leads (uuid, timestamptz, int) AS {prepared}")
+        for mode, note in (("force_custom_plan", "custom plan"), ("force_generic_plan", "generic plan")):
+            await apg.execute(f"SET plan_cache_mode = {mode}")
+            transaction = apg.transaction()
+            await transaction.start()
+            try:
+                plan = await apg.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE due_leads ({values})")
+            finally:
+                await transaction.rollback()
             print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the due-lead selection at {db.label} ({note}):")
             print("\n".join(row[0] for row in plan))
-            await conn.rollback()
+    finally:
+        await apg.close()
 
 
 async def main(args: argparse.Namespace) -> int:
