@@ -1,15 +1,15 @@
 """Writing jobs for the downstream senders, many in one round trip.
 
 arq has no bulk enqueue, and `ArqRedis.enqueue_job` costs three round trips a job (WATCH+EXISTS, MULTI,
-EXEC). This Lua script keeps arq's exact semantics for the pinned version (arq/connections.py): a job id
-whose `arq:job:` or `arq:result:` key exists is skipped; otherwise PSETEX the serialized job with arq's
-default expiry and ZADD it to its queue, scored with the enqueue time. A stock arq Worker consumes what
-it writes (tests/integration/test_outbound.py).
+EXEC). One Lua call enqueues a whole batch and keeps arq's exact semantics for the pinned version
+(arq/connections.py): a job id whose `arq:job:` or `arq:result:` key exists is skipped; otherwise PSETEX
+the serialized job with arq's default expiry and ZADD it to its queue, scored with the enqueue time. A
+stock arq Worker consumes what it writes (tests/integration/test_outbound.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +35,19 @@ local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, 
 end
 """
 
-# KEYS: per job, its job key, result key and queue key. ARGV[1]: expiry in ms, ARGV[2]: score (the
-# enqueue time), ARGV[3]: length of the job key prefix; then per job its serialized form. The job id is
-# the job key without its prefix (one argument a job fewer to send). Returns 1 per job written, 0 per
-# job skipped because its id is taken.
-_ENQUEUE_LUA = (
+# ARGV[1]: expiry in ms, ARGV[2]: score (the enqueue time), ARGV[3] and ARGV[4]: arq's job and result key
+# prefixes, ARGV[5]: the batch, a JSON array of [job id, queue, the job as arq stores it] (one argument:
+# redis-py packs each argument in Python, which cost more than the script for a thousand jobs). The keys
+# are built here from the job ids, so the script suits one Redis, not a Redis Cluster (arq does not
+# support Cluster either). Returns 1 per job written, 0 per job skipped because its id is taken.
+_ENQUEUE_BATCH_LUA = (
     ENQUEUE_ONE_LUA
     + """
-local expires, score, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local expires, score, job_prefix, result_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
-for n = 1, #KEYS / 3 do
-  local job_key = KEYS[3 * n - 2]
-  local job_id = string.sub(job_key, prefix + 1)
-  out[n] = enqueue_one(job_key, KEYS[3 * n - 1], KEYS[3 * n], job_id, ARGV[3 + n], score, expires)
+for n, job in ipairs(cjson.decode(ARGV[5])) do
+  local job_id = job[1]
+  out[n] = enqueue_one(job_prefix .. job_id, result_prefix .. job_id, job[2], job_id, job[3], score, expires)
 end
 return out
 """
@@ -62,18 +62,8 @@ class OutgoingJob:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedJob:
-    """A job whose payload is already JSON (a dispatch serialized it once for its outbox row)."""
-
-    job_id: str
-    queue: str
-    function: str
-    payload_json: bytes
-
-
 def job_keys(job_id: str, queue: str) -> list[str]:
-    """The keys the enqueue scripts touch for one job: its job key, its result key and its queue."""
+    """The keys an enqueue touches for one job: its job key, its result key and its queue."""
     return [ARQ_JOB_PREFIX + job_id, ARQ_RESULT_PREFIX + job_id, queue]
 
 
@@ -88,30 +78,25 @@ def arq_job_bytes_from_json(function: str, payload_json: bytes, enqueue_ms: int)
     return b'{"t":null,"f":%b,"a":[%b],"k":{},"et":%d}' % (orjson.dumps(function), payload_json, enqueue_ms)
 
 
+def encode_batch(jobs: Iterable[tuple[str, str, bytes]]) -> bytes:
+    """(job id, queue, job as arq stores it) for each job, as the enqueue script takes them: what a
+    dispatch writes into its outbox row and then enqueues."""
+    return orjson.dumps([[job_id, queue, body.decode()] for job_id, queue, body in jobs])
+
+
 class Outbound:
     def __init__(self, redis: Redis) -> None:
-        self._enqueue = redis.register_script(_ENQUEUE_LUA)
+        self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
 
     async def enqueue(self, jobs: Sequence[OutgoingJob], *, now_ms: int) -> list[bool]:
         """Enqueue every job whose id is free; True where this call wrote the job."""
-        return await self._write(
-            [(j.job_id, j.queue, arq_job_bytes(j.function, j.payload, now_ms)) for j in jobs], now_ms
-        )
-
-    async def enqueue_encoded(self, jobs: Sequence[EncodedJob], *, now_ms: int) -> list[bool]:
-        """`enqueue` for jobs whose payload is already JSON."""
-        return await self._write(
-            [(j.job_id, j.queue, arq_job_bytes_from_json(j.function, j.payload_json, now_ms)) for j in jobs],
-            now_ms,
-        )
-
-    async def _write(self, jobs: Sequence[tuple[str, str, bytes]], now_ms: int) -> list[bool]:
         if not jobs:
             return []
-        keys: list[str] = []
-        args: list[str | bytes | int] = [JOB_EXPIRES_MS, now_ms, len(ARQ_JOB_PREFIX)]
-        for job_id, queue, body in jobs:
-            keys += job_keys(job_id, queue)
-            args.append(body)
-        written = await self._enqueue(keys=keys, args=args)
-        return [bool(int(flag)) for flag in written]
+        batch = encode_batch((j.job_id, j.queue, arq_job_bytes(j.function, j.payload, now_ms)) for j in jobs)
+        return await self.enqueue_batch(batch, now_ms=now_ms)
+
+    async def enqueue_batch(self, batch: bytes, *, now_ms: int) -> list[bool]:
+        """`enqueue` for a batch already encoded by `encode_batch`."""
+        args: list[int | str | bytes] = [JOB_EXPIRES_MS, now_ms, ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX, batch]
+        written = await self._enqueue(keys=[], args=args)
+        return [bool(flag) for flag in written]

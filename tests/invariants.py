@@ -23,7 +23,7 @@ class Ledger:
     counters: dict[str, int] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
     marked: set[str] = field(default_factory=set)
-    outbox: int = 0
+    outbox: int = 0  # jobs waiting in dispatch_outbox rows
 
     @property
     def leads_with_two_jobs(self) -> list[str]:
@@ -52,7 +52,7 @@ class Ledger:
             "phones over daily_limit (Redis counters)": self.phones_over_limit_by_counter,
             "leads marked dispatched without a job": sorted(self.marked_without_job),
             "jobs whose lead is not marked": sorted(self.jobs_without_mark),
-            "outbox rows left": self.outbox,
+            "jobs left in the outbox": self.outbox,
         }
 
     def assert_clean(self) -> None:
@@ -81,7 +81,9 @@ async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
                 text("SELECT lead_id FROM gold_lead_journey WHERE last_dispatched_at IS NOT NULL")
             )
         ).all()
-        book.outbox = (await conn.execute(text("SELECT count(*) FROM dispatch_outbox"))).scalar_one()
+        book.outbox = (
+            await conn.execute(text("SELECT coalesce(sum(job_count), 0) FROM dispatch_outbox"))
+        ).scalar_one()
     book.marked = {str(row[0]) for row in marked}
     for phone_id, limit in phones:
         book.limits[str(phone_id)] = limit

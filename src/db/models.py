@@ -8,7 +8,6 @@ has a server default.
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -21,6 +20,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     Text,
@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -170,17 +170,17 @@ class GoldLeadJourney(Base):
 
 
 class DispatchOutbox(Base):
-    """Jobs a committed dispatch decided on and has not yet seen enqueued (the transactional outbox)."""
+    """A committed dispatch batch whose jobs have not yet been seen enqueued (the transactional outbox):
+    one row per batch, its jobs in the form the bulk-enqueue script takes (src/outbound.py)."""
 
     __tablename__ = "dispatch_outbox"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenants.id"))
-    lead_id: Mapped[UUID]
-    job_id: Mapped[str] = mapped_column(Text, unique=True)
-    queue_name: Mapped[str] = mapped_column(Text)
-    function_name: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    tenant_id: Mapped[UUID]
+    dispatch_job_id: Mapped[str] = mapped_column(Text)
+    job_count: Mapped[int] = mapped_column(Integer)
+    # Stored out of line without compression (STORAGE EXTERNAL, set by migration 0002).
+    jobs: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), index=True
     )

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,11 +126,9 @@ class PhoneRow(NamedTuple):
 class OutboxRow:
     id: int
     tenant_id: UUID
-    lead_id: UUID
-    job_id: str
-    queue_name: str
-    function_name: str
-    payload: str
+    dispatch_job_id: str
+    job_count: int
+    jobs: bytes
 
 
 # ------------------------------------------------------------------ tenants
@@ -165,10 +164,9 @@ _COMPANY_COLUMNS = (
 _COMPANY_JOIN = "JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id"
 
 # The per-lead jobs (select_channel, allocate_phone, route) run these statements thousands of times a
-# second, and SQLAlchemy's execution layer costs more CPU than the query: they go to the asyncpg
-# connection under the pooled SQLAlchemy connection, as prepared statements (asyncpg caches them per
-# connection). No transaction is begun for them, so each statement stands alone (autocommit): these jobs
-# need no more, and skip a BEGIN and a ROLLBACK. Inside a transaction the caller began, they join it.
+# second, and SQLAlchemy's pool and execution layer cost more CPU than the query itself: they run on a
+# plain asyncpg connection from Deps.pg, as prepared statements (asyncpg caches them per connection),
+# each standing alone (autocommit): these jobs need no more, and skip a BEGIN and a ROLLBACK.
 _LOAD_LEAD = f"""
     SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS}, t.timezone,
            EXISTS (SELECT 1 FROM wa_phone_numbers p
@@ -205,26 +203,21 @@ _PHONE_OWNER = "SELECT tenant_id FROM wa_phone_numbers WHERE id = $1"
 _LEAD_FIELDS = len(fields(LeadRow))
 
 
-async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under a pooled SQLAlchemy connection."""
-    return (await conn.get_raw_connection()).driver_connection
-
-
 def _lead_in_tenant(row: Sequence[Any]) -> LeadInTenant:
     return LeadInTenant(LeadRow(*row[:_LEAD_FIELDS]), row[_LEAD_FIELDS], row[_LEAD_FIELDS + 1])
 
 
-async def load_lead(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> LeadInTenant | None:
+async def load_lead(conn: asyncpg.Connection, *, tenant_id: UUID, lead_id: UUID) -> LeadInTenant | None:
     """The lead of this tenant, or None: a lead of another tenant is not found, by construction."""
-    row = await (await _driver(conn)).fetchrow(_LOAD_LEAD, tenant_id, lead_id)
+    row = await conn.fetchrow(_LOAD_LEAD, tenant_id, lead_id)
     return None if row is None else _lead_in_tenant(row)
 
 
 async def load_lead_with_phones(
-    conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID
+    conn: asyncpg.Connection, *, tenant_id: UUID, lead_id: UUID
 ) -> tuple[LeadInTenant, list[PhoneRow]] | None:
     """`load_lead` and `tenant_phones` in one round trip (the per-lead jobs need both)."""
-    row = await (await _driver(conn)).fetchrow(_LOAD_LEAD_WITH_PHONES, tenant_id, lead_id)
+    row = await conn.fetchrow(_LOAD_LEAD_WITH_PHONES, tenant_id, lead_id)
     if row is None:
         return None
     ids, numbers, slots, statuses, enabled, limits = tuple(row)[_LEAD_FIELDS + 2 :]
@@ -238,7 +231,7 @@ async def load_lead_with_phones(
 
 
 async def set_sticky_phone(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     *,
     tenant_id: UUID,
     lead_id: UUID,
@@ -247,17 +240,16 @@ async def set_sticky_phone(
     now: datetime,
 ) -> bool:
     """Assign the phone only if the lead still has `expected`: of two concurrent allocations, one wins."""
-    driver = await _driver(conn)
-    return await driver.fetchrow(_SET_STICKY, tenant_id, lead_id, phone_id, expected, now) is not None
+    return await conn.fetchrow(_SET_STICKY, tenant_id, lead_id, phone_id, expected, now) is not None
 
 
-async def sticky_phone_of(conn: AsyncConnection, *, tenant_id: UUID, lead_id: UUID) -> UUID | None:
-    value: UUID | None = await (await _driver(conn)).fetchval(_STICKY_OF, tenant_id, lead_id)
+async def sticky_phone_of(conn: asyncpg.Connection, *, tenant_id: UUID, lead_id: UUID) -> UUID | None:
+    value: UUID | None = await conn.fetchval(_STICKY_OF, tenant_id, lead_id)
     return value
 
 
-async def phone_owner(conn: AsyncConnection, *, phone_id: UUID) -> UUID | None:
-    owner: UUID | None = await (await _driver(conn)).fetchval(_PHONE_OWNER, phone_id)
+async def phone_owner(conn: asyncpg.Connection, *, phone_id: UUID) -> UUID | None:
+    owner: UUID | None = await conn.fetchval(_PHONE_OWNER, phone_id)
     return owner
 
 
@@ -446,78 +438,57 @@ async def update_journeys(
 
 
 _INSERT_OUTBOX = text(
-    """
-    INSERT INTO dispatch_outbox (tenant_id, lead_id, job_id, queue_name, function_name, payload)
-    SELECT :tenant_id, u.lead_id, u.job_id, u.queue_name, u.function_name, CAST(u.payload AS jsonb)
-    FROM unnest(CAST(:lead_ids AS uuid[]), CAST(:job_ids AS text[]), CAST(:queue_names AS text[]),
-                CAST(:function_names AS text[]), CAST(:payloads AS text[]))
-         AS u(lead_id, job_id, queue_name, function_name, payload)
-    ON CONFLICT (job_id) DO NOTHING
-    RETURNING id
-    """
+    "INSERT INTO dispatch_outbox (tenant_id, dispatch_job_id, job_count, jobs) "
+    "VALUES (:tenant_id, :dispatch_job_id, :job_count, :jobs) RETURNING id"
 )
-_OUTBOX_COLUMNS = "id, tenant_id, lead_id, job_id, queue_name, function_name, payload::text"
 _TAKE_OUTBOX = text(
-    "DELETE FROM dispatch_outbox WHERE id IN (SELECT id FROM dispatch_outbox "
-    "WHERE id = ANY(CAST(:ids AS bigint[])) FOR UPDATE SKIP LOCKED) RETURNING job_id"
+    "DELETE FROM dispatch_outbox WHERE id = (SELECT id FROM dispatch_outbox WHERE id = :id "
+    "FOR UPDATE SKIP LOCKED) RETURNING id"
 )
-_DELETE_OUTBOX = text("DELETE FROM dispatch_outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+_DELETE_OUTBOX = text("DELETE FROM dispatch_outbox WHERE id = :id")
 
 
 @cache
 def _orphans_statement(for_tenant: bool) -> TextClause:
     tenant = " AND tenant_id = :tenant_id" if for_tenant else ""
     return text(
-        f"SELECT {_OUTBOX_COLUMNS} FROM dispatch_outbox WHERE created_at <= :cutoff{tenant} "
-        "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+        f"SELECT id, tenant_id, dispatch_job_id, job_count, jobs FROM dispatch_outbox "
+        f"WHERE created_at <= :cutoff{tenant} ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
     )
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    lead_id: UUID
-    job_id: str
-    queue_name: str
-    function_name: str
-    payload: str  # JSON text
-
-
 async def insert_outbox(
-    conn: AsyncConnection, *, tenant_id: UUID, entries: Sequence[OutboxEntry]
-) -> list[int]:
-    if not entries:
-        return []
+    conn: AsyncConnection, *, tenant_id: UUID, dispatch_job_id: str, job_count: int, jobs: bytes
+) -> int:
+    """One row for a dispatch batch's jobs (src.outbound.encode_batch), in the dispatch's transaction."""
     params = {
         "tenant_id": tenant_id,
-        "lead_ids": [e.lead_id for e in entries],
-        "job_ids": [e.job_id for e in entries],
-        "queue_names": [e.queue_name for e in entries],
-        "function_names": [e.function_name for e in entries],
-        "payloads": [e.payload for e in entries],
+        "dispatch_job_id": dispatch_job_id,
+        "job_count": job_count,
+        "jobs": jobs,
     }
-    return [row[0] for row in await conn.execute(_INSERT_OUTBOX, params)]
+    outbox_id: int = (await conn.execute(_INSERT_OUTBOX, params)).scalar_one()
+    return outbox_id
 
 
-async def take_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> list[str]:
-    """Delete the given outbox rows and return their job ids; rows a relay holds (or has deleted) are
-    skipped. Like a claim, the rows stay locked until the transaction ends, and a rollback puts them back:
-    enqueue their jobs before committing."""
-    return [row[0] for row in await conn.execute(_TAKE_OUTBOX, {"ids": list(ids)})]
+async def take_outbox(conn: AsyncConnection, *, outbox_id: int) -> bool:
+    """Delete the row; False when a relay holds it (or has deleted it). Like a claim, the row stays locked
+    until the transaction ends, and a rollback puts it back: enqueue its jobs before committing."""
+    return (await conn.execute(_TAKE_OUTBOX, {"id": outbox_id})).first() is not None
 
 
 async def claim_orphaned_outbox(
     conn: AsyncConnection, *, cutoff: datetime, limit: int, tenant_id: UUID | None = None
 ) -> list[OutboxRow]:
-    """Outbox rows older than `cutoff`: left behind by a dispatcher that died between commit and enqueue."""
+    """Rows older than `cutoff`: left behind by a dispatcher that died between its commit and its enqueue."""
     params: dict[str, Any] = {"cutoff": cutoff, "limit": limit}
     if tenant_id is not None:
         params["tenant_id"] = tenant_id
     return [OutboxRow(*row) for row in await conn.execute(_orphans_statement(tenant_id is not None), params)]
 
 
-async def delete_outbox(conn: AsyncConnection, *, ids: Sequence[int]) -> None:
-    if ids:
-        await conn.execute(_DELETE_OUTBOX, {"ids": list(ids)})
+async def delete_outbox(conn: AsyncConnection, *, outbox_id: int) -> None:
+    await conn.execute(_DELETE_OUTBOX, {"id": outbox_id})
 
 
 # ------------------------------------------------------------------ ops tool (src/ops)

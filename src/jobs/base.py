@@ -25,7 +25,8 @@ from src.log import enrich_job
 from src.names import QUEUE_OF, Function
 
 In = TypeVar("In", bound=BaseModel)
-Out = TypeVar("Out", bound=BaseModel)
+# A result model, or its wire form already built (dispatch builds its result as plain dicts).
+Out = TypeVar("Out", bound=BaseModel | dict[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ def job(function: Function, model: type[In]) -> Callable[[JobBody[In, Out]], Job
                     raise _retry_or_give_up(deps, info, exc) from exc
                 outcome = "ok"
                 FAULTS.succeeded()
+                if isinstance(result, dict):
+                    return result
                 return result.model_dump(mode="json", by_alias=True)
             finally:
                 metrics.observe_job(function.value, outcome, time.perf_counter() - started)

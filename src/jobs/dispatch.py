@@ -5,9 +5,9 @@ Order of the writes, and why no lead is lost or doubled when a worker dies at an
 1. Reserve quota in Redis for every WhatsApp job id (idempotent per job id). Dying here leaves the leads
    due and unlocked; the rerun derives the same job ids and finds the same reservations.
 2. In one transaction: update the journeys (sticky phone, last dispatch, next action moved forward) and
-   insert the jobs into dispatch_outbox; commit. Dying before the commit rolls back both.
-3. Enqueue the outbox rows (idempotent by job id) and delete them. Dying before the delete leaves rows
-   that the next dispatch relays; a relayed job that already exists is not written again.
+   write the batch's jobs into one dispatch_outbox row; commit. Dying before the commit rolls back both.
+3. Enqueue the batch (idempotent by job id) and delete its row. Dying before the delete leaves the row,
+   which the next dispatch relays; a relayed job that already exists is not written again.
 
 So a lead is either still due, or marked with its job in the outbox or in its queue; and a job exists only
 for a lead whose dispatch committed.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -26,17 +27,10 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src import chaos, metrics
-from src.contracts import (
-    ALL_TENANTS,
-    Channel,
-    DispatchJobData,
-    DispatchResult,
-    JobCreated,
-    LeadDecision,
-    TenantJob,
-)
+from src.contracts import ALL_TENANTS, Channel, DispatchJobData
 from src.db import queries
 from src.deps import Deps
+from src.domain import dispatch_report as report
 from src.domain.allocation import BatchAllocator, is_available
 from src.domain.dispatch import (
     Decision,
@@ -46,7 +40,6 @@ from src.domain.dispatch import (
     next_actions,
     output_for,
     plan_batch,
-    queue_of,
     settle_reservations,
 )
 from src.domain.quota import quota_date
@@ -55,31 +48,31 @@ from src.errors import ConfigurationError, NotFound
 from src.jobs.base import JobInfo, job
 from src.jobs.outbox import publish, relay_orphans
 from src.names import Function, Queue, cron_tick_label, tenant_dispatch_job_id
-from src.outbound import EncodedJob, OutgoingJob
+from src.outbound import OutgoingJob, arq_job_bytes_from_json, encode_batch
 from src.quota import PhoneLimit, ReservationRequest
 from src.serialization import dumps
 
 T = TypeVar("T")
 R = TypeVar("R")
+Wire = dict[str, Any]
 
 
 @job(Function.DISPATCH, DispatchJobData)
-async def dispatch(deps: Deps, data: DispatchJobData, info: JobInfo) -> DispatchResult:
+async def dispatch(deps: Deps, data: DispatchJobData, info: JobInfo) -> Wire:
     if data.tenant_id == ALL_TENANTS:
         return await fan_out(deps, data, tick=info.job_id)
     return await dispatch_tenant(deps, data, dispatch_job_id=info.job_id)
 
 
-async def dispatch_cron(ctx: dict[str, Any]) -> dict[str, Any]:
+async def dispatch_cron(ctx: dict[str, Any]) -> Wire:
     """The */5 cron: dispatch for every active tenant, with job ids derived from the tick."""
     scheduled = datetime.fromtimestamp(ctx["score"] / 1000, UTC)
     tick = cron_tick_label(cron_tick_floor(scheduled))
     data = DispatchJobData(correlation_id=f"cron-{tick}", tenant_id=ALL_TENANTS)
-    result = await fan_out(ctx["deps"], data, tick=tick)
-    return result.model_dump(mode="json", by_alias=True)
+    return await fan_out(ctx["deps"], data, tick=tick)
 
 
-async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> DispatchResult:
+async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
     """One dispatch job per ACTIVE tenant, id `dispatch:{tenant}:{tick}`: a tick runs once per tenant."""
     started = time.perf_counter()
     now = deps.clock()
@@ -90,7 +83,7 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> DispatchRe
             await dispatch_tenant(deps, data.model_copy(update={"tenant_id": t.id}), dispatch_job_id=tick)
             for t in tenants
         ]
-        return _sum_plans(plans, next_cron_tick(now), started)
+        return _done(report.summed_plans(plans, next_dispatch_at=next_cron_tick(now)), started)
 
     relayed = await relay_orphans(deps, tenant_id=None)
     jobs = [
@@ -104,20 +97,13 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> DispatchRe
     ]
     written = await deps.outbound.enqueue(jobs, now_ms=_ms(now))
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
-    return DispatchResult(
-        tenant_id=ALL_TENANTS,
-        dry_run=False,
-        tenant_jobs=[
-            TenantJob(tenant_id=t.id, job_id=j.job_id, enqueued=w)
-            for t, j, w in zip(tenants, jobs, written, strict=True)
-        ],
-        relayed_from_outbox=relayed,
-        next_dispatch_at=next_cron_tick(now),
-        processing_time_ms=_elapsed_ms(started),
+    tenant_jobs = [(t.id, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
+    return _done(
+        report.fan_out_result(tenant_jobs, relayed=relayed, next_dispatch_at=next_cron_tick(now)), started
     )
 
 
-async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id: str) -> DispatchResult:
+async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id: str) -> Wire:
     started = time.perf_counter()
     now = deps.clock()
     assert isinstance(data.tenant_id, UUID)
@@ -131,10 +117,10 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             window = tenant.window()
         except ValueError as exc:
             raise ConfigurationError(f"tenant {tenant_id} has an unusable sending window: {exc}") from None
-        base = DispatchResult(
+        result = report.base_result(
             tenant_id=str(tenant_id),
             dry_run=data.dry_run,
-            relayed_from_outbox=relayed,
+            relayed=relayed,
             next_dispatch_at=next_dispatch_at(window, now),
         )
         selection: dict[str, Any] = {
@@ -146,21 +132,18 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         }
         if tenant.status != "ACTIVE":
             logger.info("tenant {} is {}: nothing dispatched", tenant_id, tenant.status)
-            return base.model_copy(update={"processing_time_ms": _elapsed_ms(started)})
+            return _done(result, started)
         if not window.is_open(now):
             waiting = await queries.due_leads(conn, lock=False, **selection)
             logger.info(
-                "outside the sending window: {} due leads wait until {}", len(waiting), base.next_dispatch_at
+                "outside the sending window: {} due leads wait until {}",
+                len(waiting),
+                result["nextDispatchAt"],
             )
             if not data.dry_run:
                 metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", len(waiting))
-            return base.model_copy(
-                update={
-                    "skipped_outside_hours": len(waiting),
-                    "outside_sending_window": True,
-                    "processing_time_ms": _elapsed_ms(started),
-                }
-            )
+            result |= {"skippedOutsideHours": len(waiting), "outsideSendingWindow": True}
+            return _done(result, started)
 
         leads = await queries.due_leads(conn, lock=not data.dry_run, **selection)
         held = await queries.count_due_held_for_review(
@@ -170,8 +153,6 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             priority=data.priority_filter,
             sequence_id=data.sequence_filter,
         )
-        if not data.dry_run:
-            metrics.count_leads("SKIPPED_HUMAN_REVIEW", "REQUIRES_HUMAN_REVIEW", held)
         phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
         today = quota_date(now, tenant.timezone)
         used = await deps.quota.used([p.id for p in phone_rows], today)
@@ -188,32 +169,36 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             for d in decisions
         }
         slots = {p.id: p.queue_slot for p in phone_rows}
-
-        written: dict[str, bool] = {}
-        if not data.dry_run:
-            decisions = await _reserve(deps, tenant_id, today, phone_rows, decisions, job_ids)
-            await chaos.pause(deps.settings, "after_reserve")
-            outbox_ids, outgoing = await _persist(
-                conn, deps, data, tenant_id, window, now, decisions, job_ids, slots, dispatch_job_id
+        if data.dry_run:
+            explained = report.explain(decisions, job_ids, slots)
+            return _done(
+                report.batch_result(result, decisions, explained, written={}, held_for_review=held), started
             )
-            await conn.commit()
-    if not data.dry_run:
-        await chaos.pause(deps.settings, "after_commit")
-        written, explained = await _alongside(
-            publish(deps, outbox_ids, outgoing), lambda: _explain(decisions, job_ids, slots)
-        )
-    else:
-        explained = _explain(decisions, job_ids, slots)
 
-    result = _result(base, data, decisions, explained, written, held, len(leads), started)
+        decisions = await _reserve(deps, tenant_id, today, phone_rows, decisions, job_ids)
+        await chaos.pause(deps.settings, "after_reserve")
+        outbox_id, batch = await _persist(
+            conn, deps, data, window, now, decisions, job_ids, slots, dispatch_job_id
+        )
+        await conn.commit()
+
+    await chaos.pause(deps.settings, "after_commit")
+    published, explained = await _alongside(
+        publish(deps, outbox_id, batch) if batch else _nothing(),
+        lambda: report.explain(decisions, job_ids, slots),
+    )
+    written = dict(zip((j["jobId"] for j in explained[1]), published or (), strict=False))
+    _count(decisions, held)
+    result = _done(
+        report.batch_result(result, decisions, explained, written=written, held_for_review=held), started
+    )
     logger.info(
-        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel{}",
-        result.total_eligible_leads,
-        result.dispatched_to_whatsapp,
-        result.dispatched_to_email,
-        result.skipped_quota_exceeded,
-        result.skipped_no_channel,
-        " (dry run)" if data.dry_run else "",
+        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
+        result["totalEligibleLeads"],
+        result["dispatchedToWhatsApp"],
+        result["dispatchedToEmail"],
+        result["skippedQuotaExceeded"],
+        result["skippedNoChannel"],
     )
     return result
 
@@ -264,16 +249,17 @@ async def _persist(
     conn: AsyncConnection,
     deps: Deps,
     data: DispatchJobData,
-    tenant_id: UUID,
     window: SendingWindow,
     now: datetime,
     decisions: list[Decision],
     job_ids: dict[UUID, str],
     slots: dict[UUID, str],
     dispatch_job_id: str,
-) -> tuple[list[int], dict[str, EncodedJob]]:
-    """Update the journeys and write the outbox; returns the outbox ids and their jobs, serialized once
-    for both the outbox row and the enqueue."""
+) -> tuple[int, bytes]:
+    """Update the journeys and write the batch's jobs into one outbox row, in the caller's transaction;
+    returns the row's id and the batch as the enqueue script takes it (empty when nothing goes out)."""
+    assert isinstance(data.tenant_id, UUID)
+    tenant_id = data.tenant_id
     settings = deps.settings
     after = next_actions(
         now=now,
@@ -290,32 +276,50 @@ async def _persist(
         )
         for d in decisions
     ]
+    now_ms = _ms(now)
 
-    def outbox() -> tuple[list[queries.OutboxEntry], dict[str, EncodedJob]]:
-        entries = []
-        jobs: dict[str, EncodedJob] = {}
+    def encode() -> tuple[int, bytes]:
+        jobs = []
         for d in decisions:
-            if d.outcome is not Outcome.DISPATCHED:
-                continue
-            queue, function, payload = output_for(
-                d,
-                tenant_id=tenant_id,
-                correlation_id=data.correlation_id,
-                dispatch_job_id=dispatch_job_id,
-                queue_slots=slots,
-            )
-            job_id = job_ids[d.lead.journey_id]
-            payload_json = dumps(payload)
-            jobs[job_id] = EncodedJob(job_id, queue, function, payload_json)
-            entries.append(
-                queries.OutboxEntry(d.lead.lead_id, job_id, queue, function, payload_json.decode())
-            )
-        return entries, jobs
+            if d.outcome is Outcome.DISPATCHED:
+                queue, function, payload = output_for(
+                    d,
+                    tenant_id=tenant_id,
+                    correlation_id=data.correlation_id,
+                    dispatch_job_id=dispatch_job_id,
+                    queue_slots=slots,
+                )
+                jobs.append(
+                    (
+                        job_ids[d.lead.journey_id],
+                        queue,
+                        arq_job_bytes_from_json(function, dumps(payload), now_ms),
+                    )
+                )
+        return len(jobs), encode_batch(jobs) if jobs else b""
 
-    _, (entries, jobs) = await _alongside(
-        queries.update_journeys(conn, tenant_id=tenant_id, now=now, updates=updates), outbox
+    _, (count, batch) = await _alongside(
+        queries.update_journeys(conn, tenant_id=tenant_id, now=now, updates=updates), encode
     )
-    return await queries.insert_outbox(conn, tenant_id=tenant_id, entries=entries), jobs
+    if not count:
+        return 0, b""
+    outbox_id = await queries.insert_outbox(
+        conn, tenant_id=tenant_id, dispatch_job_id=dispatch_job_id, job_count=count, jobs=batch
+    )
+    return outbox_id, batch
+
+
+def _count(decisions: list[Decision], held: int) -> None:
+    counted = Counter(
+        (d.outcome.value, d.channel.value if d.channel else None, str(d.reason)) for d in decisions
+    )
+    for (outcome, channel, reason), amount in counted.items():
+        metrics.count_lead(outcome, channel, reason, amount)
+    metrics.count_leads("SKIPPED_HUMAN_REVIEW", "REQUIRES_HUMAN_REVIEW", held)
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _alongside(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
@@ -331,91 +335,10 @@ async def _alongside(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
     return await pending, done
 
 
-def _explain(
-    decisions: list[Decision], job_ids: dict[UUID, str], slots: dict[UUID, str]
-) -> tuple[list[LeadDecision], list[JobCreated]]:
-    """Each lead's decision, and the job of each dispatched lead, for the result (built while the jobs
-    are being enqueued: only the duplicates among them depend on the enqueue)."""
-    lead_decisions: list[LeadDecision] = []
-    jobs: list[JobCreated] = []
-    for d in decisions:
-        job_id = job_ids[d.lead.journey_id] if d.outcome is Outcome.DISPATCHED else None
-        lead_decisions.append(
-            LeadDecision(
-                lead_id=d.lead.lead_id,
-                outcome=d.outcome.value,
-                channel=d.channel,
-                phone_id=d.phone_id,
-                reason=d.reason,
-                job_id=job_id,
-            )
-        )
-        if job_id is None or d.channel is None:
-            continue
-        jobs.append(
-            JobCreated(
-                job_id=job_id,
-                lead_id=d.lead.lead_id,
-                channel=d.channel,
-                queue=queue_of(d, slots),
-                phone_id=d.phone_id,
-            )
-        )
-    return lead_decisions, jobs
-
-
-def _result(
-    base: DispatchResult,
-    data: DispatchJobData,
-    decisions: list[Decision],
-    explained: tuple[list[LeadDecision], list[JobCreated]],
-    written: dict[str, bool],
-    held: int,
-    selected: int,
-    started: float,
-) -> DispatchResult:
-    lead_decisions, jobs = explained
-    if not data.dry_run:
-        for d in decisions:
-            metrics.count_lead(d.outcome.value, d.channel.value if d.channel else None, d.reason)
-    created = [job for job in jobs if written.get(job.job_id) is not False]
-    dispatched = [d for d in decisions if d.outcome is Outcome.DISPATCHED]
-    return base.model_copy(
-        update={
-            "total_eligible_leads": selected,
-            "dispatched_to_whatsapp": sum(d.channel is Channel.WHATSAPP for d in dispatched),
-            "dispatched_to_email": sum(d.channel is not Channel.WHATSAPP for d in dispatched),
-            "skipped_quota_exceeded": sum(d.outcome is Outcome.SKIPPED_QUOTA for d in decisions),
-            "skipped_no_channel": sum(d.outcome is Outcome.SKIPPED_NO_CHANNEL for d in decisions),
-            "skipped_human_review": held,
-            "jobs_created": created,
-            "duplicate_jobs_skipped": len(jobs) - len(created),
-            "decisions": lead_decisions,
-            "processing_time_ms": _elapsed_ms(started),
-        }
-    )
-
-
-def _sum_plans(plans: list[DispatchResult], next_at: datetime, started: float) -> DispatchResult:
-    counters = (
-        "total_eligible_leads",
-        "dispatched_to_whatsapp",
-        "dispatched_to_email",
-        "skipped_quota_exceeded",
-        "skipped_outside_hours",
-        "skipped_no_channel",
-        "skipped_human_review",
-    )
-    totals: dict[str, Any] = {name: sum(getattr(plan, name) for plan in plans) for name in counters}
-    summary = DispatchResult(
-        tenant_id=ALL_TENANTS, dry_run=True, tenant_plans=plans, next_dispatch_at=next_at
-    )
-    return summary.model_copy(update={**totals, "processing_time_ms": _elapsed_ms(started)})
+def _done(result: Wire, started: float) -> Wire:
+    result["processingTimeMs"] = round((time.perf_counter() - started) * 1000)
+    return result
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
