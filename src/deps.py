@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -26,7 +27,8 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
-    engine: AsyncEngine
+    engine: AsyncEngine  # dispatch and the ops tool: transactions, set-based statements
+    pg: asyncpg.Pool  # the per-lead jobs: one or two statements each, no transaction
     redis: Redis
     quota: QuotaLedger
     outbound: Outbound
@@ -61,6 +63,26 @@ def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raise DisconnectionError("connection closed by the server")
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The per-lead jobs leave no session state behind (no SET, LISTEN, advisory lock or cursor), so a
+    released connection needs no reset query: asyncpg's default sends one on every release."""
+
+
+async def create_job_pool(settings: Settings) -> asyncpg.Pool:
+    """Connections open lazily (min_size 0): a worker starts even while PostgreSQL is down, and its jobs
+    retry until it answers. A connection the server closed is replaced when it is next acquired."""
+    pool = await asyncpg.create_pool(
+        settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        min_size=0,
+        max_size=settings.db_job_pool_size,
+        timeout=settings.db_connect_timeout_s,
+        reset=_keep_session,
+        server_settings={"application_name": "cerniq-outreach"},
+    )
+    assert pool is not None
+    return pool
+
+
 def create_redis(settings: Settings) -> Redis:
     return create_redis_client(
         settings.redis_url,
@@ -74,6 +96,7 @@ async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_
     return Deps(
         settings=settings,
         engine=create_engine(settings),
+        pg=await create_job_pool(settings),
         redis=redis,
         quota=QuotaLedger(redis, ttl_s=settings.quota_key_ttl_s),
         outbound=Outbound(redis),
@@ -83,4 +106,5 @@ async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_
 
 async def close_deps(deps: Deps) -> None:
     await deps.engine.dispose()
+    await deps.pg.close()
     await close_redis(deps.redis)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 JOB_DURATION = Histogram(
@@ -27,18 +29,29 @@ QUOTA_LIMIT = Gauge(
 )
 
 
+@cache
+def _job_duration(function: str, outcome: str) -> Histogram:
+    # prometheus_client's labels() locks and builds a key on every call; the children are few and fixed.
+    return JOB_DURATION.labels(function, outcome)
+
+
+@cache
+def _leads(outcome: str, channel: str, reason: str) -> Counter:
+    return LEADS.labels(outcome, channel, reason)
+
+
 def observe_job(function: str, outcome: str, seconds: float) -> None:
-    JOB_DURATION.labels(function, outcome).observe(seconds)
+    _job_duration(function, outcome).observe(seconds)
 
 
-def count_lead(outcome: str, channel: str | None, reason: str) -> None:
-    LEADS.labels(outcome, channel or "NONE", reason).inc()
+def count_lead(outcome: str, channel: str | None, reason: str, amount: int = 1) -> None:
+    _leads(outcome, channel or "NONE", reason).inc(amount)
 
 
 def count_leads(outcome: str, reason: str, amount: int) -> None:
     """Leads skipped as a group, without a decision each: SKIPPED_OUTSIDE_HOURS, SKIPPED_HUMAN_REVIEW."""
     if amount:
-        LEADS.labels(outcome, "NONE", reason).inc(amount)
+        _leads(outcome, "NONE", reason).inc(amount)
 
 
 def set_quota(phone_id: str, tenant_id: str, used: int, limit: int) -> None:

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     db_pool_size: int = Field(default=20, ge=1, le=500)
     db_max_overflow: int = Field(default=10, ge=0, le=500)
+    # The per-lead jobs (select_channel, allocate_phone, route) use their own asyncpg pool: a job holds a
+    # connection for one or two statements, so a few connections serve hundreds of jobs a second.
+    db_job_pool_size: int = Field(default=20, ge=1, le=500)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
     redis_max_connections: int = Field(default=200, ge=8)
     redis_socket_timeout_s: float = Field(default=3.0, gt=0)

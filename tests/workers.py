@@ -23,7 +23,9 @@ class WorkerProcess:
 
     def __init__(self, settings: str = "Settings", **env: str) -> None:
         self.settings = settings
-        self.env = service_env(**{"LOG_LEVEL": "INFO", "HEALTH_CHECK_INTERVAL_S": "1", **env})
+        # The cron is off unless a test turns it on: a tick landing mid-test would dispatch its leads.
+        defaults = {"LOG_LEVEL": "INFO", "HEALTH_CHECK_INTERVAL_S": "1", "DISPATCH_CRON_ENABLED": "false"}
+        self.env = service_env(**{**defaults, **env})
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -20,7 +20,7 @@ from src.names import Function, whatsapp_queue
 @job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)
 async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> PhoneAllocationResult:
     now = deps.clock()
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         loaded = await queries.load_lead_with_phones(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
         if loaded is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
@@ -79,7 +79,7 @@ async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo
     )
     if phone is not None:
         metrics.set_quota(str(phone.id), str(data.tenant_id), phone.used_today, phone.daily_limit)
-    logger.info("lead {}: {} {} ({})", data.lead_id, allocation.kind, allocation.phone_id, allocation.reason)
+    logger.debug("lead {}: {} {} ({})", data.lead_id, allocation.kind, allocation.phone_id, allocation.reason)
     return result
 
 

@@ -36,7 +36,7 @@ def _not_routed(
 async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
     now = deps.clock()
     target_job_id = routed_job_id(info.job_id)
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         loaded = await queries.load_lead_with_phones(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
         if loaded is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
@@ -122,7 +122,7 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
         )
     target = reservation.phone_id
     if rerouted_from is not None and found.lead.assigned_phone_id == rerouted_from:
-        async with deps.engine.connect() as conn:
+        async with deps.pg.acquire() as conn:
             await queries.set_sticky_phone(
                 conn,
                 tenant_id=data.tenant_id,
@@ -140,7 +140,7 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> RouterResult:
     reason = "REROUTED_PHONE_UNAVAILABLE" if rerouted_from else "ROUTED"
     if not written:
         reason = "ALREADY_ROUTED: the target job exists (a retried router job)"
-    logger.info("lead {} -> {} as {} ({})", data.lead_id, queue, target_job_id, reason)
+    logger.debug("lead {} -> {} as {} ({})", data.lead_id, queue, target_job_id, reason)
     return RouterResult(
         routed=True,
         target_queue=queue,

@@ -15,7 +15,7 @@ from src.names import Function
 
 @job(Function.SELECT_CHANNEL, ChannelSelectionJobData)
 async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInfo) -> ChannelSelectionResult:
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         found = await queries.load_lead(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
     if found is None:
         raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
@@ -40,7 +40,7 @@ async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInf
             normalized_phone=decision.verified_phone,
         ),
     )
-    logger.info(
+    logger.debug(
         "channel for lead {}: {} (fallback {}, {})",
         lead.lead_id,
         decision.selected,
