@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -54,9 +54,15 @@ def count_leads(outcome: str, reason: str, amount: int) -> None:
         _leads(outcome, "NONE", reason).inc(amount)
 
 
+@lru_cache(maxsize=16_384)
+def _quota(phone_id: str, tenant_id: str) -> tuple[Gauge, Gauge]:
+    return QUOTA_USED.labels(phone_id, tenant_id), QUOTA_LIMIT.labels(phone_id, tenant_id)
+
+
 def set_quota(phone_id: str, tenant_id: str, used: int, limit: int) -> None:
-    QUOTA_USED.labels(phone_id, tenant_id).set(used)
-    QUOTA_LIMIT.labels(phone_id, tenant_id).set(limit)
+    used_gauge, limit_gauge = _quota(phone_id, tenant_id)
+    used_gauge.set(used)
+    limit_gauge.set(limit)
 
 
 def serve(port: int) -> None:

@@ -192,15 +192,15 @@ class QuotaLedger:
         tenant_id: UUID,
         quota_date: date,
         phone: PhoneLimit,
-        available: Sequence[UUID],
+        available: str,
         job: OutgoingJob,
         now_ms: int,
     ) -> tuple[Reservation, bool | None]:
         """`reserve` of one request without fall-through, for `job.job_id`: `phone` or nothing, unless an
-        earlier try of the same job id reserved one of the `available` phones (the tenant's), which is
-        reused. When the reservation is on `phone`, `job` is enqueued in the same script (as
-        `Outbound.enqueue` would). Returns the reservation and whether the job was written, None when
-        it was not enqueued (no reservation, or one on another phone)."""
+        earlier try of the same job id reserved one of the `available` phones (the tenant's ids,
+        comma-separated), which is reused. When the reservation is on `phone`, `job` is enqueued in the
+        same script (as `Outbound.enqueue` would). Returns the reservation and whether the job was
+        written, None when it was not enqueued (no reservation, or one on another phone)."""
         keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
         keys += job_keys(job.job_id, job.queue)
         args: list[str | int | bytes] = [
@@ -208,7 +208,7 @@ class QuotaLedger:
             job.job_id,
             str(phone.phone_id),
             phone.daily_limit,
-            ",".join(map(str, available)),
+            available,
             JOB_EXPIRES_MS,
             arq_job_bytes(job.function, job.payload, now_ms),
             now_ms,

@@ -64,12 +64,13 @@ def deciding_counters(
     *, tenant_id: UUID, sticky_phone_id: UUID | None, phones: Sequence[P], prefer_existing: bool
 ) -> Sequence[P]:
     """The phones `allocate` looks at, and whose quota counters it reads: the sticky phone alone when it
-    is kept (its counter only decides STICKY or STICKY_QUOTA_EXHAUSTED), otherwise all of them."""
+    is kept (its counter only decides STICKY or STICKY_QUOTA_EXHAUSTED), otherwise the available ones
+    and the sticky phone (to see that it is not)."""
     if prefer_existing and sticky_phone_id is not None:
         for phone in phones:
             if phone.id == sticky_phone_id and is_available(phone, tenant_id):
                 return [phone]
-    return phones
+    return [p for p in phones if p.id == sticky_phone_id or is_available(p, tenant_id)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from datetime import date
 from loguru import logger
 
 from src import metrics
-from src.contracts import AllocationType, PhoneAllocationJobData, PhoneAllocationResult, QuotaStatus
+from src.contracts import AllocationType, PhoneAllocationJobData, Wire
 from src.db import queries
 from src.deps import Deps
 from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate, deciding_counters
@@ -18,19 +18,20 @@ from src.names import Function, whatsapp_queue
 
 
 @job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)
-async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> PhoneAllocationResult:
+async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> Wire:
     now = deps.clock()
     async with deps.pg.acquire() as conn:
-        loaded = await queries.load_lead_with_phones(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
-        if loaded is None:
+        found = await queries.allocation_context(
+            conn, tenant_id=data.tenant_id, lead_id=data.lead_id, prefer_existing=data.prefer_existing
+        )
+        if found is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
-        found, phone_rows = loaded
         today = quota_date(now, found.tenant_timezone)
-        current = previous = found.lead.assigned_phone_id
+        current = previous = found.assigned_phone_id
         read = deciding_counters(
             tenant_id=data.tenant_id,
             sticky_phone_id=current,
-            phones=phone_rows,
+            phones=found.phones,
             prefer_existing=data.prefer_existing,
         )
         used = await deps.quota.used([p.id for p in read], today)
@@ -68,30 +69,30 @@ async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo
                     )
 
     phone = phones.get(allocation.phone_id) if allocation.phone_id else None
-    result = PhoneAllocationResult(
-        lead_id=data.lead_id,
-        allocated_phone_id=allocation.phone_id,
-        allocation_type=allocation.kind,
-        phone_quota_status=_quota_status(phone, today),
-        reason=_describe(allocation, phone),
-        previous_phone_id=previous if previous != allocation.phone_id else None,
-        queue=whatsapp_queue(phone.queue_slot) if phone else None,
-    )
     if phone is not None:
         metrics.set_quota(str(phone.id), str(data.tenant_id), phone.used_today, phone.daily_limit)
     logger.debug("lead {}: {} {} ({})", data.lead_id, allocation.kind, allocation.phone_id, allocation.reason)
-    return result
+    # The PhoneAllocationResult contract, as its JSON form (the integration tests check it against the model).
+    return {
+        "leadId": str(data.lead_id),
+        "allocatedPhoneId": str(allocation.phone_id) if allocation.phone_id else None,
+        "allocationType": allocation.kind.value if allocation.kind else None,
+        "phoneQuotaStatus": _quota_status(phone, today),
+        "reason": _describe(allocation, phone),
+        "previousPhoneId": str(previous) if previous and previous != allocation.phone_id else None,
+        "queue": whatsapp_queue(phone.queue_slot) if phone else None,
+    }
 
 
-def _quota_status(phone: PhoneState | None, today: date) -> QuotaStatus | None:
+def _quota_status(phone: PhoneState | None, today: date) -> Wire | None:
     if phone is None:
         return None
-    return QuotaStatus(
-        current_usage=phone.used_today,
-        remaining=phone.remaining,
-        daily_limit=phone.daily_limit,
-        quota_date=str(today),
-    )
+    return {
+        "currentUsage": phone.used_today,
+        "remaining": phone.remaining,
+        "dailyLimit": phone.daily_limit,
+        "quotaDate": today.isoformat(),
+    }
 
 
 def _describe(allocation: Allocation, phone: PhoneState | None) -> str:

@@ -8,12 +8,14 @@ from uuid import UUID, uuid4
 import pytest
 from redis.asyncio import Redis
 
+from src.contracts import PhoneAllocationResult
 from src.deps import Deps
 from src.domain.quota import quota_date
 from src.errors import NotFound
 from src.jobs.allocate_phone import allocate_phone
 from src.names import quota_key
 from tests.conftest import OPEN_HOURS, job_ctx
+from tests.contract import checked
 from tests.factories import Factory
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
@@ -21,7 +23,8 @@ TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
 async def run(deps: Deps, tenant: UUID, lead: UUID, **extra: Any) -> dict[str, Any]:
     payload = {"tenantId": str(tenant), "leadId": str(lead), **extra}
-    return await allocate_phone(job_ctx(deps, job_id=f"alloc-{uuid4()}"), payload)
+    result = await allocate_phone(job_ctx(deps, job_id=f"alloc-{uuid4()}"), payload)
+    return checked(PhoneAllocationResult, result)
 
 
 async def use_quota(redis: Redis, phone: UUID, used: int) -> None:

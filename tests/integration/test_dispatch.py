@@ -10,6 +10,7 @@ import pytest
 from arq.worker import Retry
 from redis.asyncio import Redis
 
+from src.contracts import DispatchResult
 from src.deps import Deps, build_deps, close_deps
 from src.domain.quota import quota_date
 from src.errors import InvalidJobInput, NotFound
@@ -17,6 +18,7 @@ from src.jobs.dispatch import dispatch
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.serialization import loads
 from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
+from tests.contract import checked
 from tests.factories import Factory
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
@@ -24,7 +26,7 @@ TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
 async def run(deps: Deps, tenant: UUID | str, job_id: str = "dispatch-1", **extra: Any) -> dict[str, Any]:
     payload = {"correlationId": "corr-1", "tenantId": str(tenant), **extra}
-    return await dispatch(job_ctx(deps, job_id=job_id), payload)
+    return checked(DispatchResult, await dispatch(job_ctx(deps, job_id=job_id), payload))
 
 
 async def queue(redis: Redis, name: str) -> list[str]:

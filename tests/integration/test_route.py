@@ -6,6 +6,7 @@ from uuid import UUID, uuid4
 import pytest
 from redis.asyncio import Redis
 
+from src.contracts import RouterResult
 from src.deps import Deps
 from src.domain.quota import quota_date
 from src.errors import NotFound, TenantMismatch
@@ -13,6 +14,7 @@ from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.serialization import loads
 from tests.conftest import OPEN_HOURS, job_ctx
+from tests.contract import checked
 from tests.factories import Factory
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
@@ -29,7 +31,7 @@ async def run(
         "payload": {"text": "Bună ziua!"},
         **extra,
     }
-    return await route(job_ctx(deps, job_id=job_id), payload)
+    return checked(RouterResult, await route(job_ctx(deps, job_id=job_id), payload))
 
 
 async def queued(redis: Redis, queue: str) -> list[str]:

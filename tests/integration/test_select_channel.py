@@ -5,15 +5,18 @@ from uuid import uuid4
 
 import pytest
 
+from src.contracts import ChannelSelectionResult
 from src.deps import Deps
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.select_channel import select_channel
 from tests.conftest import job_ctx
+from tests.contract import checked
 from tests.factories import Factory
 
 
 async def run(deps: Deps, **payload: Any) -> dict[str, Any]:
-    return await select_channel(job_ctx(deps), {key: str(value) for key, value in payload.items()})
+    result = await select_channel(job_ctx(deps), {key: str(value) for key, value in payload.items()})
+    return checked(ChannelSelectionResult, result)
 
 
 async def test_selects_whatsapp_with_reasoning(deps: Deps, factory: Factory) -> None:

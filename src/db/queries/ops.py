@@ -1,0 +1,285 @@
+"""The ops tool's statements (src/ops): overviews, registering phones, the demo tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import cache
+from uuid import UUID
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.db.queries.common import (
+    _COMPANY_COLUMNS,
+    _COMPANY_JOIN,
+    _JOURNEY_COLUMNS,
+    DUE_STAGES_SQL,
+    LeadRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneOverview:
+    """A phone as the ops tool shows it: with its tenant's name and timezone (the quota day)."""
+
+    id: UUID
+    tenant_id: UUID
+    tenant_name: str
+    tenant_timezone: str
+    phone_number: str
+    queue_slot: str
+    status: str
+    is_enabled: bool
+    daily_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantOverview:
+    id: UUID
+    name: str
+    status: str
+    timezone: str
+    phones: int
+    leads: int
+    due_leads: int
+
+
+_PHONE_OVERVIEW_COLUMNS = (
+    "p.id, p.tenant_id, t.name, t.timezone, p.phone_number, p.queue_slot, p.status, p.is_enabled, "
+    "p.daily_limit"
+)
+
+
+@cache
+def _phones_overview_statement(for_tenant: bool) -> TextClause:
+    tenant = " WHERE p.tenant_id = :tenant_id" if for_tenant else ""
+    return text(
+        f"SELECT {_PHONE_OVERVIEW_COLUMNS} FROM wa_phone_numbers p JOIN tenants t ON t.id = p.tenant_id"
+        f"{tenant} ORDER BY t.name, t.id, p.queue_slot"
+    )
+
+
+async def phones_overview(conn: AsyncConnection, *, tenant_id: UUID | None = None) -> list[PhoneOverview]:
+    params = {"tenant_id": tenant_id} if tenant_id is not None else {}
+    statement = _phones_overview_statement(tenant_id is not None)
+    return [PhoneOverview(*row) for row in await conn.execute(statement, params)]
+
+
+_TENANTS_OVERVIEW = text(
+    f"""
+    SELECT t.id, t.name, t.status, t.timezone,
+           (SELECT count(*) FROM wa_phone_numbers p WHERE p.tenant_id = t.id),
+           (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id),
+           (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id AND {DUE_STAGES_SQL}
+              AND NOT j.requires_human_review AND (j.next_action_at IS NULL OR j.next_action_at <= :now))
+    FROM tenants t ORDER BY t.name, t.id
+    """
+)
+
+
+async def tenants_overview(conn: AsyncConnection, *, now: datetime) -> list[TenantOverview]:
+    return [TenantOverview(*row) for row in await conn.execute(_TENANTS_OVERVIEW, {"now": now})]
+
+
+_PHONES_TAKEN = text(
+    "SELECT id, tenant_id, phone_number, queue_slot FROM wa_phone_numbers "
+    "WHERE phone_number = :phone_number OR queue_slot = :queue_slot"
+)
+
+
+async def phones_taking(
+    conn: AsyncConnection, *, phone_number: str, queue_slot: str | None
+) -> list[tuple[UUID, UUID, str, str]]:
+    """Phones that already have this number or this queue slot."""
+    params = {"phone_number": phone_number, "queue_slot": queue_slot}
+    return [(row[0], row[1], row[2], row[3]) for row in await conn.execute(_PHONES_TAKEN, params)]
+
+
+@dataclass(frozen=True, slots=True)
+class NewPhone:
+    tenant_id: UUID
+    phone_number: str  # E.164
+    queue_slot: str | None = None  # None: the trigger wa_phone_numbers_queue_slot picks one
+    daily_limit: int | None = None  # None: the column default
+    status: str | None = None
+    is_enabled: bool | None = None
+    id: UUID | None = None
+
+
+async def insert_phone(conn: AsyncConnection, *, phone: NewPhone) -> tuple[UUID, str]:
+    """Register one phone; returns its id and queue slot. Unset fields take the column defaults."""
+    values = {
+        name: value
+        for name, value in (
+            ("id", phone.id),
+            ("tenant_id", phone.tenant_id),
+            ("phone_number", phone.phone_number),
+            ("queue_slot", phone.queue_slot),
+            ("daily_limit", phone.daily_limit),
+            ("status", phone.status),
+            ("is_enabled", phone.is_enabled),
+        )
+        if value is not None
+    }
+    row = (await conn.execute(_insert_phone_statement(tuple(values)), values)).one()
+    return row[0], row[1]
+
+
+@cache
+def _insert_phone_statement(columns: tuple[str, ...]) -> TextClause:
+    return text(
+        f"INSERT INTO wa_phone_numbers ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)}) RETURNING id, queue_slot"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewTenant:
+    id: UUID
+    name: str
+    timezone: str
+    send_window_start: time
+    send_window_end: time
+    send_days: list[int]
+    skip_public_holidays: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewLead:
+    """A company and its journey (the lead id is the company id)."""
+
+    id: UUID
+    denumire: str
+    telefon_principal: str | None
+    hlr_reachable: bool
+    email_principal: str | None
+    email_status: str | None
+    contact_principal_nume: str | None
+    judet: str | None
+    localitate: str | None
+    engagement_stage: str
+    priority: str
+    next_action_at: datetime | None
+    requires_human_review: bool
+    assigned_phone_id: UUID | None
+    whatsapp_opted_out: bool
+    email_opted_out: bool
+    current_sequence_id: str | None
+    sequence_step: int
+    last_channel_used: str | None
+
+
+_INSERT_TENANT = text(
+    """
+    INSERT INTO tenants (id, name, timezone, send_window_start, send_window_end, send_days,
+                         skip_public_holidays)
+    VALUES (:id, :name, :timezone, :send_window_start, :send_window_end, CAST(:send_days AS smallint[]),
+            :skip_public_holidays)
+    """
+)
+_COMPANY_FIELDS = (
+    ("id", "uuid"),
+    ("denumire", "text"),
+    ("telefon_principal", "text"),
+    ("hlr_reachable", "bool"),
+    ("email_principal", "text"),
+    ("email_status", "text"),
+    ("contact_principal_nume", "text"),
+    ("judet", "text"),
+    ("localitate", "text"),
+)
+_JOURNEY_FIELDS = (
+    ("id", "uuid"),
+    ("engagement_stage", "text"),
+    ("priority", "text"),
+    ("next_action_at", "timestamptz"),
+    ("requires_human_review", "bool"),
+    ("assigned_phone_id", "uuid"),
+    ("whatsapp_opted_out", "bool"),
+    ("email_opted_out", "bool"),
+    ("current_sequence_id", "text"),
+    ("sequence_step", "int"),
+    ("last_channel_used", "text"),
+)
+
+
+def _unnest(fields_: tuple[tuple[str, str], ...]) -> str:
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in fields_)
+    return f"unnest({arrays}) AS u({', '.join(name for name, _ in fields_)})"
+
+
+_INSERT_COMPANIES = text(
+    f"INSERT INTO gold_companies (tenant_id, {', '.join(n for n, _ in _COMPANY_FIELDS)}) "
+    f"SELECT :tenant_id, u.* FROM {_unnest(_COMPANY_FIELDS)}"
+)
+_INSERT_JOURNEYS = text(
+    "INSERT INTO gold_lead_journey (tenant_id, lead_id, "
+    f"{', '.join(n for n, _ in _JOURNEY_FIELDS[1:])}) "
+    f"SELECT :tenant_id, u.* FROM {_unnest(_JOURNEY_FIELDS)}"
+)
+
+
+async def insert_tenant(conn: AsyncConnection, *, tenant: NewTenant) -> None:
+    await conn.execute(
+        _INSERT_TENANT,
+        {
+            "id": tenant.id,
+            "name": tenant.name,
+            "timezone": tenant.timezone,
+            "send_window_start": tenant.send_window_start,
+            "send_window_end": tenant.send_window_end,
+            "send_days": tenant.send_days,
+            "skip_public_holidays": tenant.skip_public_holidays,
+        },
+    )
+
+
+async def insert_leads(conn: AsyncConnection, *, tenant_id: UUID, leads: Sequence[NewLead]) -> None:
+    """Companies and their journeys, one statement each."""
+    if not leads:
+        return
+    companies = {name: [getattr(lead, name) for lead in leads] for name, _ in _COMPANY_FIELDS}
+    await conn.execute(_INSERT_COMPANIES, {"tenant_id": tenant_id, **companies})
+    journeys = {name: [getattr(lead, name) for lead in leads] for name, _ in _JOURNEY_FIELDS}
+    await conn.execute(_INSERT_JOURNEYS, {"tenant_id": tenant_id, **journeys})
+
+
+_DELETE_TENANT = tuple(
+    text(f"DELETE FROM {table} WHERE {column} = :tenant_id")
+    for table, column in (
+        ("dispatch_outbox", "tenant_id"),
+        ("gold_lead_journey", "tenant_id"),
+        ("gold_companies", "tenant_id"),
+        ("wa_phone_numbers", "tenant_id"),
+        ("tenants", "id"),
+    )
+)
+
+
+async def delete_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> None:
+    """A tenant and every row of it (the demo's reset)."""
+    for statement in _DELETE_TENANT:
+        await conn.execute(statement, {"tenant_id": tenant_id})
+
+
+_TENANT_LEADS = text(
+    f"SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS} FROM gold_lead_journey j {_COMPANY_JOIN} "
+    "WHERE j.tenant_id = :tenant_id ORDER BY c.denumire"
+)
+
+
+async def tenant_leads(conn: AsyncConnection, *, tenant_id: UUID) -> list[LeadRow]:
+    """Every lead of the tenant, due or not, by company name (small tenants: the demo, the ops tool)."""
+    return [LeadRow(*row) for row in await conn.execute(_TENANT_LEADS, {"tenant_id": tenant_id})]
+
+
+_DATABASE_READY = text(
+    "SELECT to_regclass('public.tenants') IS NOT NULL AND to_regclass('public.wa_phone_numbers') IS NOT NULL"
+)
+
+
+async def database_ready(conn: AsyncConnection) -> bool:
+    """The database answers and the migrations have created the contract tables."""
+    return bool((await conn.execute(_DATABASE_READY)).scalar())
