@@ -67,6 +67,7 @@ from src.jobs.dispatch import dispatch
 from src.log import configure_logging
 from src.names import Queue, quota_key
 from src.serialization import job_deserializer, job_serializer
+from src.worker import freeze_startup_heap
 
 TARGET_RATIO = 10.0
 DAILY_LIMIT = 500
@@ -115,6 +116,7 @@ async def run_service(
 ) -> Run:
     deps = await bench_deps(target)
     normalize_phone.cache_clear()  # every lead's number is new to this process, as in production
+    freeze_startup_heap()  # as the worker does once it has started
     payload = {"correlationId": "bench", "tenantId": str(tenant.id), "batchSize": batch}
     profiler: Any = None
     if profile:
@@ -122,8 +124,8 @@ async def run_service(
 
         profiler = Profiler(async_mode="enabled")
     try:
-        async with deps.engine.connect() as conn:  # connect before the clock starts, like the port
-            await conn.execute(text("SELECT 1"))
+        async with deps.pg.acquire() as conn:  # connect before the clock starts, like the port
+            await conn.execute("SELECT 1")
         await deps.redis.ping()
         counts = {"leads": 0, "calls": 0}
 

@@ -47,7 +47,7 @@ from bench.common import (
     prepare,
     verdict,
 )
-from src.db.queries import _due_leads_statement
+from src.db.queries import due_leads_statement
 from src.deps import Deps, close_deps
 from src.domain.channels import normalize_phone
 from src.jobs.dispatch import dispatch
@@ -169,8 +169,7 @@ async def explain(db: Database) -> None:
     """The selection as dispatch runs it (lock, batch 100), planned for these values and as the generic
     plan a prepared statement may switch to after five runs; in a transaction rolled back, so the row
     locks are released and nothing changes."""
-    statement = _due_leads_statement(None, False, True).text
-    prepared = statement.replace(":tenant_id", "$1").replace(":now", "$2").replace(":limit", "$3")
+    prepared = due_leads_statement(None, False, True)
     values = f"'{db.tenant_id}', '{OPEN_HOURS.isoformat()}', 100"
     apg = await connect(db.target)
     try:

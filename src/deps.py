@@ -6,12 +6,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from src.outbound import Outbound
@@ -27,8 +24,7 @@ def utc_now() -> datetime:
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
-    engine: AsyncEngine  # dispatch and the ops tool: transactions, set-based statements
-    pg: asyncpg.Pool  # the per-lead jobs: one or two statements each, no transaction
+    pg: asyncpg.Pool  # every job's statements (src/db/queries), on plain asyncpg connections
     redis: Redis
     quota: QuotaLedger
     outbound: Outbound
@@ -37,44 +33,36 @@ class Deps:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    engine = create_async_engine(
+    """SQLAlchemy, for the ops tool (src/ops) and the tests' set-up: the jobs run on `create_job_pool`."""
+    return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        max_overflow=0,
         pool_timeout=settings.db_connect_timeout_s,
+        pool_pre_ping=True,  # a command-line tool: a round trip per checkout costs nothing here
         connect_args={
             "timeout": settings.db_connect_timeout_s,
             "server_settings": {"application_name": "cerniq-outreach"},
         },
     )
-    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
-    return engine
-
-
-def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """Pessimistic disconnect handling without a round trip: a pooled connection whose socket the server
-    closed (a restart, a terminated backend, a proxy that dropped it) is replaced before a job uses it.
-
-    pool_pre_ping finds the same with BEGIN, SELECT and ROLLBACK on every checkout: three round trips,
-    as many as a per-lead job's own. A connection that dies while in use fails its query, which is a
-    transient fault (arq Retry), as before.
-    """
-    if dbapi_connection.driver_connection.is_closed():
-        raise DisconnectionError("connection closed by the server")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
-    """The per-lead jobs leave no session state behind (no SET, LISTEN, advisory lock or cursor), so a
-    released connection needs no reset query: asyncpg's default sends one on every release."""
+    """The jobs leave no session state behind (no SET, LISTEN, advisory lock or cursor), so a released
+    connection needs no reset query: asyncpg's default sends one on every release. A transaction left open
+    is still rolled back: the pool does that before it calls this."""
 
 
 async def create_job_pool(settings: Settings) -> asyncpg.Pool:
     """Connections open lazily (min_size 0): a worker starts even while PostgreSQL is down, and its jobs
-    retry until it answers. A connection the server closed is replaced when it is next acquired."""
+    retry until it answers. A connection the server closed is replaced when it is next acquired.
+
+    Plain asyncpg rather than SQLAlchemy: a job is a handful of statements, and SQLAlchemy's execution
+    layer cost as much CPU as PostgreSQL's work on them (bench/README.md)."""
     pool = await asyncpg.create_pool(
         settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
         min_size=0,
-        max_size=settings.db_job_pool_size,
+        max_size=settings.db_pool_size,
         timeout=settings.db_connect_timeout_s,
         reset=_keep_session,
         server_settings={"application_name": "cerniq-outreach"},
@@ -95,7 +83,6 @@ async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_
     redis = create_redis(settings)
     return Deps(
         settings=settings,
-        engine=create_engine(settings),
         pg=await create_job_pool(settings),
         redis=redis,
         quota=QuotaLedger(redis, ttl_s=settings.quota_key_ttl_s),
@@ -105,6 +92,5 @@ async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_
 
 
 async def close_deps(deps: Deps) -> None:
-    await deps.engine.dispose()
     await deps.pg.close()
     await close_redis(deps.redis)

@@ -19,11 +19,9 @@ class Settings(BaseSettings):
     # REDIS_URL takes redis://, rediss:// (TLS), a /db path, and redis+sentinel:// (src/redis_url.py).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The jobs' asyncpg pool, per process, opened as needed: a per-lead job holds a connection for one or
+    # two statements and a dispatch for its transaction, so a few connections serve hundreds of jobs a second.
     db_pool_size: int = Field(default=20, ge=1, le=500)
-    db_max_overflow: int = Field(default=10, ge=0, le=500)
-    # The per-lead jobs (select_channel, allocate_phone, route) use their own asyncpg pool: a job holds a
-    # connection for one or two statements, so a few connections serve hundreds of jobs a second.
-    db_job_pool_size: int = Field(default=20, ge=1, le=500)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
     redis_max_connections: int = Field(default=200, ge=8)
     redis_socket_timeout_s: float = Field(default=3.0, gt=0)

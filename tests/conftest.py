@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.deps import Deps, build_deps, close_deps
+from src.deps import Deps, build_deps, close_deps, create_engine
 from src.settings import Settings
 from tests.factories import Factory
 
@@ -86,9 +86,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def deps(migrated_database: str, clock: Clock) -> AsyncIterator[Deps]:
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    """SQLAlchemy for the tests' own statements (the jobs run on Deps.pg)."""
+    built = create_engine(make_settings())
+    try:
+        yield built
+    finally:
+        await built.dispose()
+
+
+@pytest.fixture
+async def deps(engine: AsyncEngine, clock: Clock) -> AsyncIterator[Deps]:
+    """The jobs' resources, on emptied tables and an empty Redis database."""
     built = await build_deps(make_settings(), clock=clock)
-    async with built.engine.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
     await built.redis.flushdb()
     try:
@@ -98,18 +109,13 @@ async def deps(migrated_database: str, clock: Clock) -> AsyncIterator[Deps]:
 
 
 @pytest.fixture
-def engine(deps: Deps) -> AsyncEngine:
-    return deps.engine
-
-
-@pytest.fixture
 def redis(deps: Deps) -> Redis:
     return deps.redis
 
 
 @pytest.fixture
-def factory(deps: Deps) -> Factory:
-    return Factory(deps.engine)
+def factory(deps: Deps, engine: AsyncEngine) -> Factory:
+    return Factory(engine)
 
 
 def job_ctx(deps: Deps, job_id: str = "test-job", job_try: int = 1) -> dict[str, Any]:

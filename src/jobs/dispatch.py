@@ -19,12 +19,13 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src import chaos, metrics
 from src.contracts import ALL_TENANTS, Channel, DispatchJobData
@@ -76,7 +77,7 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
     """One dispatch job per ACTIVE tenant, id `dispatch:{tenant}:{tick}`: a tick runs once per tenant."""
     started = time.perf_counter()
     now = deps.clock()
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         tenants = await queries.active_tenants(conn)
     if data.dry_run:
         plans = [
@@ -109,7 +110,7 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
     assert isinstance(data.tenant_id, UUID)
     tenant_id = data.tenant_id
     relayed = 0 if data.dry_run else await relay_orphans(deps, tenant_id=tenant_id)
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         tenant = await queries.load_tenant(conn, tenant_id=tenant_id)
         if tenant is None:
             raise NotFound(f"tenant {tenant_id} not found")
@@ -145,48 +146,51 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
             result |= {"skippedOutsideHours": len(waiting), "outsideSendingWindow": True}
             return _done(result, started)
 
-        leads = await queries.due_leads(conn, lock=not data.dry_run, **selection)
-        held = await queries.count_due_held_for_review(
-            conn,
-            tenant_id=tenant_id,
-            now=now,
-            priority=data.priority_filter,
-            sequence_id=data.sequence_filter,
-        )
-        phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
-        today = quota_date(now, tenant.timezone)
-        used = await deps.quota.used([p.id for p in phone_rows], today)
-        whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, tenant_id, today) for lead in leads}
-        earlier = await _earlier_reservations(deps, tenant_id, today, whatsapp_ids)
-        allocator = BatchAllocator(tenant_id, [p.state(used[p.id]) for p in phone_rows])
-        decisions = plan_batch(
-            leads, preference=data.channel_preference, allocator=allocator, reserved=earlier
-        )
-        job_ids = {
-            d.lead.journey_id: whatsapp_ids[d.lead.journey_id]
-            if d.channel is Channel.WHATSAPP
-            else job_id_for(d, tenant_id, today)
-            for d in decisions
-        }
-        slots = {p.id: p.queue_slot for p in phone_rows}
-        if data.dry_run:
-            explained = report.explain(decisions, job_ids, slots)
-            return _done(
-                report.batch_result(result, decisions, explained, written={}, held_for_review=held), started
+        # The selected rows stay locked until the commit, so a concurrent dispatch of the tenant skips them.
+        transaction: AbstractAsyncContextManager[Any] = nullcontext() if data.dry_run else conn.transaction()
+        async with transaction:
+            leads = await queries.due_leads(conn, lock=not data.dry_run, **selection)
+            held = await queries.count_due_held_for_review(
+                conn,
+                tenant_id=tenant_id,
+                now=now,
+                priority=data.priority_filter,
+                sequence_id=data.sequence_filter,
+            )
+            phone_rows = await queries.tenant_phones(conn, tenant_id=tenant_id)
+            today = quota_date(now, tenant.timezone)
+            used = await deps.quota.used([p.id for p in phone_rows], today)
+            whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, tenant_id, today) for lead in leads}
+            earlier = await _earlier_reservations(deps, tenant_id, today, whatsapp_ids)
+            allocator = BatchAllocator(tenant_id, [p.state(used[p.id]) for p in phone_rows])
+            decisions = plan_batch(
+                leads, preference=data.channel_preference, allocator=allocator, reserved=earlier
+            )
+            job_ids = {
+                d.lead.journey_id: whatsapp_ids[d.lead.journey_id]
+                if d.channel is Channel.WHATSAPP
+                else job_id_for(d, tenant_id, today)
+                for d in decisions
+            }
+            slots = {p.id: p.queue_slot for p in phone_rows}
+            if data.dry_run:
+                explained = report.explain(decisions, job_ids, slots)
+                return _done(
+                    report.batch_result(result, decisions, explained, written={}, held_for_review=held),
+                    started,
+                )
+
+            decisions = await _reserve(deps, tenant_id, today, phone_rows, decisions, job_ids)
+            await chaos.pause(deps.settings, "after_reserve")
+            outbox_id, batch = await _persist(
+                conn, deps, data, window, now, decisions, job_ids, slots, dispatch_job_id
             )
 
-        decisions = await _reserve(deps, tenant_id, today, phone_rows, decisions, job_ids)
-        await chaos.pause(deps.settings, "after_reserve")
-        outbox_id, batch = await _persist(
-            conn, deps, data, window, now, decisions, job_ids, slots, dispatch_job_id
+        await chaos.pause(deps.settings, "after_commit")
+        published, explained = await _alongside(
+            publish(deps, conn, outbox_id, batch) if batch else _nothing(),
+            lambda: report.explain(decisions, job_ids, slots),
         )
-        await conn.commit()
-
-    await chaos.pause(deps.settings, "after_commit")
-    published, explained = await _alongside(
-        publish(deps, outbox_id, batch) if batch else _nothing(),
-        lambda: report.explain(decisions, job_ids, slots),
-    )
     written = dict(zip((j["jobId"] for j in explained[1]), published or (), strict=False))
     _count(decisions, held)
     result = _done(
@@ -246,7 +250,7 @@ async def _reserve(
 
 
 async def _persist(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     deps: Deps,
     data: DispatchJobData,
     window: SendingWindow,

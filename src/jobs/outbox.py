@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+import asyncpg
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src import chaos
 from src.db import queries
@@ -25,15 +25,14 @@ def _now_ms(deps: Deps) -> int:
     return int(deps.clock().timestamp() * 1000)
 
 
-async def publish(deps: Deps, outbox_id: int, batch: bytes) -> list[bool] | None:
+async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: bytes) -> list[bool] | None:
     """Enqueue the batch a dispatch just committed, then delete its row; per job, True when this call
     wrote it. None when a relay holds the row: that relay enqueues it."""
-    async with deps.engine.connect() as conn:
+    async with conn.transaction():
         if not await queries.take_outbox(conn, outbox_id=outbox_id):
             return None
         written = await deps.outbound.enqueue_batch(batch, now_ms=_now_ms(deps))
         await chaos.pause(deps.settings, "after_enqueue")
-        await conn.commit()
     return written
 
 
@@ -41,19 +40,19 @@ async def relay_orphans(deps: Deps, *, tenant_id: UUID | None) -> int:
     """Enqueue the batches left by dispatchers that died after committing; returns how many jobs."""
     cutoff = deps.clock() - timedelta(seconds=deps.settings.outbox_relay_grace_s)
     relayed = 0
-    async with deps.engine.connect() as conn:
-        while rows := await queries.claim_orphaned_outbox(
-            conn, cutoff=cutoff, limit=RELAY_BATCH, tenant_id=tenant_id
-        ):
-            for row in rows:
-                relayed += await _relay(deps, conn, row)
-            await conn.commit()
+    async with deps.pg.acquire() as conn:
+        while True:
+            async with conn.transaction():
+                rows = await queries.claim_orphaned_outbox(
+                    conn, cutoff=cutoff, limit=RELAY_BATCH, tenant_id=tenant_id
+                )
+                for row in rows:
+                    relayed += await _relay(deps, conn, row)
             if len(rows) < RELAY_BATCH:
-                break
-    return relayed
+                return relayed
 
 
-async def _relay(deps: Deps, conn: AsyncConnection, row: queries.OutboxRow) -> int:
+async def _relay(deps: Deps, conn: asyncpg.Connection, row: queries.OutboxRow) -> int:
     written = await deps.outbound.enqueue_batch(row.jobs, now_ms=_now_ms(deps))
     await chaos.pause(deps.settings, "after_enqueue")
     await queries.delete_outbox(conn, outbox_id=row.id)

@@ -54,7 +54,7 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
         is_enabled=False if args.disabled else None,
     )
     async with database(settings) as engine, engine.connect() as conn:
-        tenant = await queries.load_tenant(conn, tenant_id=args.tenant_id)
+        tenant = await queries.find_tenant(conn, tenant_id=args.tenant_id)
         if tenant is None:
             raise OpsError(f"tenant {args.tenant_id} not found")
         await _refuse_taken(conn, args.number, args.queue_slot)

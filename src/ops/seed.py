@@ -183,7 +183,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Settings, *, reset: bool) -> None:
     now = datetime.now().astimezone()
     async with engine.connect() as conn:
-        existing = await queries.load_tenant(conn, tenant_id=DEMO_TENANT_ID)
+        existing = await queries.find_tenant(conn, tenant_id=DEMO_TENANT_ID)
         if existing is not None and not reset:
             raise OpsError(
                 f"the demo tenant is already seeded ({DEMO_TENANT_ID}); "

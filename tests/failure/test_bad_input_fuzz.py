@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
-from sqlalchemy import text
 
 from src.client import OutreachClient
 from src.deps import Deps, build_deps, close_deps
@@ -130,15 +129,11 @@ TABLES = ("tenants", "gold_companies", "wa_phone_numbers", "gold_lead_journey", 
 
 
 async def snapshot(deps: Deps) -> tuple[Any, ...]:
-    async with deps.engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         rows = [
-            (
-                await conn.execute(
-                    text(
-                        f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
-                    )
-                )
-            ).scalar()
+            await conn.fetchval(
+                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+            )
             for table in TABLES
         ]
     return (*rows, sorted(await deps.redis.keys("*")))

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.deps import Deps
 from src.errors import JobError, NotFound, TenantMismatch
@@ -36,11 +37,9 @@ async def two_tenants(factory: Factory) -> tuple[Tenant, Tenant]:
 
 
 async def everything(deps: Deps) -> tuple[Any, ...]:
-    async with deps.engine.connect() as conn:
-        rows = (
-            await conn.execute(text("SELECT string_agg(j::text, '|' ORDER BY j.id) FROM gold_lead_journey j"))
-        ).scalar()
-        outbox = (await conn.execute(text("SELECT count(*) FROM dispatch_outbox"))).scalar()
+    async with deps.pg.acquire() as conn:
+        rows = await conn.fetchval("SELECT string_agg(j::text, '|' ORDER BY j.id) FROM gold_lead_journey j")
+        outbox = await conn.fetchval("SELECT count(*) FROM dispatch_outbox")
     return rows, outbox, sorted(await deps.redis.keys("*"))
 
 
@@ -123,11 +122,11 @@ async def test_dispatch_of_one_tenant_never_touches_the_other(
     assert not [key async for key in redis.scan_iter(match=f"*{b.phone}*")]
 
 
-async def test_the_schema_refuses_a_journey_that_mixes_tenants(deps: Deps, factory: Factory) -> None:
+async def test_the_schema_refuses_a_journey_that_mixes_tenants(engine: AsyncEngine, factory: Factory) -> None:
     a, b = await two_tenants(factory)
     company_of_a = await factory.company(a.id)
     with pytest.raises(IntegrityError, match="fk_gold_lead_journey_tenant_id_assigned_phone_id"):
-        async with deps.engine.begin() as conn:
+        async with engine.begin() as conn:
             await conn.execute(
                 text(
                     "INSERT INTO gold_lead_journey (tenant_id, lead_id, assigned_phone_id) VALUES (:t, :l, :p)"
@@ -135,7 +134,7 @@ async def test_the_schema_refuses_a_journey_that_mixes_tenants(deps: Deps, facto
                 {"t": a.id, "l": company_of_a, "p": b.phone},
             )
     with pytest.raises(IntegrityError, match="fk_gold_lead_journey_tenant_id_lead_id"):
-        async with deps.engine.begin() as conn:
+        async with engine.begin() as conn:
             await conn.execute(
                 text("INSERT INTO gold_lead_journey (tenant_id, lead_id) VALUES (:t, :l)"),
                 {"t": a.id, "l": b.lead},

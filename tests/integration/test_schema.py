@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.db import queries
+from src.deps import Deps
 from src.domain.allocation import is_available
 from tests.factories import Factory
 
@@ -62,24 +63,19 @@ async def test_concurrent_registrations_ending_alike_get_distinct_slots(
     assert "55" in slots
 
 
-async def test_the_sql_and_the_domain_agree_on_available_phones(
-    factory: Factory, engine: AsyncEngine
-) -> None:
+async def test_the_sql_and_the_domain_agree_on_available_phones(factory: Factory, deps: Deps) -> None:
     tenant = await factory.tenant()
     for n, (status, enabled) in enumerate(itertools.product(("ACTIVE", "PAUSED", "BANNED"), (True, False))):
         await factory.phone(tenant, phone_number=f"+4072900{n:04d}", status=status, is_enabled=enabled)
-    async with engine.connect() as conn:
+    async with deps.pg.acquire() as conn:
         rows = await queries.tenant_phones(conn, tenant_id=tenant)
-        in_sql = set(
-            (
-                await conn.execute(
-                    text(
-                        f"SELECT p.id FROM wa_phone_numbers p WHERE p.tenant_id = :t AND {queries.AVAILABLE_PHONE_SQL}"
-                    ),
-                    {"t": tenant},
-                )
-            ).scalars()
-        )
+        in_sql = {
+            row["id"]
+            for row in await conn.fetch(
+                f"SELECT p.id FROM wa_phone_numbers p WHERE p.tenant_id = $1 AND {queries.AVAILABLE_PHONE_SQL}",
+                tenant,
+            )
+        }
     in_domain = {row.id for row in rows if is_available(row.state(0), tenant)}
     assert in_sql == in_domain
     assert len(in_domain) == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.deps import Deps
 from src.ops.seed import DEMO_TENANT_ID
@@ -85,11 +86,11 @@ async def test_make_demo_on_the_configured_services(
 
 
 async def test_a_demo_on_a_new_database_ignores_what_an_earlier_demo_left_in_redis(
-    deps: Deps, tmp_path: Path
+    engine: AsyncEngine, tmp_path: Path
 ) -> None:
     first = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
     assert first.code == 0, first.out + first.err
-    async with deps.engine.begin() as conn:
+    async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))  # a new database, the same Redis
     second = await demo(tmp_path, DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL)
     assert second.code == 0, second.out + second.err

@@ -19,6 +19,10 @@ AVAILABLE_PHONE_SQL = "p.status = 'ACTIVE' AND p.is_enabled"
 DUE_STAGES_SQL = "j.engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL')"
 PRIORITIES = ("HIGH", "NORMAL", "LOW")
 
+TENANT_COLUMNS = (
+    "id, name, status, timezone, send_window_start, send_window_end, send_days, "
+    "skip_public_holidays, holiday_country"
+)
 _JOURNEY_COLUMNS = (
     "j.id AS journey_id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
     "j.requires_human_review, j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, "

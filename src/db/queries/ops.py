@@ -16,7 +16,9 @@ from src.db.queries.common import (
     _COMPANY_JOIN,
     _JOURNEY_COLUMNS,
     DUE_STAGES_SQL,
+    TENANT_COLUMNS,
     LeadRow,
+    TenantRow,
 )
 
 
@@ -59,6 +61,14 @@ def _phones_overview_statement(for_tenant: bool) -> TextClause:
         f"SELECT {_PHONE_OVERVIEW_COLUMNS} FROM wa_phone_numbers p JOIN tenants t ON t.id = p.tenant_id"
         f"{tenant} ORDER BY t.name, t.id, p.queue_slot"
     )
+
+
+_TENANT = text(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = :tenant_id")
+
+
+async def find_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> TenantRow | None:
+    row = (await conn.execute(_TENANT, {"tenant_id": tenant_id})).first()
+    return TenantRow(*row) if row else None
 
 
 async def phones_overview(conn: AsyncConnection, *, tenant_id: UUID | None = None) -> list[PhoneOverview]:
