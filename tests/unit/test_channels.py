@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from src.contracts import Channel, ChannelPreference
-from src.domain.channels import ChannelReason, LeadContact, decide_channel, normalize_phone
+from src.domain.channels import _RO_VALID, ChannelReason, LeadContact, decide_channel, normalize_phone
 
 LEAD = LeadContact(
     stage="COLD",
@@ -39,6 +41,58 @@ AUTO, WA, EMAIL = ChannelPreference.AUTO, ChannelPreference.WHATSAPP, ChannelPre
 )
 def test_phone_normalisation_to_e164_with_region_ro(raw: str | None, expected: str | None) -> None:
     assert normalize_phone(raw) == expected
+
+
+def full_parse(raw: str) -> str | None:
+    """What normalize_phone's fast path stands in for: phonenumbers' own parse and validity check."""
+    try:
+        number = phonenumbers.parse(raw, "RO")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_the_romanian_validity_pattern_agrees_with_phonenumbers_on_every_five_digit_prefix() -> None:
+    # Every rule of the Romanian metadata decides on the first four digits at most; one random number
+    # under each of the 90,000 five-digit prefixes covers them all, deterministically.
+    rng = random.Random(2026)
+    verdicts = {True: 0, False: 0}
+    disagreements = []
+    for prefix in range(10_000, 100_000):
+        national = f"{prefix}{rng.randrange(10_000):04d}"
+        full = phonenumbers.is_valid_number(
+            phonenumbers.PhoneNumber(country_code=40, national_number=int(national))
+        )
+        verdicts[full] += 1
+        if (_RO_VALID.fullmatch(national) is not None) != full:
+            disagreements.append(national)
+    assert disagreements == []
+    assert verdicts[True] > 1_000
+    assert verdicts[False] > 1_000
+
+
+national_numbers = st.integers(min_value=100_000_000, max_value=999_999_999).map(str)
+separators = st.sampled_from(["", " ", "-", ".", "  "])
+
+
+@given(
+    national=national_numbers,
+    prefix=st.sampled_from(["0", "+40", "0040", "+40 ", "0040-", "+4", "040", "00 40", "+400"]),
+    separator=separators,
+    groups=st.sampled_from([(3, 3, 3), (3, 2, 2, 2), (9,), (2, 3, 4)]),
+)
+def test_normalisation_equals_the_full_parse_in_the_shapes_upstream_stores(
+    national: str, prefix: str, separator: str, groups: tuple[int, ...]
+) -> None:
+    parts, start = [], 0
+    for size in groups:
+        parts.append(national[start : start + size])
+        start += size
+    raw = prefix + separator.join(parts)
+    normalize_phone.cache_clear()
+    assert normalize_phone(raw) == full_parse(raw)
 
 
 @pytest.mark.parametrize(
