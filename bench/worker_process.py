@@ -5,7 +5,8 @@
 Same process model as the per-queue Settings of src/worker.py: a uvloop event loop, one arq Worker built
 from `src.worker.worker_options(queue, settings)` (the project's max_jobs, poll_delay, timeouts, JSON
 serializer, keep_result, on_job_start hook), logging configured by `configure_logging`, Deps built once
-in on_startup. Settings come from the environment (DATABASE_URL, REDIS_URL), as for the real worker.
+in on_startup, then the start-up heap frozen. Settings come from the environment (DATABASE_URL,
+REDIS_URL), as for the real worker.
 
 The worker runs in burst mode (it exits when its queue is empty) and prints one JSON line: jobs
 complete and failed, the instants the first job started and the last one ended, and the process's peak
@@ -30,7 +31,7 @@ from src.deps import build_deps, close_deps
 from src.log import configure_logging
 from src.names import Queue
 from src.settings import get_settings
-from src.worker import worker_options
+from src.worker import freeze_startup_heap, worker_options
 
 QUEUES = {
     "dispatch": Queue.DISPATCH,
@@ -58,6 +59,7 @@ def build_worker(queue: Queue, *, use_noop: bool, stamps: dict[str, float]) -> W
         configure_logging(settings.log_level, settings.log_format)
         ctx["queue"] = queue.value
         ctx["deps"] = await build_deps(settings)
+        freeze_startup_heap()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "deps" in ctx:

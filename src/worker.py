@@ -16,6 +16,7 @@ never polls a queue itself.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -113,6 +114,15 @@ def worker_options(queue: Queue, settings: AppSettings) -> dict[str, Any]:
     }
 
 
+def freeze_startup_heap() -> None:
+    """Take what start-up allocated (modules, phonenumbers' metadata, the pools) out of the garbage
+    collector's reach, so the full collections a dispatch batch's allocations trigger walk only the
+    objects of running jobs: about 8% more dispatch throughput (bench/README.md). Nothing is leaked:
+    frozen objects are those that live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
 # ---------------------------------------------------------------- one queue per process
 
 
@@ -124,6 +134,7 @@ def _single_queue_settings(queue: Queue) -> type:
         ctx["queue"] = queue.value
         ctx["deps"] = await build_deps(settings)
         metrics.serve(settings.metrics_port)
+        freeze_startup_heap()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "deps" in ctx:
@@ -144,6 +155,7 @@ def _all_queues_settings() -> type:
         deps = await build_deps(settings)
         ctx["deps"] = deps
         metrics.serve(settings.metrics_port)
+        freeze_startup_heap()
 
         def make_worker(queue: Queue, pool: ArqRedis) -> Worker:
             options = worker_options(queue, settings)
