@@ -5,9 +5,19 @@ from collections import Counter
 from uuid import uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from src.contracts import AllocationType
-from src.domain.allocation import AllocationReason, BatchAllocator, PhoneState, allocate, is_available
+from src.domain.allocation import (
+    Allocation,
+    AllocationReason,
+    BatchAllocator,
+    PhoneState,
+    allocate,
+    deciding_counters,
+    is_available,
+)
 
 TENANT = uuid4()
 OTHER_TENANT = uuid4()
@@ -170,3 +180,44 @@ def test_a_phone_reserved_by_an_earlier_try_is_kept_without_spending_room() -> N
     assert (
         BatchAllocator(TENANT, [banned, phone()]).take(None, already_reserved=banned.id).phone_id != banned.id
     )
+
+
+phone_states = st.builds(
+    phone,
+    used=st.integers(min_value=0, max_value=12),
+    limit=st.integers(min_value=1, max_value=10),
+    status=st.sampled_from(["ACTIVE", "PAUSED", "BANNED"]),
+    is_enabled=st.booleans(),
+    tenant_id=st.sampled_from([TENANT, TENANT, OTHER_TENANT]),
+)
+
+
+@given(
+    phones=st.lists(phone_states, max_size=6),
+    sticky=st.integers(min_value=-1, max_value=6),
+    prefer_existing=st.booleans(),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_the_counters_allocate_phone_reads_are_all_its_decision_depends_on(
+    phones: list[PhoneState], sticky: int, prefer_existing: bool, seed: int
+) -> None:
+    # allocate_phone reads the quota counters of `deciding_counters` only; whatever the others hold, the
+    # decision is the one it would make knowing every counter. (-1: no sticky phone; len: an unknown one.)
+    sticky_id = None if sticky < 0 else (phones[sticky].id if sticky < len(phones) else uuid4())
+    deciding = deciding_counters(
+        tenant_id=TENANT, sticky_phone_id=sticky_id, phones=phones, prefer_existing=prefer_existing
+    )
+    unknown = {p.id for p in phones} - {p.id for p in deciding}
+    # Not read, so as far as the job knows these counters could hold anything.
+    guessed = [p._replace(used_today=99) if p.id in unknown else p for p in phones]
+
+    def decide(among: list[PhoneState]) -> Allocation:
+        return allocate(
+            tenant_id=TENANT,
+            sticky_phone_id=sticky_id,
+            phones=among,
+            prefer_existing=prefer_existing,
+            rng=random.Random(seed),
+        )
+
+    assert decide(list(deciding)) == decide(phones) == decide(guessed)
