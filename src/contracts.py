@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
-# A dispatch batch of 1000 leads takes about 0.2 s (bench/dispatch_throughput.py), so the bound leaves the
+# A dispatch batch of 1000 leads takes about 0.1 s (bench/dispatch_throughput.py), so the bound leaves the
 # 30 s job timeout a margin of two orders of magnitude, and keeps one Lua call short enough not to stall
 # Redis for other clients.
 MAX_BATCH_SIZE = 1000
