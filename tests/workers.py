@@ -28,8 +28,10 @@ class WorkerProcess:
         self.env = service_env(**{**defaults, **env})
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0  # time.monotonic() of the last start
 
     def start(self) -> WorkerProcess:
+        self.started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "arq", f"src.worker.{self.settings}"],

@@ -34,10 +34,13 @@ from tests.workers import WorkerProcess
 
 CHAOS_SECONDS = 35
 PROCESSES = 3
-LEADS_PER_TENANT = 6000
+# Enough leads that dispatches still have leads to decide on when the chaos ends (about 100 batches
+# of 10 a second): a dispatch of nothing is over too fast for a kill to land in it.
+LEADS_PER_TENANT = 20_000
 PHONES_PER_TENANT = 10
-DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~9600 WhatsApp-reachable leads
+DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~32,000 WhatsApp-reachable leads
 BATCH = 10
+BOOT_S = 1.5  # a restarted worker takes about a second to import and start taking jobs
 ALWAYS_OPEN = {
     "send_window_start": wall(0),
     "send_window_end": wall(0),
@@ -108,7 +111,9 @@ async def test_random_sigkills_lose_and_double_nothing(
         deadline = time.monotonic() + CHAOS_SECONDS
         while time.monotonic() < deadline:
             await asyncio.sleep(rng.uniform(0.6, 1.4))
-            victim = rng.randrange(PROCESSES)
+            # A worker still booting has no job to interrupt: kill one that has been taking jobs.
+            serving = [n for n, w in enumerate(workers) if time.monotonic() - w.started_at > BOOT_S]
+            victim = rng.choice(serving or range(PROCESSES))
             workers[victim].signal(signal.SIGKILL)
             await workers[victim].wait_exit(timeout=10)
             kills += 1
