@@ -80,19 +80,24 @@ class Measured:
     failed: int
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float  # the worker's CPU between its first job's start and its last job's end
+
+    @property
+    def cpu_us_per_job(self) -> float:
+        return self.cpu_seconds / self.jobs * 1e6 if self.jobs else 0.0
 
     @property
     def rate(self) -> float:
         return self.jobs / self.seconds if self.seconds else 0.0
 
 
-async def populate(target: Target, *, seed: int, leads: int) -> Scenario:
+async def populate(target: Target, *, seed: int, leads: int, phones: int = 50) -> Scenario:
     apg = await connect(target)
     deps = await bench_deps(target)
     try:
         await reset(apg, deps.redis)
         rng = random.Random(seed)
-        tenant = await add_tenant(apg, rng, index=0, phones=50, daily_limit=1_000_000)
+        tenant = await add_tenant(apg, rng, index=0, phones=phones, daily_limit=1_000_000)
         await add_leads(apg, rng, tenant, leads)
         await apg.execute("VACUUM ANALYZE gold_lead_journey, gold_companies, wa_phone_numbers")
         rows = await apg.fetch("SELECT lead_id, assigned_phone_id FROM gold_lead_journey")
@@ -161,7 +166,7 @@ async def run_worker(target: Target, queue: str, *, noop: bool, profile: Path | 
             sys.exit(f"worker for {queue} exited with {process.returncode}:\n{log.read().decode()[-3000:]}")
     report = json.loads(out.strip().splitlines()[-1])
     peak = max(peak, report["peak_rss_kb"] / 1024)
-    return Measured(report["jobs"], report["failed"], report["seconds"], peak)
+    return Measured(report["jobs"], report["failed"], report["seconds"], peak, report["cpu_seconds"])
 
 
 async def measure(
@@ -248,7 +253,9 @@ async def main(args: argparse.Namespace) -> int:
             results[str(function)] = job
             print(
                 f"  round {round_no + 1} {function:<15} {job.rate:7.0f} jobs/s, no-op on the same worker "
-                f"{noop.rate:7.0f} jobs/s: {job.rate / noop.rate:5.0%}   (peak RSS {job.peak_rss_mb:.0f} MB)",
+                f"{noop.rate:7.0f} jobs/s: {job.rate / noop.rate:5.0%}   (CPU per job "
+                f"{job.cpu_us_per_job:.0f} vs {noop.cpu_us_per_job:.0f} us, "
+                f"peak RSS {job.peak_rss_mb:.0f} MB)",
                 flush=True,
             )
     rss_all, rate_all, count_all = await all_queues_process(target, args)
