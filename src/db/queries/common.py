@@ -9,7 +9,6 @@ from typing import NamedTuple
 from uuid import UUID
 
 from src.domain.allocation import PhoneState
-from src.domain.channels import LeadContact
 from src.domain.windows import SendingWindow
 
 # The SQL form of domain.allocation.is_available (same tenant is the caller's WHERE clause);
@@ -80,18 +79,6 @@ class LeadRow:
     contact_principal_nume: str | None
     judet: str | None
     localitate: str | None
-
-    def contact(self) -> LeadContact:
-        return LeadContact(
-            stage=self.engagement_stage,
-            phone=self.telefon_principal,
-            hlr_reachable=self.hlr_reachable,
-            email=self.email_principal,
-            email_status=self.email_status,
-            whatsapp_opted_out=self.whatsapp_opted_out,
-            email_opted_out=self.email_opted_out,
-            last_channel_used=self.last_channel_used,
-        )
 
 
 class PhoneRow(NamedTuple):
