@@ -330,8 +330,8 @@ async def _alongside(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
     """Run `work` (CPU) while `io` waits for its server: `io` is started first and always awaited, also
     when `work` fails, so a connection is never left with a statement in flight."""
     pending = asyncio.ensure_future(io)
-    await asyncio.sleep(0)
     try:
+        await asyncio.sleep(0)  # lets `io` send its statement; a cancellation here still awaits it
         done = work()
     except BaseException:
         await asyncio.gather(pending, return_exceptions=True)
