@@ -1,8 +1,10 @@
 """Transient faults seen by jobs, logged once per outage instead of once per job try.
 
 When PostgreSQL or Redis stops answering, every in-flight job fails and retries; one WARNING says so when
-the first job meets the fault, and one INFO line says when jobs succeed again and how many tries were
-retried in between. The individual retries go to DEBUG.
+the first job meets the fault, and one INFO line says when a job that uses that dependency and started after
+the first fault succeeds, and how many tries were retried in between. The individual retries go to DEBUG.
+The success of a job that does not use the failing dependency (select_channel during a Redis outage), or
+that did its part before the fault, says nothing about it and does not end the outage.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from sqlalchemy import exc as sa_exc
 
 from src.errors import Contention
 
+POSTGRESQL = "PostgreSQL"
+REDIS = "Redis"
+_UNATTRIBUTED = "the network"
+
 
 def dependency_of(exc: BaseException) -> str:
     """Which dependency a transient fault came from: by exception type along the chain, else by the
@@ -24,19 +30,19 @@ def dependency_of(exc: BaseException) -> str:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, redis.exceptions.RedisError):
-            return "Redis"
+            return REDIS
         if isinstance(seen, sa_exc.SQLAlchemyError | asyncpg.PostgresError | asyncpg.InterfaceError):
-            return "PostgreSQL"
+            return POSTGRESQL
         if isinstance(seen, Contention):
             return "a concurrent writer"
         for frame, _ in reversed(list(traceback.walk_tb(seen.__traceback__))):
             module = str(frame.f_globals.get("__name__", ""))
             if module.startswith(("asyncpg", "sqlalchemy")):
-                return "PostgreSQL"
+                return POSTGRESQL
             if module.startswith("redis"):
-                return "Redis"
+                return REDIS
         seen = seen.__cause__ or seen.__context__
-    return "the network"
+    return _UNATTRIBUTED
 
 
 class FaultLog:
@@ -73,17 +79,22 @@ class FaultLog:
             max_tries,
         )
 
-    def succeeded(self) -> None:
+    def succeeded(self, uses: frozenset[str], *, started_at: float) -> None:
+        """A job that talks to `uses` succeeded. A dependency that was down is back when that job started
+        (time.monotonic()) after the outage was first seen: a job that did its Redis work just before the
+        outage can still succeed during it."""
         if not self._since:
             return
-        for dependency, since in self._since.items():
+        for dependency, since in list(self._since.items()):
+            if started_at <= since or (dependency not in uses and dependency != _UNATTRIBUTED):
+                continue
+            del self._since[dependency]
             logger.info(
                 "{} available to jobs again after {:.1f}s; {} job tries were retried meanwhile",
                 dependency,
                 time.monotonic() - since,
                 self._retried.pop(dependency, 0),
             )
-        self._since.clear()
 
 
 FAULTS = FaultLog()

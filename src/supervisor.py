@@ -43,8 +43,46 @@ class _Slot:
     restart_at: float = 0.0
 
 
-def _is_redis_fault(exc: BaseException) -> bool:
-    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError)
+class SupervisedWorker(Worker):
+    """arq's Worker, with its result writes made safe to abandon.
+
+    arq writes a job's outcome in a task shielded from cancellation (`asyncio.shield(finish_job(...))`).
+    When the supervisor cancels the jobs of a worker that Redis took down, that shielded write carries
+    on alone and fails too, and asyncio would report its exception as "Task exception was never
+    retrieved" with a traceback, once per job. Nothing is lost: the job's in-progress key expires and it
+    runs again. So the write's failure is retrieved here and logged at DEBUG; where arq still awaits the
+    write, it sees the exception exactly as before.
+    """
+
+    async def finish_job(self, job_id: str, *args: Any, **kwargs: Any) -> None:
+        _retrieve_on_failure(job_id)
+        await super().finish_job(job_id, *args, **kwargs)
+
+    async def finish_failed_job(self, job_id: str, *args: Any, **kwargs: Any) -> None:
+        _retrieve_on_failure(job_id)
+        await super().finish_failed_job(job_id, *args, **kwargs)
+
+
+def _retrieve_on_failure(job_id: str) -> None:
+    def retrieve(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.debug("outcome of job {} not written: {}: {}", job_id, type(exc).__name__, exc)
+
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(retrieve)
+
+
+def is_redis_fault(exc: BaseException) -> bool:
+    """Whether a worker's loop died because Redis went away. redis-py reports a connection lost during a
+    WATCH (arq's job pickup watches the in-progress key) as a WatchError raised while handling the
+    ConnectionError, so the chain is searched."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class QueueSupervisor:
@@ -167,7 +205,7 @@ class QueueSupervisor:
         await self._discard(slot.worker)
         slot.task, slot.worker = None, None
         self.restarts += 1
-        if exc is not None and _is_redis_fault(exc):
+        if exc is not None and is_redis_fault(exc):
             self._note_outage(exc)
             slot.restart_at = time.monotonic()
             return

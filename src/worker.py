@@ -40,7 +40,7 @@ from src.redis_url import arq_redis_settings
 from src.serialization import job_deserializer, job_serializer
 from src.settings import Settings as AppSettings
 from src.settings import get_settings
-from src.supervisor import QueueSupervisor
+from src.supervisor import QueueSupervisor, SupervisedWorker
 
 # A cron job's result is kept for an hour: arq refuses to enqueue a job id whose result exists, so a
 # worker with a skewed clock cannot run the same tick again after the in-progress key is gone (arq #196).
@@ -160,7 +160,7 @@ def _all_queues_settings() -> type:
         def make_worker(queue: Queue, pool: ArqRedis) -> Worker:
             options = worker_options(queue, settings)
             options.pop("redis_settings")
-            return Worker(
+            return SupervisedWorker(
                 **options, redis_pool=pool, handle_signals=False, ctx={"deps": deps, "queue": queue.value}
             )
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from src import metrics
 from src.deps import Deps
 from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted, backoff_seconds, is_transient
-from src.faults import FAULTS
+from src.faults import FAULTS, POSTGRESQL, REDIS
 from src.log import enrich_job
 from src.names import QUEUE_OF, Function
 
@@ -53,15 +53,18 @@ def parse_input(model: type[In], args: tuple[Any, ...], kwargs: dict[str, Any]) 
         raise InvalidJobInput.from_validation(exc) from None
 
 
-def job(function: Function, model: type[In]) -> Callable[[JobBody[In, Out]], JobCoroutine]:
-    """Turn `body(deps, input, info) -> result model` into an arq job function named `function`."""
+def job(
+    function: Function, model: type[In], *, uses: frozenset[str] = frozenset({POSTGRESQL, REDIS})
+) -> Callable[[JobBody[In, Out]], JobCoroutine]:
+    """Turn `body(deps, input, info) -> result model` into an arq job function named `function`.
+    `uses` names the dependencies the body talks to: its success ends an outage of those only."""
     queue = QUEUE_OF[function]
 
     def decorate(body: JobBody[In, Out]) -> JobCoroutine:
         async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
             deps: Deps = ctx["deps"]
             info = JobInfo(job_id=ctx["job_id"], job_try=ctx["job_try"], queue=queue)
-            started = time.perf_counter()
+            started = time.monotonic()
             outcome = "failed"
             try:
                 data = parse_input(model, args, kwargs)
@@ -79,12 +82,12 @@ def job(function: Function, model: type[In]) -> Callable[[JobBody[In, Out]], Job
                     outcome = "retried"
                     raise _retry_or_give_up(deps, info, exc) from exc
                 outcome = "ok"
-                FAULTS.succeeded()
+                FAULTS.succeeded(uses, started_at=started)
                 if isinstance(result, dict):
                     return result
                 return result.model_dump(mode="json", by_alias=True)
             finally:
-                metrics.observe_job(function.value, outcome, time.perf_counter() - started)
+                metrics.observe_job(function.value, outcome, time.monotonic() - started)
 
         run.__qualname__ = run.__name__ = function.value
         return cast(WorkerCoroutine, run)

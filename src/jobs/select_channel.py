@@ -11,13 +11,14 @@ from src.db import queries
 from src.deps import Deps
 from src.domain.channels import decide_channel
 from src.errors import NotFound
+from src.faults import POSTGRESQL
 from src.jobs.base import JobInfo, job
 from src.names import Function
 
 Wire = dict[str, Any]
 
 
-@job(Function.SELECT_CHANNEL, ChannelSelectionJobData)
+@job(Function.SELECT_CHANNEL, ChannelSelectionJobData, uses=frozenset({POSTGRESQL}))
 async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInfo) -> Wire:
     """The result is the ChannelSelectionResult contract, built as its JSON form directly (a pydantic
     model cost a quarter of the job); the integration tests check it against the model."""

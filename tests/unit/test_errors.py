@@ -77,3 +77,55 @@ def test_faults_are_attributed_to_their_dependency() -> None:
     assert dependency_of(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())) == "PostgreSQL"
     assert dependency_of(Contention("lost a race")) == "a concurrent writer"
     assert dependency_of(ConnectionRefusedError(111, "refused")) == "the network"
+
+
+def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_dependency() -> None:
+    import time
+
+    from loguru import logger
+
+    from src.faults import POSTGRESQL, REDIS, FaultLog
+
+    lines: list[str] = []
+    sink = logger.add(
+        lambda message: lines.append(f"{message.record['level'].name} {message.record['message']}")
+    )
+    both = frozenset({POSTGRESQL, REDIS})
+    try:
+        faults = FaultLog()
+        before = time.monotonic()
+        refused = redis.exceptions.ConnectionError("refused")
+        faults.retrying(refused, job_try=1, max_tries=5, delay=1.0)
+        faults.succeeded(both, started_at=before)  # did its Redis part before the outage
+        faults.succeeded(frozenset({POSTGRESQL}), started_at=time.monotonic())  # never touches Redis
+        faults.retrying(refused, job_try=2, max_tries=5, delay=2.0)
+        faults.succeeded(both, started_at=time.monotonic())
+        faults.succeeded(both, started_at=time.monotonic())
+    finally:
+        logger.remove(sink)
+
+    shown = [line for line in lines if not line.startswith("DEBUG")]
+    assert len(shown) == 2, lines
+    assert shown[0].startswith("WARNING Redis unavailable to jobs (ConnectionError: refused)")
+    assert shown[1].startswith("INFO Redis available to jobs again after")
+    assert shown[1].endswith("2 job tries were retried meanwhile")
+
+
+def test_a_connection_lost_during_a_watch_is_a_redis_fault() -> None:
+    from src.supervisor import is_redis_fault
+
+    def give_up_the_watch() -> None:
+        raise redis.exceptions.WatchError("A ConnectionError occurred on while watching one or more keys")
+
+    def lost_while_watching() -> None:  # the shape of redis-py's Pipeline._disconnect_raise_reset
+        try:
+            raise redis.exceptions.ConnectionError("Connection reset by peer")
+        except redis.exceptions.ConnectionError:
+            give_up_the_watch()
+
+    with pytest.raises(redis.exceptions.WatchError) as caught:
+        lost_while_watching()
+    assert is_redis_fault(caught.value)
+    assert is_redis_fault(ConnectionRefusedError(111, "refused"))
+    assert not is_redis_fault(redis.exceptions.WatchError("Watched variable changed."))
+    assert not is_redis_fault(RuntimeError("a bug"))
