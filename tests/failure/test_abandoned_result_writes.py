@@ -27,11 +27,12 @@ from tests.servers import RedisServer
 async def _abandon_a_result_write(worker_class: type[Worker], server: RedisServer) -> list[dict[str, Any]]:
     """Run one job whose outcome write hangs on a frozen Redis, cancel the job as the supervisor does,
     let Redis die so that the write fails, and return what asyncio reported to the loop's handler."""
-    assert server.process is not None
+    process = server.process
+    assert process is not None
     frozen = asyncio.Event()
 
     async def freeze_redis(ctx: dict[str, Any]) -> str:
-        server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        process.send_signal(signal.SIGSTOP)
         frozen.set()
         return "done"
 
@@ -67,8 +68,8 @@ async def _abandon_a_result_write(worker_class: type[Worker], server: RedisServe
             task.cancel()
         await asyncio.gather(*in_flight, running, return_exceptions=True)
 
-        server.process.kill()  # the frozen server dies: the waiting write fails with a ConnectionError
-        server.process.wait(timeout=10)
+        process.kill()  # the frozen server dies: the waiting write fails with a ConnectionError
+        process.wait(timeout=10)
         deadline = time.monotonic() + 5
         while any("finish_job" in repr(task.get_coro()) for task in asyncio.all_tasks()):
             assert time.monotonic() < deadline, "the abandoned write never ended"
