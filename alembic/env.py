@@ -1,4 +1,4 @@
-"""Async Alembic environment: the database comes from DATABASE_URL (src.settings), never from alembic.ini."""
+"""Async Alembic environment: the database comes from DATABASE_URL (src.config), never from alembic.ini."""
 
 import asyncio
 from logging.config import fileConfig
@@ -7,8 +7,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
+from src.config import get_config
 from src.db.models import Base
-from src.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -18,7 +18,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or get_settings().database_url
+    return config.attributes.get("database_url") or get_config().database_url
 
 
 def run_migrations_offline() -> None:

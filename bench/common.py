@@ -1,4 +1,4 @@
-"""What the benchmarks share: where they run, the service's Settings and Deps, and generated data.
+"""What the benchmarks share: where they run, the service's Config and Deps, and generated data.
 
 The benchmarks empty the tables and the Redis database they run against, so they refuse any PostgreSQL
 database whose name does not start with `cerniq_bench` and any Redis database below 11. Point them
@@ -27,8 +27,8 @@ from uuid import UUID
 import asyncpg
 from redis.asyncio import Redis
 
-from src.deps import Deps, build_deps
-from src.settings import Settings
+from src.config import Config
+from src.runtime.deps import Deps, build_deps
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cerniq_bench"
@@ -85,7 +85,7 @@ class Target:
         if self.redis_db < FIRST_BENCH_REDIS_DB:
             sys.exit(f"refusing to run: Redis db {self.redis_db} is below {FIRST_BENCH_REDIS_DB}")
 
-    def settings(self, **overrides: Any) -> Settings:
+    def settings(self, **overrides: Any) -> Config:
         values: dict[str, Any] = {
             "database_url": self.database_url,
             "redis_url": self.redis_url,
@@ -93,7 +93,7 @@ class Target:
             "outbox_relay_grace_s": 60,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Config(_env_file=None, **values)  # type: ignore[call-arg]
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of a subprocess (alembic, a worker) pointed at this target."""

@@ -60,13 +60,13 @@ from bench.common import (
     verdict,
 )
 from bench.spec_port import spec_dispatch
-from src.deps import close_deps
 from src.domain.channels import normalize_phone
 from src.domain.quota import quota_date
 from src.jobs.dispatch import dispatch
-from src.log import configure_logging
 from src.names import Queue, quota_key
-from src.serialization import job_deserializer, job_serializer
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.runtime.deps import close_deps
+from src.runtime.log import configure_logging
 from src.worker import freeze_startup_heap
 
 TARGET_RATIO = 10.0

@@ -23,12 +23,12 @@ import uvloop
 
 from bench.common import Target, bench_deps
 from bench.per_lead_jobs import jobs_for, populate
-from src.deps import close_deps
 from src.jobs.allocate_phone import allocate_phone
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
-from src.log import configure_logging
 from src.names import Function
+from src.runtime.deps import close_deps
+from src.runtime.log import configure_logging
 from src.worker import freeze_startup_heap
 
 JOBS: dict[Function, Any] = {

@@ -54,10 +54,10 @@ from bench.common import (
     reset,
     verdict,
 )
-from src.deps import close_deps
-from src.log import configure_logging
 from src.names import ALL_QUEUES_HEALTH_KEY, QUEUE_OF, Function
-from src.outbound import OutgoingJob
+from src.redis_io.job_writer import OutgoingJob
+from src.runtime.deps import close_deps
+from src.runtime.log import configure_logging
 
 TARGET_SHARE = 0.70
 TARGET_RSS_MB = 150

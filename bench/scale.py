@@ -48,11 +48,11 @@ from bench.common import (
     verdict,
 )
 from src.db.queries import due_leads_statement
-from src.deps import Deps, close_deps
 from src.domain.channels import normalize_phone
 from src.jobs.dispatch import dispatch
-from src.log import configure_logging
 from src.names import Queue
+from src.runtime.deps import Deps, close_deps
+from src.runtime.log import configure_logging
 
 TARGET_RATIO = 1.5
 GENERATOR_VERSION = 1

@@ -27,10 +27,10 @@ from typing import Any
 import uvloop
 from arq.worker import Worker, func
 
-from src.deps import build_deps, close_deps
-from src.log import configure_logging
+from src.config import get_config
 from src.names import Queue
-from src.settings import get_settings
+from src.runtime.deps import build_deps, close_deps
+from src.runtime.log import configure_logging
 from src.worker import freeze_startup_heap, worker_options
 
 QUEUES = {
@@ -46,7 +46,7 @@ async def noop(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]
 
 
 def build_worker(queue: Queue, *, use_noop: bool, stamps: dict[str, float]) -> Worker:
-    settings = get_settings()
+    settings = get_config()
     options = worker_options(queue, settings)
     if use_noop:
         options["functions"] = [

@@ -30,6 +30,7 @@ from arq.connections import ArqRedis, create_pool
 from arq.jobs import Job, JobStatus
 from pydantic import BaseModel, ValidationError
 
+from src.config import get_config
 from src.contracts import (
     ChannelSelectionJobData,
     ChannelSelectionResult,
@@ -42,9 +43,8 @@ from src.contracts import (
 )
 from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
-from src.redis_url import arq_redis_settings, close_redis
-from src.serialization import job_deserializer, job_serializer
-from src.settings import get_settings
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.redis_io.connection import arq_redis_settings, close_redis
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
@@ -112,7 +112,7 @@ class OutreachClient:
     @asynccontextmanager
     async def connect(cls, redis_url: str | None = None) -> AsyncIterator[OutreachClient]:
         settings = dataclasses.replace(
-            arq_redis_settings(redis_url or get_settings().redis_url), conn_retries=0
+            arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0
         )
         redis = await create_pool(settings, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:

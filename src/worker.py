@@ -6,9 +6,9 @@
     arq src.worker.DispatchSettings --check   liveness of that queue's workers (its health key)
 
 arq reads worker options from class attributes. They are built on first access (PEP 562 module
-`__getattr__`), so importing this module reads no configuration; asking arq for `Settings` does.
+`__getattr__`), so importing this module reads no configuration; asking arq for `Config` does.
 
-`Settings` is a launcher: arq builds a Worker from it whose startup hook runs the QueueSupervisor, which
+`Config` is a launcher: arq builds a Worker from it whose startup hook runs the QueueSupervisor, which
 owns one Worker per queue (see src/supervisor.py) and returns only at shutdown. That launcher Worker
 never polls a queue itself.
 """
@@ -27,20 +27,20 @@ from arq.connections import ArqRedis
 from arq.cron import cron
 from arq.worker import Worker, func
 
-from src import metrics
-from src.deps import build_deps, close_deps
+from src.config import Config as Config
+from src.config import get_config
 from src.jobs.allocate_phone import allocate_phone
 from src.jobs.base import JobCoroutine
 from src.jobs.dispatch import dispatch, dispatch_cron
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
-from src.log import bind_job, configure_logging
 from src.names import ALL_QUEUES_HEALTH_KEY, DISPATCH_CRON_NAME, Queue, health_key
-from src.redis_url import arq_redis_settings
-from src.serialization import job_deserializer, job_serializer
-from src.settings import Settings as AppSettings
-from src.settings import get_settings
-from src.supervisor import QueueSupervisor, SupervisedWorker
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.redis_io.connection import arq_redis_settings
+from src.runtime import metrics
+from src.runtime.deps import build_deps, close_deps
+from src.runtime.log import bind_job, configure_logging
+from src.runtime.supervisor import QueueSupervisor, SupervisedWorker
 
 # A cron job's result is kept for an hour: arq refuses to enqueue a job id whose result exists, so a
 # worker with a skewed clock cannot run the same tick again after the in-progress key is gone (arq #196).
@@ -67,8 +67,8 @@ async def _on_job_start(ctx: dict[str, Any]) -> None:
     bind_job(ctx["job_id"], ctx["queue"])
 
 
-def worker_options(queue: Queue, settings: AppSettings) -> dict[str, Any]:
-    """Keyword arguments of arq's Worker for one queue; also the attributes of its Settings class."""
+def worker_options(queue: Queue, settings: Config) -> dict[str, Any]:
+    """Keyword arguments of arq's Worker for one queue; also the attributes of its Config class."""
     spec = QUEUES[queue]
     cron_jobs = []
     if spec.with_cron and settings.dispatch_cron_enabled:
@@ -185,8 +185,8 @@ def _all_queues_settings() -> type:
     return type("Settings", (), launcher)
 
 
-def _prepare_process() -> AppSettings:
-    settings = get_settings()
+def _prepare_process() -> Config:
+    settings = get_config()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return settings

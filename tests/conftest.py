@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.deps import Deps, build_deps, close_deps, create_engine
-from src.settings import Settings
+from src.config import Config
+from src.runtime.deps import Deps, build_deps, close_deps, create_engine
 from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ class Clock:
         return self.now
 
 
-def make_settings(**overrides: Any) -> Settings:
+def make_settings(**overrides: Any) -> Config:
     values: dict[str, Any] = {
         "database_url": TEST_DATABASE_URL,
         "redis_url": TEST_REDIS_URL,
@@ -77,7 +77,7 @@ def make_settings(**overrides: Any) -> Settings:
         "db_pool_size": 60,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Config(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.names import ARQ_JOB_PREFIX, quota_key
-from src.serialization import job_deserializer
+from src.redis_io.codec import job_deserializer
 
 
 @dataclass

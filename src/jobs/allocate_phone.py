@@ -6,15 +6,15 @@ from datetime import date
 
 from loguru import logger
 
-from src import metrics
 from src.contracts import AllocationType, PhoneAllocationJobData, Wire
 from src.db import queries
-from src.deps import Deps
 from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate, deciding_counters
 from src.domain.quota import quota_date
 from src.errors import Contention, NotFound
 from src.jobs.base import JobInfo, job
 from src.names import Function, whatsapp_queue
+from src.runtime import metrics
+from src.runtime.deps import Deps
 
 
 @job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)

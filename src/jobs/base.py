@@ -17,12 +17,12 @@ from arq.worker import Retry
 from loguru import logger
 from pydantic import BaseModel, ValidationError
 
-from src import metrics
-from src.deps import Deps
 from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted, backoff_seconds, is_transient
-from src.faults import FAULTS, POSTGRESQL, REDIS
-from src.log import enrich_job
 from src.names import QUEUE_OF, Function
+from src.runtime import metrics
+from src.runtime.deps import Deps
+from src.runtime.log import enrich_job
+from src.runtime.outages import FAULTS, POSTGRESQL, REDIS
 
 In = TypeVar("In", bound=BaseModel)
 # A result model, or its wire form already built (dispatch builds its result as plain dicts).

@@ -9,14 +9,14 @@ from loguru import logger
 
 from src.contracts import MessageType, RouterJobData, Wire
 from src.db import queries
-from src.deps import Deps
 from src.domain.allocation import AllocationReason, allocate, is_available
 from src.domain.quota import quota_date
 from src.errors import NotFound, TenantMismatch
 from src.jobs.base import JobInfo, job
 from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
-from src.outbound import OutgoingJob
-from src.quota import PhoneLimit, Reservation, ReservationRequest
+from src.redis_io.job_writer import OutgoingJob
+from src.redis_io.quota_ledger import PhoneLimit, Reservation, ReservationRequest
+from src.runtime.deps import Deps
 
 
 def _result(

@@ -8,12 +8,12 @@ from loguru import logger
 
 from src.contracts import ChannelSelectionJobData
 from src.db import queries
-from src.deps import Deps
 from src.domain.channels import decide_channel
 from src.errors import NotFound
-from src.faults import POSTGRESQL
 from src.jobs.base import JobInfo, job
 from src.names import Function
+from src.runtime.deps import Deps
+from src.runtime.outages import POSTGRESQL
 
 Wire = dict[str, Any]
 

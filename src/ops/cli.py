@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from src.config import Config
 from src.ops import demo, enqueue, job, phones, seed, status, tenants
 from src.ops.services import EXIT_USAGE, OpsError, unreachable
-from src.settings import Settings
 
 PROG = "cerniq-ops"
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings()
+        settings = Config()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()

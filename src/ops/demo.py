@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
+from src.config import Config
 from src.contracts import DispatchResult
 from src.db import queries
 from src.names import ALL_QUEUES_HEALTH_KEY, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE
@@ -33,7 +34,6 @@ from src.ops.queues import queued_jobs
 from src.ops.render import table
 from src.ops.services import OpsError, database, redacted, redis_client
 from src.ops.status import PhoneQuota, phone_quotas
-from src.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 30.0
@@ -57,7 +57,7 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     say("Cerniq outreach workers: demo")
     say(f"  PostgreSQL  {redacted(settings.database_url_sync_scheme)}")
     say(f"  Redis       {redacted(settings.redis_url)}")
@@ -65,7 +65,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return await _demo(engine, client, settings, args.worker_log)
 
 
-async def _demo(engine: AsyncEngine, client: OutreachClient, settings: Settings, log: Path | None) -> int:
+async def _demo(engine: AsyncEngine, client: OutreachClient, settings: Config, log: Path | None) -> int:
     redis = client.redis
     tenant = seed.DEMO_TENANT_ID
     await seed.seed_demo(engine, redis, settings, reset=True)

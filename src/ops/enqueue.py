@@ -9,6 +9,7 @@ import orjson
 from pydantic import BaseModel
 
 from src.client import EnqueuedJob, JobFailed, OutreachClient, ResultTimeout
+from src.config import Config
 from src.contracts import (
     MAX_BATCH_SIZE,
     ChannelPreference,
@@ -20,7 +21,6 @@ from src.errors import InvalidJobInput
 from src.ops import argtypes, dispatch_view
 from src.ops.render import print_json
 from src.ops.services import OpsError, UsageError, redis_client
-from src.settings import Settings
 
 _PREFERENCES = [p.value for p in ChannelPreference]
 
@@ -118,7 +118,7 @@ async def _enqueue(client: OutreachClient, args: argparse.Namespace) -> Enqueued
     )
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     async with redis_client(settings) as client:
         try:
             job = await _enqueue(client, args)

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
+from src.config import Config
 from src.contracts import DispatchResult
 from src.ops import dispatch_view
 from src.ops.render import print_json
 from src.ops.services import OpsError, redis_client
-from src.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -28,7 +28,7 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     async with redis_client(settings) as client:
         state = await client.job_state(args.job_id, args.queue)
     if args.json:

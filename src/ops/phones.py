@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from src.config import Config
 from src.db import queries
 from src.names import whatsapp_queue
 from src.ops import argtypes
 from src.ops.render import print_json
 from src.ops.services import OpsError, database, redis_client
 from src.ops.status import StatusReport, as_json, phone_quotas, phone_table
-from src.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -44,7 +44,7 @@ def add_parser(commands: Any) -> None:
     listing.set_defaults(handler=run_list)
 
 
-async def run_add(args: argparse.Namespace, settings: Settings) -> int:
+async def run_add(args: argparse.Namespace, settings: Config) -> int:
     phone = queries.NewPhone(
         tenant_id=args.tenant_id,
         phone_number=args.number,
@@ -96,7 +96,7 @@ async def _refuse_taken(conn: Any, number: str, slot: str | None) -> None:
         )
 
 
-async def run_list(args: argparse.Namespace, settings: Settings) -> int:
+async def run_list(args: argparse.Namespace, settings: Config) -> int:
     now = datetime.now(UTC)
     async with database(settings) as engine, redis_client(settings) as client:
         quotas = await phone_quotas(engine, client.redis, now=now, tenant_id=args.tenant_id)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from src.redis_url import close_redis, create_redis_client
+from src.redis_io.connection import close_redis, create_redis_client
 
 TIMEOUT_S = 3.0
 

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from src.names import ALL_QUEUES_HEALTH_KEY, ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, Queue, health_key
-from src.serialization import loads
+from src.redis_io.codec import loads
 
 # SCAN batch for the in-progress keys; their number is bounded by the workers' concurrency.
 _SCAN_COUNT = 10_000

@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from src.config import Config
 from src.db import queries
 from src.domain.quota import quota_date
 from src.names import (
@@ -27,7 +28,6 @@ from src.names import (
     whatsapp_queue,
 )
 from src.ops.services import OpsError, database, redis_client
-from src.settings import Settings
 
 
 def _id(name: str) -> UUID:
@@ -171,7 +171,7 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     async with database(settings) as engine, redis_client(settings) as client:
         await seed_demo(engine, client.redis, settings, reset=args.reset)
     print(f"seeded tenant {DEMO_TENANT_NAME!r} ({DEMO_TENANT_ID})")
@@ -180,7 +180,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Settings, *, reset: bool) -> None:
+async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Config, *, reset: bool) -> None:
     now = datetime.now().astimezone()
     async with engine.connect() as conn:
         existing = await queries.find_tenant(conn, tenant_id=DEMO_TENANT_ID)

@@ -11,9 +11,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
+from src.config import Config
 from src.db import queries
-from src.deps import create_engine
-from src.settings import Settings
+from src.runtime.deps import create_engine
 
 # Exit codes of every command (README, "Ops CLI").
 EXIT_FAILED = 1  # the command ran and failed: a job failed, a duplicate phone, a job not found
@@ -58,7 +58,7 @@ def _reason(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def database(settings: Config) -> AsyncIterator[AsyncEngine]:
     """An engine whose database answers and has the schema; ServiceUnavailable otherwise."""
     engine = create_engine(settings)
     url = redacted(settings.database_url_sync_scheme)
@@ -80,7 +80,7 @@ async def database(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @asynccontextmanager
-async def redis_client(settings: Settings) -> AsyncIterator[OutreachClient]:
+async def redis_client(settings: Config) -> AsyncIterator[OutreachClient]:
     """The enqueue client on a Redis that answers; ServiceUnavailable otherwise."""
     url = redacted(settings.redis_url)
     try:
@@ -94,7 +94,7 @@ async def redis_client(settings: Settings) -> AsyncIterator[OutreachClient]:
         await connection.__aexit__(None, None, None)
 
 
-def unreachable(exc: BaseException, settings: Settings) -> ServiceUnavailable | None:
+def unreachable(exc: BaseException, settings: Config) -> ServiceUnavailable | None:
     """A connection lost in the middle of a command, as the one line to print; None for other errors."""
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return ServiceUnavailable(f"lost Redis at {redacted(settings.redis_url)} ({_reason(exc)})")

@@ -12,6 +12,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from src.config import Config
 from src.db import queries
 from src.domain.quota import quota_date, remaining
 from src.names import EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE, Queue, quota_key, whatsapp_queue
@@ -19,7 +20,6 @@ from src.ops import argtypes
 from src.ops import queues as arq_state
 from src.ops.render import print_json, table
 from src.ops.services import database, redis_client
-from src.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -35,7 +35,7 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     async with database(settings) as engine, redis_client(settings) as client:
         report = await collect(engine, client.redis, now=datetime.now(UTC), tenant_id=args.tenant_id)
     if args.json:

@@ -6,10 +6,10 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from src.config import Config
 from src.db import queries
 from src.ops.render import print_json, table
 from src.ops.services import database
-from src.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -18,7 +18,7 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Config) -> int:
     async with database(settings) as engine, engine.connect() as conn:
         rows = await queries.tenants_overview(conn, now=datetime.now(UTC))
     if args.json:

@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from src.client import JobFailed, OutreachClient
-from src.deps import Deps
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
+from src.runtime.deps import Deps
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import Factory
 from tests.workers import WorkerProcess, arq_check

@@ -18,9 +18,9 @@ import pytest
 from arq.connections import create_pool
 from arq.worker import Worker, func
 
-from src.redis_url import arq_redis_settings
-from src.serialization import job_deserializer, job_serializer
-from src.supervisor import SupervisedWorker
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.redis_io.connection import arq_redis_settings
+from src.runtime.supervisor import SupervisedWorker
 from tests.servers import RedisServer
 
 

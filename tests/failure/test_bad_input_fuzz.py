@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from src.client import OutreachClient
-from src.deps import Deps, build_deps, close_deps
 from src.errors import InvalidJobInput
 from src.jobs.allocate_phone import allocate_phone
 from src.jobs.dispatch import dispatch
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
-from src.serialization import job_deserializer
+from src.redis_io.codec import job_deserializer
+from src.runtime.deps import Deps, build_deps, close_deps
 from tests.conftest import TEST_REDIS_URL, make_settings
 from tests.factories import Factory
 from tests.workers import WorkerProcess

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from src.client import OutreachClient
 from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
-from src.serialization import job_deserializer
+from src.redis_io.codec import job_deserializer
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import Factory, bulk_leads
 from tests.invariants import ledger

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import EnqueuedJob, OutreachClient
 from src.domain.quota import quota_date
-from src.serialization import job_deserializer
+from src.redis_io.codec import job_deserializer
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import Factory
 from tests.invariants import ledger

@@ -11,12 +11,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.deps import Deps
 from src.errors import JobError, NotFound, TenantMismatch
 from src.jobs.allocate_phone import allocate_phone
 from src.jobs.dispatch import dispatch
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
+from src.runtime.deps import Deps
 from tests.conftest import job_ctx
 from tests.factories import Factory
 

@@ -8,9 +8,9 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.deps import Deps
 from src.jobs.dispatch import dispatch
 from src.jobs.select_channel import select_channel
+from src.runtime.deps import Deps
 from tests.conftest import job_ctx
 from tests.factories import Factory
 

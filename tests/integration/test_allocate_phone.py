@@ -9,11 +9,11 @@ import pytest
 from redis.asyncio import Redis
 
 from src.contracts import PhoneAllocationResult
-from src.deps import Deps
 from src.domain.quota import quota_date
 from src.errors import NotFound
 from src.jobs.allocate_phone import allocate_phone
 from src.names import quota_key
+from src.runtime.deps import Deps
 from tests.conftest import OPEN_HOURS, job_ctx
 from tests.contract import checked
 from tests.factories import Factory

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from src.deps import Deps
 from src.jobs.dispatch import dispatch_cron
 from src.names import DISPATCH_CRON_NAME, Queue
+from src.runtime.deps import Deps
 from src.worker import CRON_KEEP_RESULT_S, worker_options
 from tests.conftest import make_settings
 from tests.factories import Factory

@@ -11,12 +11,12 @@ from arq.worker import Retry
 from redis.asyncio import Redis
 
 from src.contracts import DispatchResult
-from src.deps import Deps, build_deps, close_deps
 from src.domain.quota import quota_date
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.dispatch import dispatch
 from src.names import ARQ_JOB_PREFIX, quota_key
-from src.serialization import loads
+from src.redis_io.codec import loads
+from src.runtime.deps import Deps, build_deps, close_deps
 from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
 from tests.contract import checked
 from tests.factories import Factory

@@ -8,10 +8,10 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 
-from src.deps import Deps
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
-from src.outbound import OutgoingJob
-from src.serialization import job_deserializer, job_serializer
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.redis_io.job_writer import OutgoingJob
+from src.runtime.deps import Deps
 from tests.conftest import TEST_REDIS_URL
 
 NOW_MS = 1_764_064_800_000

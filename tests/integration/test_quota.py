@@ -7,9 +7,9 @@ from uuid import uuid4
 
 from redis.asyncio import Redis
 
-from src.deps import Deps
 from src.names import quota_key, quota_reservations_key
-from src.quota import PhoneLimit, ReservationRequest
+from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
+from src.runtime.deps import Deps
 
 DAY = date(2026, 11, 25)
 TENANT = uuid4()
@@ -111,7 +111,7 @@ async def redis_state(redis: Redis) -> dict[bytes, object]:
 async def test_reserve_and_enqueue_does_what_reserve_then_enqueue_does(deps: Deps, redis: Redis) -> None:
     """The route job's one-round-trip script against the two steps it stands for, on the same sequence
     of requests: same reservations, same jobs written, same keys left in Redis."""
-    from src.outbound import OutgoingJob
+    from src.redis_io.job_writer import OutgoingJob
 
     phones = [PhoneLimit(uuid4(), 3), PhoneLimit(uuid4(), 2), PhoneLimit(uuid4(), 4)]
     in_use = phones[:2]  # the third is no longer available: reservations on it do not count

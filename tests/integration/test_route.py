@@ -7,12 +7,12 @@ import pytest
 from redis.asyncio import Redis
 
 from src.contracts import RouterResult
-from src.deps import Deps
 from src.domain.quota import quota_date
 from src.errors import NotFound, TenantMismatch
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
-from src.serialization import loads
+from src.redis_io.codec import loads
+from src.runtime.deps import Deps
 from tests.conftest import OPEN_HOURS, job_ctx
 from tests.contract import checked
 from tests.factories import Factory

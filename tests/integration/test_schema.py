@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.db import queries
-from src.deps import Deps
 from src.domain.allocation import is_available
+from src.runtime.deps import Deps
 from tests.factories import Factory
 
 

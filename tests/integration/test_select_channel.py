@@ -6,9 +6,9 @@ from uuid import uuid4
 import pytest
 
 from src.contracts import ChannelSelectionResult
-from src.deps import Deps
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.select_channel import select_channel
+from src.runtime.deps import Deps
 from tests.conftest import job_ctx
 from tests.contract import checked
 from tests.factories import Factory

@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from src.client import OutreachClient
-from src.deps import build_deps, close_deps
 from src.jobs.allocate_phone import allocate_phone
+from src.runtime.deps import build_deps, close_deps
 from tests.conftest import TEST_REDIS_URL, job_ctx, make_settings
 from tests.factories import Factory
 from tests.workers import WorkerProcess

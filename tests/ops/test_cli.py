@@ -9,11 +9,11 @@ from uuid import UUID
 import pytest
 from redis.asyncio import Redis
 
-from src.deps import Deps
 from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.ops.seed import DEMO_TENANT_ID, LEADS, PHONES
-from src.serialization import job_serializer
+from src.redis_io.codec import job_serializer
+from src.runtime.deps import Deps
 from tests.factories import Factory
 from tests.ops.runner import cli
 

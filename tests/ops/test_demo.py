@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.deps import Deps
 from src.ops.seed import DEMO_TENANT_ID
+from src.runtime.deps import Deps
 from tests.conftest import TABLES, TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import Factory
 from tests.ops.runner import Run, run

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from dotenv import dotenv_values
 
-from src.settings import Settings
+from src.config import Config
 from tests.conftest import ROOT
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "compose-test-password"}
@@ -78,7 +78,7 @@ def test_postgres_keeps_its_data_in_a_volume_and_the_app_points_at_the_services(
         env = services[name]["environment"]
         assert env["DATABASE_URL"] == "postgresql://postgres:compose-test-password@postgres:5432/cerniq"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-        Settings(_env_file=None, database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])  # type: ignore[call-arg]
+        Config(_env_file=None, database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])  # type: ignore[call-arg]
 
 
 def test_compose_refuses_to_start_without_a_database_password() -> None:
@@ -108,7 +108,7 @@ def _env_example_lines() -> list[str]:
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
     keys = [line.split("=", 1)[0] for line in _env_example_lines() if re.match(r"^[A-Z][A-Z0-9_]*=", line)]
     assert len(keys) == len(set(keys)), "a setting is listed twice"
-    assert set(keys) == {name.upper() for name in Settings.model_fields}
+    assert set(keys) == {name.upper() for name in Config.model_fields}
 
 
 def test_every_setting_in_env_example_has_a_comment() -> None:
@@ -119,11 +119,11 @@ def test_every_setting_in_env_example_has_a_comment() -> None:
 
 
 def test_env_example_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
+    for name in Config.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
-    from_file = Settings(_env_file=ROOT / ".env.example")  # type: ignore[call-arg]
-    assert from_file == Settings(_env_file=None)  # type: ignore[call-arg]
-    assert set(dotenv_values(ROOT / ".env.example")) == {name.upper() for name in Settings.model_fields}
+    from_file = Config(_env_file=ROOT / ".env.example")  # type: ignore[call-arg]
+    assert from_file == Config(_env_file=None)  # type: ignore[call-arg]
+    assert set(dotenv_values(ROOT / ".env.example")) == {name.upper() for name in Config.model_fields}
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -152,6 +152,6 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
 
 def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
-    missing = [name.upper() for name in Settings.model_fields if f"| `{name.upper()}` |" not in readme]
+    missing = [name.upper() for name in Config.model_fields if f"| `{name.upper()}` |" not in readme]
     assert not missing, f"README's configuration table lacks {missing}"
     assert "REDIS_URL=redis+sentinel://[:password@]host1:26379,host2:26379/<master name>/<db>" in readme

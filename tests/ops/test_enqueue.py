@@ -6,7 +6,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from src.deps import Deps
+from src.runtime.deps import Deps
 from tests.e2e.test_worker import ALWAYS_OPEN
 from tests.factories import Factory
 from tests.ops.runner import cli

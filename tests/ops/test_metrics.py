@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from src import metrics
 from src.client import OutreachClient
-from src.deps import Deps
+from src.runtime import metrics
+from src.runtime.deps import Deps
 from tests.conftest import TEST_REDIS_URL
 from tests.e2e.test_worker import ALWAYS_OPEN
 from tests.factories import Factory

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 
 from src.client import EnqueuedJob, OutreachClient
 from src.contracts import DispatchResult
-from src.deps import Deps
 from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
+from src.runtime.deps import Deps
 from tests.conftest import TEST_REDIS_URL
 from tests.e2e.test_worker import ALWAYS_OPEN
 from tests.factories import Factory

@@ -12,7 +12,7 @@ from src.errors import (
     error_payload,
     is_transient,
 )
-from src.serialization import dumps, loads
+from src.redis_io.codec import dumps, loads
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
 
 def test_faults_are_attributed_to_their_dependency() -> None:
     from src.errors import Contention
-    from src.faults import dependency_of
+    from src.runtime.outages import dependency_of
 
     assert dependency_of(redis.exceptions.ConnectionError("refused")) == "Redis"
     assert dependency_of(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())) == "PostgreSQL"
@@ -84,7 +84,7 @@ def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_de
 
     from loguru import logger
 
-    from src.faults import POSTGRESQL, REDIS, FaultLog
+    from src.runtime.outages import POSTGRESQL, REDIS, FaultLog
 
     lines: list[str] = []
     sink = logger.add(
@@ -112,7 +112,7 @@ def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_de
 
 
 def test_a_connection_lost_during_a_watch_is_a_redis_fault() -> None:
-    from src.supervisor import is_redis_fault
+    from src.runtime.supervisor import is_redis_fault
 
     def give_up_the_watch() -> None:
         raise redis.exceptions.WatchError("A ConnectionError occurred on while watching one or more keys")

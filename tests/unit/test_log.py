@@ -8,7 +8,7 @@ import pytest
 from loguru import logger
 
 from src.errors import NotFound
-from src.log import bind_job, configure_logging, enrich_job
+from src.runtime.log import bind_job, configure_logging, enrich_job
 
 
 @pytest.fixture(autouse=True)

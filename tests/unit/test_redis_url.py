@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.redis_url import arq_redis_settings, parse_redis_url
+from src.redis_io.connection import arq_redis_settings, parse_redis_url
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,7 @@ def _orphans_statement(for_tenant: bool) -> str:
 async def insert_outbox(
     conn: asyncpg.Connection, *, tenant_id: UUID, dispatch_job_id: str, job_count: int, jobs: bytes
 ) -> int:
-    """One row for a dispatch batch's jobs (src.outbound.encode_batch), in the dispatch's transaction."""
+    """One row for a dispatch batch's jobs (job_writer.encode_batch), in the dispatch's transaction."""
     outbox_id: int = await conn.fetchval(_INSERT_OUTBOX, tenant_id, dispatch_job_id, job_count, jobs)
     return outbox_id
 

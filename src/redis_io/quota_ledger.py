@@ -17,7 +17,7 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from src.names import quota_key, quota_reservations_key
-from src.outbound import ENQUEUE_ONE_LUA, JOB_EXPIRES_MS, OutgoingJob, arq_job_bytes, job_keys
+from src.redis_io.job_writer import ENQUEUE_ONE_LUA, JOB_EXPIRES_MS, OutgoingJob, arq_job_bytes, job_keys
 
 # KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
 # KEYS[1+p]        counter of phone p, p = 1..P
@@ -81,7 +81,7 @@ return out
 # It reads and writes only that phone's counter; the tenant's available phones come as one
 # comma-separated argument (only an earlier reservation of the job id is looked up in it).
 # KEYS[1] reservations hash of the tenant and day, KEYS[2] counter of the wanted phone, KEYS[3..5] the
-# job's job key, result key and queue (src.outbound.job_keys)
+# job's job key, result key and queue (src.redis_io.job_writer.job_keys)
 # ARGV[1] key TTL in seconds, ARGV[2] job id, ARGV[3] wanted phone id, ARGV[4] its daily limit,
 # ARGV[5] ids of the tenant's available phones, comma-separated, ARGV[6] job expiry in ms, ARGV[7] the
 # serialized job, ARGV[8] its score

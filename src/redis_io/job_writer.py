@@ -17,7 +17,7 @@ import orjson
 from redis.asyncio import Redis
 
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
-from src.serialization import job_serializer
+from src.redis_io.codec import job_serializer
 
 # arq.constants.expires_extra_ms: a job not started within a day expires.
 JOB_EXPIRES_MS = 86_400_000
@@ -74,7 +74,7 @@ def arq_job_bytes(function: str, payload: dict[str, Any], enqueue_ms: int) -> by
 
 def arq_job_bytes_from_json(function: str, payload_json: bytes, enqueue_ms: int) -> bytes:
     """`arq_job_bytes` around a payload that is already JSON, without parsing it again: for the same
-    payload serialized by `src.serialization.dumps`, the very same bytes."""
+    payload serialized by `src.redis_io.codec.dumps`, the very same bytes."""
     return b'{"t":null,"f":%b,"a":[%b],"k":{},"et":%d}' % (orjson.dumps(function), payload_json, enqueue_ms)
 
 

@@ -10,10 +10,10 @@ import asyncio
 
 from loguru import logger
 
-from src.settings import Settings
+from src.config import Config
 
 
-async def pause(settings: Settings, step: str) -> None:
+async def pause(settings: Config, step: str) -> None:
     if settings.chaos_pause_at == step and settings.chaos_pause_s > 0:
         logger.warning("chaos: pausing {:.1f}s {}", settings.chaos_pause_s, step.replace("_", " "))
         await asyncio.sleep(settings.chaos_pause_s)

@@ -14,9 +14,9 @@ from uuid import UUID
 import asyncpg
 from loguru import logger
 
-from src import chaos
 from src.db import queries
-from src.deps import Deps
+from src.runtime import chaos
+from src.runtime.deps import Deps
 
 RELAY_BATCH = 50
 

@@ -1,4 +1,4 @@
-"""Configuration from the environment and `.env`. Read in entry points only, through `get_settings()`."""
+"""Configuration from the environment and `.env`. Read in entry points only, through `get_config()`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from src.redis_url import parse_redis_url
+from src.redis_io.connection import parse_redis_url
 
 
-class Settings(BaseSettings):
+class Config(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Connections. DATABASE_URL takes postgresql:// or postgresql+asyncpg:// (normalised to asyncpg);
@@ -91,5 +91,5 @@ class Settings(BaseSettings):
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def get_config() -> Config:
+    return Config()

@@ -25,10 +25,10 @@ from arq.worker import Worker
 from loguru import logger
 from redis.asyncio import Redis
 
+from src.config import Config
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue
-from src.redis_url import arq_redis_settings, close_redis
-from src.serialization import job_deserializer, job_serializer
-from src.settings import Settings
+from src.redis_io.codec import job_deserializer, job_serializer
+from src.redis_io.connection import arq_redis_settings, close_redis
 
 WorkerFactory = Callable[[Queue, ArqRedis], Worker]
 _RESTART_BACKOFF_MAX_S = 30.0
@@ -87,7 +87,7 @@ def is_redis_fault(exc: BaseException) -> bool:
 
 class QueueSupervisor:
     def __init__(
-        self, settings: Settings, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
+        self, settings: Config, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
     ) -> None:
         self._settings = settings
         self._redis = redis

@@ -11,10 +11,10 @@ import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from src.outbound import Outbound
-from src.quota import QuotaLedger
-from src.redis_url import close_redis, create_redis_client
-from src.settings import Settings
+from src.config import Config
+from src.redis_io.connection import close_redis, create_redis_client
+from src.redis_io.job_writer import Outbound
+from src.redis_io.quota_ledger import QuotaLedger
 
 
 def utc_now() -> datetime:
@@ -23,7 +23,7 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Deps:
-    settings: Settings
+    settings: Config
     pg: asyncpg.Pool  # every job's statements (src/db/queries), on plain asyncpg connections
     redis: Redis
     quota: QuotaLedger
@@ -32,7 +32,7 @@ class Deps:
     rng: random.Random = field(default_factory=random.SystemRandom)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Config) -> AsyncEngine:
     """SQLAlchemy, for the ops tool (src/ops) and the tests' set-up: the jobs run on `create_job_pool`."""
     return create_async_engine(
         settings.database_url,
@@ -53,7 +53,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     is still rolled back: the pool does that before it calls this."""
 
 
-async def create_job_pool(settings: Settings) -> asyncpg.Pool:
+async def create_job_pool(settings: Config) -> asyncpg.Pool:
     """Connections open lazily (min_size 0): a worker starts even while PostgreSQL is down, and its jobs
     retry until it answers. A connection the server closed is replaced when it is next acquired.
 
@@ -71,7 +71,7 @@ async def create_job_pool(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-def create_redis(settings: Settings) -> Redis:
+def create_redis(settings: Config) -> Redis:
     return create_redis_client(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
@@ -79,7 +79,7 @@ def create_redis(settings: Settings) -> Redis:
     )
 
 
-async def build_deps(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Deps:
+async def build_deps(settings: Config, *, clock: Callable[[], datetime] = utc_now) -> Deps:
     redis = create_redis(settings)
     return Deps(
         settings=settings,

@@ -27,10 +27,8 @@ from uuid import UUID
 import asyncpg
 from loguru import logger
 
-from src import chaos, metrics
 from src.contracts import ALL_TENANTS, Channel, DispatchJobData
 from src.db import queries
-from src.deps import Deps
 from src.domain import dispatch_report as report
 from src.domain.allocation import BatchAllocator, is_available
 from src.domain.dispatch import (
@@ -47,11 +45,13 @@ from src.domain.quota import quota_date
 from src.domain.windows import SendingWindow, cron_tick_floor, next_cron_tick, next_dispatch_at
 from src.errors import ConfigurationError, NotFound
 from src.jobs.base import JobInfo, job
-from src.jobs.outbox import publish, relay_orphans
+from src.jobs.dispatch.outbox import publish, relay_orphans
 from src.names import Function, Queue, cron_tick_label, tenant_dispatch_job_id
-from src.outbound import OutgoingJob, arq_job_bytes_from_json, encode_batch
-from src.quota import PhoneLimit, ReservationRequest
-from src.serialization import dumps
+from src.redis_io.codec import dumps
+from src.redis_io.job_writer import OutgoingJob, arq_job_bytes_from_json, encode_batch
+from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
+from src.runtime import chaos, metrics
+from src.runtime.deps import Deps
 
 T = TypeVar("T")
 R = TypeVar("R")
