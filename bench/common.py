@@ -28,6 +28,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from src.config import Config
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +40,6 @@ FIRST_BENCH_REDIS_DB = 11
 # A Wednesday, 10:00 in Bucharest: inside the default sending window, not a Romanian holiday.
 OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
-
-
-class FixedClock:
-    """The clock the service reads (`Deps.clock`), stopped at one instant."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # ------------------------------------------------------------------ where the benchmarks run

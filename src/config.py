@@ -67,6 +67,9 @@ class Config(BaseSettings):
     # crash test's SIGKILL lands between two writes. Empty (the default) turns it off.
     chaos_pause_at: Literal["", "after_reserve", "after_commit", "after_enqueue"] = ""
     chaos_pause_s: float = Field(default=0.0, ge=0)
+    # Test-only: the service's clock runs this many seconds ahead of the host's (src/runtime/clock.py), so
+    # that a test can run a worker process on a holiday or at a DST change. 0 (the default) in production.
+    clock_shift_s: float = 0.0
 
     @field_validator("database_url")
     @classmethod

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.config import Config
+from src.runtime.clock import FixedClock as Clock
 from src.runtime.deps import Deps, build_deps, close_deps, create_engine
 from tests.factories import Factory
 
@@ -57,14 +58,6 @@ def migrated_database() -> str:
 OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make_settings(**overrides: Any) -> Config:

@@ -67,7 +67,7 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
 
     today = quota_date(now, found.tenant_timezone)
     followup = data.message_type is MessageType.FOLLOWUP
-    now_ms = int(now.timestamp() * 1000)
+    now_ms = deps.clock.wall_ms(now)
     slots = {data.phone_id: found.phone.queue_slot}
 
     def job_on(phone_id: UUID) -> OutgoingJob:

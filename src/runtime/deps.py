@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from redis.asyncio import Redis
@@ -15,10 +13,7 @@ from src.config import Config
 from src.redis_io.connection import close_redis, create_redis_client
 from src.redis_io.job_writer import Outbound
 from src.redis_io.quota_ledger import QuotaLedger
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from src.runtime.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True)
@@ -28,7 +23,7 @@ class Deps:
     redis: Redis
     quota: QuotaLedger
     outbound: Outbound
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock
     rng: random.Random = field(default_factory=random.SystemRandom)
 
 
@@ -79,7 +74,7 @@ def create_redis(settings: Config) -> Redis:
     )
 
 
-async def build_deps(settings: Config, *, clock: Callable[[], datetime] = utc_now) -> Deps:
+async def build_deps(settings: Config, *, clock: Clock | None = None) -> Deps:
     redis = create_redis(settings)
     return Deps(
         settings=settings,
@@ -87,7 +82,7 @@ async def build_deps(settings: Config, *, clock: Callable[[], datetime] = utc_no
         redis=redis,
         quota=QuotaLedger(redis, ttl_s=settings.quota_key_ttl_s),
         outbound=Outbound(redis),
-        clock=clock,
+        clock=clock or SystemClock(settings.clock_shift_s),
     )
 
 

@@ -96,7 +96,7 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
         )
         for t in tenants
     ]
-    written = await deps.outbound.enqueue(jobs, now_ms=_ms(now))
+    written = await deps.outbound.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
     tenant_jobs = [(t.id, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
     return _done(
@@ -280,7 +280,7 @@ async def _persist(
         )
         for d in decisions
     ]
-    now_ms = _ms(now)
+    now_ms = deps.clock.wall_ms(now)
 
     def encode() -> tuple[int, bytes]:
         jobs = []
@@ -342,7 +342,3 @@ async def _alongside(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
 def _done(result: Wire, started: float) -> Wire:
     result["processingTimeMs"] = round((time.perf_counter() - started) * 1000)
     return result
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)

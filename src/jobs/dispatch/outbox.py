@@ -22,7 +22,7 @@ RELAY_BATCH = 50
 
 
 def _now_ms(deps: Deps) -> int:
-    return int(deps.clock().timestamp() * 1000)
+    return deps.clock.wall_ms(deps.clock())
 
 
 async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: bytes) -> list[bool] | None:
