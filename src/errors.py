@@ -1,18 +1,15 @@
-"""Failure classes of a job and the one place that decides retry or give up.
+"""The permanent failures of a job, each with the code its stored result carries (README, failure codes).
 
-Expected outcomes (no channel, no quota, outside hours) are values in the results, not exceptions.
-An exception here is a failure: permanent ones fail the job at once, transient ones become arq `Retry`.
+Expected outcomes (no channel, no quota, outside hours) are values in the results, not exceptions. A
+JobError fails the job at once, without a retry; which other exceptions are worth a retry is decided by
+src/runtime/faults.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
-import redis.exceptions
 from pydantic import ValidationError
-from sqlalchemy import exc as sa_exc
 
 
 class JobError(Exception):
@@ -62,42 +59,6 @@ class ConfigurationError(JobError):
 
 class TransientFaultsExhausted(JobError):
     code = "TRANSIENT_FAULTS_EXHAUSTED"
-
-
-class Contention(Exception):
-    """A concurrent writer changed the rows this job decided on; a retry on fresh data resolves it."""
-
-
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    Contention,
-    OSError,
-    asyncio.TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    sa_exc.InterfaceError,
-    sa_exc.OperationalError,
-    sa_exc.TimeoutError,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A fault of the infrastructure (PostgreSQL or Redis unreachable), not of the job."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, _TRANSIENT):
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and isinstance(cause, _TRANSIENT)
-
-
-def backoff_seconds(job_try: int, *, base: float, cap: float) -> float:
-    """Exponential backoff for the retry after try number `job_try` (1-based): base, 2*base, ... cap."""
-    return float(min(cap, base * 2 ** max(0, job_try - 1)))
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from src.contracts import AllocationType, PhoneAllocationJobData, Wire
 from src.db import queries
 from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate, deciding_counters
 from src.domain.quota import quota_date
-from src.errors import Contention, NotFound
+from src.errors import NotFound
 from src.jobs.base import JobInfo, job
 from src.names import Function, whatsapp_queue
 from src.runtime import metrics
 from src.runtime.deps import Deps
+from src.runtime.faults import Contention
 
 
 @job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)

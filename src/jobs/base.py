@@ -17,12 +17,13 @@ from arq.worker import Retry
 from loguru import logger
 from pydantic import BaseModel, ValidationError
 
-from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted, backoff_seconds, is_transient
+from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted
 from src.names import QUEUE_OF, Function
 from src.runtime import metrics
 from src.runtime.deps import Deps
+from src.runtime.faults import Dependency, backoff_seconds, transient_fault
 from src.runtime.log import enrich_job
-from src.runtime.outages import FAULTS, POSTGRESQL, REDIS
+from src.runtime.outages import OUTAGES
 
 In = TypeVar("In", bound=BaseModel)
 # A result model, or its wire form already built (dispatch builds its result as plain dicts).
@@ -35,6 +36,8 @@ class JobInfo:
     job_try: int
     queue: str
 
+
+BOTH = frozenset({Dependency.POSTGRESQL, Dependency.REDIS})
 
 JobBody = Callable[[Deps, In, JobInfo], Awaitable[Out]]
 JobCoroutine = WorkerCoroutine
@@ -54,7 +57,7 @@ def parse_input(model: type[In], args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def job(
-    function: Function, model: type[In], *, uses: frozenset[str] = frozenset({POSTGRESQL, REDIS})
+    function: Function, model: type[In], *, uses: frozenset[Dependency] = BOTH
 ) -> Callable[[JobBody[In, Out]], JobCoroutine]:
     """Turn `body(deps, input, info) -> result model` into an arq job function named `function`.
     `uses` names the dependencies the body talks to: its success ends an outage of those only."""
@@ -77,12 +80,13 @@ def job(
                 except JobError:
                     raise
                 except Exception as exc:
-                    if not is_transient(exc):
+                    dependency = transient_fault(exc)
+                    if dependency is None:
                         raise
                     outcome = "retried"
-                    raise _retry_or_give_up(deps, info, exc) from exc
+                    raise _retry_or_give_up(deps, info, dependency, exc) from exc
                 outcome = "ok"
-                FAULTS.succeeded(uses, started_at=started)
+                OUTAGES.succeeded(uses, started_at=started)
                 if isinstance(result, dict):
                     return result
                 return result.model_dump(mode="json", by_alias=True)
@@ -95,7 +99,7 @@ def job(
     return decorate
 
 
-def _retry_or_give_up(deps: Deps, info: JobInfo, exc: Exception) -> Exception:
+def _retry_or_give_up(deps: Deps, info: JobInfo, dependency: Dependency, exc: Exception) -> Exception:
     settings = deps.settings
     fault = f"{type(exc).__name__}: {exc}"
     if info.job_try >= settings.retry_max_tries:
@@ -106,5 +110,5 @@ def _retry_or_give_up(deps: Deps, info: JobInfo, exc: Exception) -> Exception:
     delay = backoff_seconds(
         info.job_try, base=settings.retry_backoff_base_s, cap=settings.retry_backoff_max_s
     )
-    FAULTS.retrying(exc, job_try=info.job_try, max_tries=settings.retry_max_tries, delay=delay)
+    OUTAGES.retrying(dependency, exc, job_try=info.job_try, max_tries=settings.retry_max_tries, delay=delay)
     return Retry(defer=delay)

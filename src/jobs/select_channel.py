@@ -13,12 +13,12 @@ from src.errors import NotFound
 from src.jobs.base import JobInfo, job
 from src.names import Function
 from src.runtime.deps import Deps
-from src.runtime.outages import POSTGRESQL
+from src.runtime.faults import Dependency
 
 Wire = dict[str, Any]
 
 
-@job(Function.SELECT_CHANNEL, ChannelSelectionJobData, uses=frozenset({POSTGRESQL}))
+@job(Function.SELECT_CHANNEL, ChannelSelectionJobData, uses=frozenset({Dependency.POSTGRESQL}))
 async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInfo) -> Wire:
     """The result is the ChannelSelectionResult contract, built as its JSON form directly (a pydantic
     model cost a quarter of the job); the integration tests check it against the model."""

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-import redis.exceptions
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +13,7 @@ from src.client import OutreachClient
 from src.config import Config
 from src.db import queries
 from src.runtime.deps import create_engine
+from src.runtime.faults import Dependency, transient_fault
 
 # Exit codes of every command (README, "Ops CLI").
 EXIT_FAILED = 1  # the command ran and failed: a job failed, a duplicate phone, a job not found
@@ -96,10 +96,14 @@ async def redis_client(settings: Config) -> AsyncIterator[OutreachClient]:
 
 def unreachable(exc: BaseException, settings: Config) -> ServiceUnavailable | None:
     """A connection lost in the middle of a command, as the one line to print; None for other errors."""
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return ServiceUnavailable(f"lost Redis at {redacted(settings.redis_url)} ({_reason(exc)})")
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | ConnectionError):
-        return ServiceUnavailable(
-            f"lost PostgreSQL at {redacted(settings.database_url_sync_scheme)} ({_reason(exc)})"
-        )
-    return None
+    match transient_fault(exc):
+        case Dependency.REDIS:
+            return ServiceUnavailable(f"lost Redis at {redacted(settings.redis_url)} ({_reason(exc)})")
+        case Dependency.POSTGRESQL:
+            return ServiceUnavailable(
+                f"lost PostgreSQL at {redacted(settings.database_url_sync_scheme)} ({_reason(exc)})"
+            )
+        case Dependency.NETWORK:
+            return ServiceUnavailable(f"lost a connection ({_reason(exc)})")
+        case _:
+            return None

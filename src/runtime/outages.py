@@ -10,50 +10,22 @@ that did its part before the fault, says nothing about it and does not end the o
 from __future__ import annotations
 
 import time
-import traceback
 
-import asyncpg
-import redis.exceptions
 from loguru import logger
-from sqlalchemy import exc as sa_exc
 
-from src.errors import Contention
-
-POSTGRESQL = "PostgreSQL"
-REDIS = "Redis"
-_UNATTRIBUTED = "the network"
+from src.runtime.faults import Dependency
 
 
-def dependency_of(exc: BaseException) -> str:
-    """Which dependency a transient fault came from: by exception type along the chain, else by the
-    library that raised it (a refused connection surfaces as a bare OSError from asyncpg or redis-py)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, redis.exceptions.RedisError):
-            return REDIS
-        if isinstance(seen, sa_exc.SQLAlchemyError | asyncpg.PostgresError | asyncpg.InterfaceError):
-            return POSTGRESQL
-        if isinstance(seen, Contention):
-            return "a concurrent writer"
-        for frame, _ in reversed(list(traceback.walk_tb(seen.__traceback__))):
-            module = str(frame.f_globals.get("__name__", ""))
-            if module.startswith(("asyncpg", "sqlalchemy")):
-                return POSTGRESQL
-            if module.startswith("redis"):
-                return REDIS
-        seen = seen.__cause__ or seen.__context__
-    return _UNATTRIBUTED
-
-
-class FaultLog:
+class OutageLog:
     def __init__(self) -> None:
-        self._since: dict[str, float] = {}
-        self._retried: dict[str, int] = {}
+        self._since: dict[Dependency, float] = {}
+        self._retried: dict[Dependency, int] = {}
 
-    def retrying(self, exc: BaseException, *, job_try: int, max_tries: int, delay: float) -> None:
-        dependency = dependency_of(exc)
+    def retrying(
+        self, dependency: Dependency, exc: BaseException, *, job_try: int, max_tries: int, delay: float
+    ) -> None:
         fault = f"{type(exc).__name__}: {exc}"
-        if dependency == "a concurrent writer":
+        if dependency is Dependency.CONCURRENT_WRITER:
             logger.info(
                 "lost a race to a concurrent writer; retrying in {:.1f}s (try {} of {})",
                 delay,
@@ -79,14 +51,14 @@ class FaultLog:
             max_tries,
         )
 
-    def succeeded(self, uses: frozenset[str], *, started_at: float) -> None:
+    def succeeded(self, uses: frozenset[Dependency], *, started_at: float) -> None:
         """A job that talks to `uses` succeeded. A dependency that was down is back when that job started
         (time.monotonic()) after the outage was first seen: a job that did its Redis work just before the
         outage can still succeed during it."""
         if not self._since:
             return
         for dependency, since in list(self._since.items()):
-            if started_at <= since or (dependency not in uses and dependency != _UNATTRIBUTED):
+            if started_at <= since or (dependency not in uses and dependency is not Dependency.NETWORK):
                 continue
             del self._since[dependency]
             logger.info(
@@ -97,4 +69,4 @@ class FaultLog:
             )
 
 
-FAULTS = FaultLog()
+OUTAGES = OutageLog()

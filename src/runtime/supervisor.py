@@ -29,6 +29,7 @@ from src.config import Config
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
+from src.runtime.faults import transient_fault
 
 WorkerFactory = Callable[[Queue, ArqRedis], Worker]
 _RESTART_BACKOFF_MAX_S = 30.0
@@ -71,18 +72,6 @@ def _retrieve_on_failure(job_id: str) -> None:
     task = asyncio.current_task()
     if task is not None:
         task.add_done_callback(retrieve)
-
-
-def is_redis_fault(exc: BaseException) -> bool:
-    """Whether a worker's loop died because Redis went away. redis-py reports a connection lost during a
-    WATCH (arq's job pickup watches the in-progress key) as a WatchError raised while handling the
-    ConnectionError, so the chain is searched."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class QueueSupervisor:
@@ -205,7 +194,8 @@ class QueueSupervisor:
         await self._discard(slot.worker)
         slot.task, slot.worker = None, None
         self.restarts += 1
-        if exc is not None and is_redis_fault(exc):
+        # A queue worker talks only to Redis: any transient fault that ends its loop is a Redis outage.
+        if exc is not None and transient_fault(exc) is not None:
             self._note_outage(exc)
             slot.restart_at = time.monotonic()
             return

@@ -5,14 +5,9 @@ import pytest
 import redis.exceptions
 from sqlalchemy import exc as sa_exc
 
-from src.errors import (
-    InvalidJobInput,
-    NotFound,
-    backoff_seconds,
-    error_payload,
-    is_transient,
-)
+from src.errors import InvalidJobInput, NotFound, error_payload
 from src.redis_io.codec import dumps, loads
+from src.runtime.faults import Contention, Dependency, backoff_seconds, transient_fault
 
 
 @pytest.mark.parametrize(
@@ -37,7 +32,7 @@ def test_backoff_doubles_up_to_the_cap(job_try: int, expected: float) -> None:
     ],
 )
 def test_infrastructure_faults_are_transient(exc: BaseException) -> None:
-    assert is_transient(exc)
+    assert transient_fault(exc) is not None
 
 
 @pytest.mark.parametrize(
@@ -50,7 +45,7 @@ def test_infrastructure_faults_are_transient(exc: BaseException) -> None:
     ],
 )
 def test_other_failures_are_permanent(exc: BaseException) -> None:
-    assert not is_transient(exc)
+    assert transient_fault(exc) is None
 
 
 def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
@@ -70,13 +65,13 @@ def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
 
 
 def test_faults_are_attributed_to_their_dependency() -> None:
-    from src.errors import Contention
-    from src.runtime.outages import dependency_of
-
-    assert dependency_of(redis.exceptions.ConnectionError("refused")) == "Redis"
-    assert dependency_of(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())) == "PostgreSQL"
-    assert dependency_of(Contention("lost a race")) == "a concurrent writer"
-    assert dependency_of(ConnectionRefusedError(111, "refused")) == "the network"
+    assert transient_fault(redis.exceptions.ConnectionError("refused")) is Dependency.REDIS
+    assert (
+        transient_fault(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError()))
+        is Dependency.POSTGRESQL
+    )
+    assert transient_fault(Contention("lost a race")) is Dependency.CONCURRENT_WRITER
+    assert transient_fault(ConnectionRefusedError(111, "refused")) is Dependency.NETWORK
 
 
 def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_dependency() -> None:
@@ -84,21 +79,23 @@ def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_de
 
     from loguru import logger
 
-    from src.runtime.outages import POSTGRESQL, REDIS, FaultLog
+    from src.runtime.outages import OutageLog
 
     lines: list[str] = []
     sink = logger.add(
         lambda message: lines.append(f"{message.record['level'].name} {message.record['message']}")
     )
-    both = frozenset({POSTGRESQL, REDIS})
+    both = frozenset({Dependency.POSTGRESQL, Dependency.REDIS})
     try:
-        faults = FaultLog()
+        faults = OutageLog()
         before = time.monotonic()
         refused = redis.exceptions.ConnectionError("refused")
-        faults.retrying(refused, job_try=1, max_tries=5, delay=1.0)
+        faults.retrying(Dependency.REDIS, refused, job_try=1, max_tries=5, delay=1.0)
         faults.succeeded(both, started_at=before)  # did its Redis part before the outage
-        faults.succeeded(frozenset({POSTGRESQL}), started_at=time.monotonic())  # never touches Redis
-        faults.retrying(refused, job_try=2, max_tries=5, delay=2.0)
+        faults.succeeded(
+            frozenset({Dependency.POSTGRESQL}), started_at=time.monotonic()
+        )  # never touches Redis
+        faults.retrying(Dependency.REDIS, refused, job_try=2, max_tries=5, delay=2.0)
         faults.succeeded(both, started_at=time.monotonic())
         faults.succeeded(both, started_at=time.monotonic())
     finally:
@@ -112,8 +109,6 @@ def test_an_outage_is_logged_once_and_ended_only_by_a_later_job_that_uses_the_de
 
 
 def test_a_connection_lost_during_a_watch_is_a_redis_fault() -> None:
-    from src.runtime.supervisor import is_redis_fault
-
     def give_up_the_watch() -> None:
         raise redis.exceptions.WatchError("A ConnectionError occurred on while watching one or more keys")
 
@@ -125,7 +120,7 @@ def test_a_connection_lost_during_a_watch_is_a_redis_fault() -> None:
 
     with pytest.raises(redis.exceptions.WatchError) as caught:
         lost_while_watching()
-    assert is_redis_fault(caught.value)
-    assert is_redis_fault(ConnectionRefusedError(111, "refused"))
-    assert not is_redis_fault(redis.exceptions.WatchError("Watched variable changed."))
-    assert not is_redis_fault(RuntimeError("a bug"))
+    assert transient_fault(caught.value) is Dependency.REDIS
+    assert transient_fault(ConnectionRefusedError(111, "refused")) is not None
+    assert transient_fault(redis.exceptions.WatchError("Watched variable changed.")) is None
+    assert transient_fault(RuntimeError("a bug")) is None
