@@ -5,17 +5,7 @@ Functions take the connection first and keyword arguments, and never commit: the
 transaction. Batch work is set-based: one statement per batch, never one per row.
 """
 
-from src.db.queries.common import (
-    AVAILABLE_PHONE_SQL,
-    DUE_STAGES_SQL,
-    PRIORITIES,
-    TENANT_COLUMNS,
-    JourneyUpdate,
-    LeadRow,
-    OutboxRow,
-    PhoneRow,
-    TenantRow,
-)
+from src.db.queries.common import AVAILABLE_PHONE_SQL, DUE_STAGES_SQL, PRIORITIES
 from src.db.queries.dispatch import (
     active_tenants,
     claim_orphaned_outbox,
@@ -58,12 +48,12 @@ from src.db.queries.ops import (
     tenant_leads,
     tenants_overview,
 )
+from src.db.queries.rows import JourneyUpdate, LeadRow, OutboxRow, PhoneRow, TenantRow
 
 __all__ = [
     "AVAILABLE_PHONE_SQL",
     "DUE_STAGES_SQL",
     "PRIORITIES",
-    "TENANT_COLUMNS",
     "AllocationContext",
     "ChannelContext",
     "JourneyUpdate",

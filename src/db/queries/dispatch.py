@@ -8,7 +8,7 @@ positional ($1, ...); asyncpg prepares and caches each statement per connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,44 +16,33 @@ from uuid import UUID
 
 import asyncpg
 
-from src.db.queries.common import (
-    _COMPANY_COLUMNS,
-    DUE_STAGES_SQL,
-    PRIORITIES,
-    TENANT_COLUMNS,
-    JourneyUpdate,
-    OutboxRow,
-    PhoneRow,
-    TenantRow,
-)
+from src.db.queries.common import COMPANY_COLUMNS, DUE_STAGES_SQL, PRIORITIES
+from src.db.queries.rows import JourneyUpdate, OutboxRow, PhoneRow, TenantRow, columns, decode
 from src.domain.channels import LeadContact
 from src.domain.dispatch import DueLead
 
-_LOAD_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
-_ACTIVE_TENANTS = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE status = 'ACTIVE' ORDER BY id"
-_TENANT_PHONES = (
-    "SELECT id, tenant_id, phone_number, queue_slot, status, is_enabled, daily_limit "
-    "FROM wa_phone_numbers WHERE tenant_id = $1 ORDER BY queue_slot"
-)
+_LOAD_TENANT = f"SELECT {columns(TenantRow)} FROM tenants WHERE id = $1"
+_ACTIVE_TENANTS = f"SELECT {columns(TenantRow)} FROM tenants WHERE status = 'ACTIVE' ORDER BY id"
+_TENANT_PHONES = f"SELECT {columns(PhoneRow)} FROM wa_phone_numbers WHERE tenant_id = $1 ORDER BY queue_slot"
 
 
 async def load_tenant(conn: asyncpg.Connection, *, tenant_id: UUID) -> TenantRow | None:
     row = await conn.fetchrow(_LOAD_TENANT, tenant_id)
-    return TenantRow(*row) if row else None
+    return decode(TenantRow, row) if row else None
 
 
 async def active_tenants(conn: asyncpg.Connection) -> list[TenantRow]:
-    return [TenantRow(*row) for row in await conn.fetch(_ACTIVE_TENANTS)]
+    return [decode(TenantRow, row) for row in await conn.fetch(_ACTIVE_TENANTS)]
 
 
 async def tenant_phones(conn: asyncpg.Connection, *, tenant_id: UUID) -> list[PhoneRow]:
-    return [PhoneRow(*row) for row in await conn.fetch(_TENANT_PHONES, tenant_id)]
+    return [decode(PhoneRow, row) for row in await conn.fetch(_TENANT_PHONES, tenant_id)]
 
 
+# What dispatch reads of a due journey; with COMPANY_COLUMNS, what `_due_lead` decodes by name.
 _BRANCH_COLUMNS = (
-    "j.id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
-    "j.requires_human_review, j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, "
-    "j.current_sequence_id, j.sequence_step, j.last_channel_used"
+    "j.id, j.tenant_id, j.lead_id, j.next_action_at, j.engagement_stage, j.assigned_phone_id, "
+    "j.whatsapp_opted_out, j.email_opted_out, j.current_sequence_id, j.sequence_step, j.last_channel_used"
 )
 
 
@@ -86,12 +75,10 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
     union = "\n UNION ALL ".join(branches)
     # $2 appears only in the "due by now" branches; the cast names its type for every variant.
     return f"""
-        SELECT d.id, d.tenant_id, d.lead_id, d.engagement_stage, d.priority, d.next_action_at,
-               d.requires_human_review, d.assigned_phone_id, d.whatsapp_opted_out, d.email_opted_out,
-               d.current_sequence_id, d.sequence_step, d.last_channel_used, {_COMPANY_COLUMNS}
+        SELECT d.*, {COMPANY_COLUMNS}
         FROM ({union} LIMIT $3) AS d
         CROSS JOIN LATERAL (
-            SELECT {_COMPANY_COLUMNS} FROM gold_companies c
+            SELECT {COMPANY_COLUMNS} FROM gold_companies c
             WHERE c.tenant_id = d.tenant_id AND c.id = d.lead_id LIMIT 1
         ) AS c
         WHERE $2::timestamptz IS NOT NULL
@@ -120,30 +107,28 @@ async def due_leads(
     return [_due_lead(row) for row in await conn.fetch(statement, *args)]
 
 
-def _due_lead(row: Sequence[Any]) -> DueLead:
-    """A selected row as dispatch decides on it (the columns of `due_leads_statement`, in order)."""
-    (journey_id, _, lead_id, stage, _, _, _, sticky, wa_out, email_out, sequence_id, step, last_channel,
-     company, phone, hlr, email, email_status, contact, judet, localitate) = row  # fmt: skip
+def _due_lead(row: Mapping[str, Any]) -> DueLead:
+    """A selected row as dispatch decides on it, by column name."""
     return DueLead(
-        journey_id=journey_id,
-        lead_id=lead_id,
+        journey_id=row["id"],
+        lead_id=row["lead_id"],
         contact=LeadContact(
-            stage=stage,
-            phone=phone,
-            hlr_reachable=hlr,
-            email=email,
-            email_status=email_status,
-            whatsapp_opted_out=wa_out,
-            email_opted_out=email_out,
-            last_channel_used=last_channel,
+            stage=row["engagement_stage"],
+            phone=row["telefon_principal"],
+            hlr_reachable=row["hlr_reachable"],
+            email=row["email_principal"],
+            email_status=row["email_status"],
+            whatsapp_opted_out=row["whatsapp_opted_out"],
+            email_opted_out=row["email_opted_out"],
+            last_channel_used=row["last_channel_used"],
         ),
-        sticky_phone_id=sticky,
-        sequence_id=sequence_id,
-        sequence_step=step,
-        company_name=company,
-        contact_name=contact,
-        judet=judet,
-        localitate=localitate,
+        sticky_phone_id=row["assigned_phone_id"],
+        sequence_id=row["current_sequence_id"],
+        sequence_step=row["sequence_step"],
+        company_name=row["denumire"],
+        contact_name=row["contact_principal_nume"],
+        judet=row["judet"],
+        localitate=row["localitate"],
     )
 
 
@@ -222,7 +207,7 @@ _DELETE_OUTBOX = "DELETE FROM dispatch_outbox WHERE id = $1"
 def _orphans_statement(for_tenant: bool) -> str:
     tenant = " AND tenant_id = $3" if for_tenant else ""
     return (
-        "SELECT id, tenant_id, dispatch_job_id, job_count, jobs FROM dispatch_outbox "
+        f"SELECT {columns(OutboxRow)} FROM dispatch_outbox "
         f"WHERE created_at <= $1{tenant} ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
     )
 
@@ -246,7 +231,9 @@ async def claim_orphaned_outbox(
 ) -> list[OutboxRow]:
     """Rows older than `cutoff`: left behind by a dispatcher that died between its commit and its enqueue."""
     args: list[Any] = [cutoff, limit] + ([tenant_id] if tenant_id is not None else [])
-    return [OutboxRow(*row) for row in await conn.fetch(_orphans_statement(tenant_id is not None), *args)]
+    return [
+        decode(OutboxRow, row) for row in await conn.fetch(_orphans_statement(tenant_id is not None), *args)
+    ]
 
 
 async def delete_outbox(conn: asyncpg.Connection, *, outbox_id: int) -> None:

@@ -14,7 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from src.db.queries.common import AVAILABLE_PHONE_SQL, PhoneRow
+from src.db.queries.common import AVAILABLE_PHONE_SQL
+from src.db.queries.rows import PhoneRow, columns, decode
 from src.domain.channels import LeadContact
 
 _AVAILABLE_IDS = f"""
@@ -36,7 +37,7 @@ _CHANNEL_CONTEXT = f"""
     SELECT j.lead_id, j.engagement_stage, c.telefon_principal, c.hlr_reachable, c.email_principal,
            c.email_status, j.whatsapp_opted_out, j.email_opted_out, j.last_channel_used,
            EXISTS (SELECT 1 FROM wa_phone_numbers p
-                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL})
+                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS capacity
     FROM gold_lead_journey j
     JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id
     WHERE j.tenant_id = $1 AND j.lead_id = $2
@@ -50,9 +51,17 @@ async def channel_context(
     row = await conn.fetchrow(_CHANNEL_CONTEXT, tenant_id, lead_id)
     if row is None:
         return None
-    lead, stage, phone, hlr, email, email_status, wa_out, email_out, last_channel, capacity = row
-    contact = LeadContact(stage, phone, hlr, email, email_status, wa_out, email_out, last_channel)
-    return ChannelContext(lead, contact, capacity)
+    contact = LeadContact(
+        stage=row["engagement_stage"],
+        phone=row["telefon_principal"],
+        hlr_reachable=row["hlr_reachable"],
+        email=row["email_principal"],
+        email_status=row["email_status"],
+        whatsapp_opted_out=row["whatsapp_opted_out"],
+        email_opted_out=row["email_opted_out"],
+        last_channel_used=row["last_channel_used"],
+    )
+    return ChannelContext(row["lead_id"], contact, row["capacity"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +99,35 @@ async def allocation_context(
     row = await conn.fetchrow(_ALLOCATION_CONTEXT, tenant_id, lead_id, prefer_existing)
     if row is None:
         return None
-    sticky_id, timezone, status, enabled, limit, slot, number, ids, limits, slots, numbers = row
+    sticky_id = row["assigned_phone_id"]
+    # The pool comes as parallel arrays (one row per lead, not per phone), all of them available phones.
+    pool = zip(row["ids"] or (), row["limits"] or (), row["slots"] or (), row["numbers"] or (), strict=True)
     phones = [
-        PhoneRow(pid, tenant_id, phone_number, queue_slot, "ACTIVE", True, daily_limit)
-        for pid, daily_limit, queue_slot, phone_number in zip(
-            ids or (), limits or (), slots or (), numbers or (), strict=True
+        PhoneRow(
+            id=pid,
+            tenant_id=tenant_id,
+            phone_number=number,
+            queue_slot=slot,
+            status="ACTIVE",
+            is_enabled=True,
+            daily_limit=limit,
         )
+        for pid, limit, slot, number in pool
         if pid != sticky_id
     ]
-    if status is not None:
-        phones.append(PhoneRow(sticky_id, tenant_id, number, slot, status, enabled, limit))
-    return AllocationContext(sticky_id, timezone, phones)
+    if row["status"] is not None:
+        phones.append(
+            PhoneRow(
+                id=sticky_id,
+                tenant_id=tenant_id,
+                phone_number=row["phone_number"],
+                queue_slot=row["queue_slot"],
+                status=row["status"],
+                is_enabled=row["is_enabled"],
+                daily_limit=row["daily_limit"],
+            )
+        )
+    return AllocationContext(sticky_id, row["timezone"], phones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +143,15 @@ class RouteContext:
 
 
 _ROUTE_CONTEXT = f"""
-    SELECT j.whatsapp_opted_out, j.assigned_phone_id, t.timezone,
-           p.id, p.phone_number, p.queue_slot, p.status, p.is_enabled, p.daily_limit,
-           coalesce({_AVAILABLE_IDS}, '')
+    SELECT j.whatsapp_opted_out, j.assigned_phone_id, t.timezone, {columns(PhoneRow, "p")},
+           coalesce({_AVAILABLE_IDS}, '') AS available_ids
     FROM gold_lead_journey j
     JOIN tenants t ON t.id = j.tenant_id
     LEFT JOIN wa_phone_numbers p ON p.tenant_id = j.tenant_id AND p.id = $3
     WHERE j.tenant_id = $1 AND j.lead_id = $2
 """
 _AVAILABLE_PHONES = f"""
-    SELECT p.id, p.tenant_id, p.phone_number, p.queue_slot, p.status, p.is_enabled, p.daily_limit
+    SELECT {columns(PhoneRow, "p")}
     FROM wa_phone_numbers p WHERE p.tenant_id = $1 AND {AVAILABLE_PHONE_SQL} ORDER BY p.queue_slot
 """
 
@@ -136,14 +162,18 @@ async def route_context(
     row = await conn.fetchrow(_ROUTE_CONTEXT, tenant_id, lead_id, phone_id)
     if row is None:
         return None
-    opted_out, sticky, timezone, pid, number, slot, status, enabled, limit, available = row
-    phone = PhoneRow(pid, tenant_id, number, slot, status, enabled, limit) if pid else None
-    return RouteContext(opted_out, sticky, timezone, phone, available)
+    return RouteContext(
+        whatsapp_opted_out=row["whatsapp_opted_out"],
+        assigned_phone_id=row["assigned_phone_id"],
+        tenant_timezone=row["timezone"],
+        phone=decode(PhoneRow, row) if row["id"] is not None else None,
+        available_ids=row["available_ids"],
+    )
 
 
 async def available_phones(conn: asyncpg.Connection, *, tenant_id: UUID) -> list[PhoneRow]:
     """The tenant's available phones (route's reroute; rare)."""
-    return [PhoneRow(*row) for row in await conn.fetch(_AVAILABLE_PHONES, tenant_id)]
+    return [decode(PhoneRow, row) for row in await conn.fetch(_AVAILABLE_PHONES, tenant_id)]
 
 
 _SET_STICKY = """

@@ -11,15 +11,8 @@ from uuid import UUID
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.db.queries.common import (
-    _COMPANY_COLUMNS,
-    _COMPANY_JOIN,
-    _JOURNEY_COLUMNS,
-    DUE_STAGES_SQL,
-    TENANT_COLUMNS,
-    LeadRow,
-    TenantRow,
-)
+from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL
+from src.db.queries.rows import LEAD_COLUMNS, LeadRow, TenantRow, columns, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +42,8 @@ class TenantOverview:
 
 
 _PHONE_OVERVIEW_COLUMNS = (
-    "p.id, p.tenant_id, t.name, t.timezone, p.phone_number, p.queue_slot, p.status, p.is_enabled, "
-    "p.daily_limit"
+    "p.id, p.tenant_id, t.name AS tenant_name, t.timezone AS tenant_timezone, p.phone_number, p.queue_slot, "
+    "p.status, p.is_enabled, p.daily_limit"
 )
 
 
@@ -63,34 +56,36 @@ def _phones_overview_statement(for_tenant: bool) -> TextClause:
     )
 
 
-_TENANT = text(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = :tenant_id")
+_TENANT = text(f"SELECT {columns(TenantRow)} FROM tenants WHERE id = :tenant_id")
 
 
 async def find_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> TenantRow | None:
     row = (await conn.execute(_TENANT, {"tenant_id": tenant_id})).first()
-    return TenantRow(*row) if row else None
+    return decode(TenantRow, row._mapping) if row else None
 
 
 async def phones_overview(conn: AsyncConnection, *, tenant_id: UUID | None = None) -> list[PhoneOverview]:
     params = {"tenant_id": tenant_id} if tenant_id is not None else {}
     statement = _phones_overview_statement(tenant_id is not None)
-    return [PhoneOverview(*row) for row in await conn.execute(statement, params)]
+    return [decode(PhoneOverview, row._mapping) for row in await conn.execute(statement, params)]
 
 
 _TENANTS_OVERVIEW = text(
     f"""
     SELECT t.id, t.name, t.status, t.timezone,
-           (SELECT count(*) FROM wa_phone_numbers p WHERE p.tenant_id = t.id),
-           (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id),
+           (SELECT count(*) FROM wa_phone_numbers p WHERE p.tenant_id = t.id) AS phones,
+           (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id) AS leads,
            (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id AND {DUE_STAGES_SQL}
               AND NOT j.requires_human_review AND (j.next_action_at IS NULL OR j.next_action_at <= :now))
+             AS due_leads
     FROM tenants t ORDER BY t.name, t.id
     """
 )
 
 
 async def tenants_overview(conn: AsyncConnection, *, now: datetime) -> list[TenantOverview]:
-    return [TenantOverview(*row) for row in await conn.execute(_TENANTS_OVERVIEW, {"now": now})]
+    rows = await conn.execute(_TENANTS_OVERVIEW, {"now": now})
+    return [decode(TenantOverview, row._mapping) for row in rows]
 
 
 _PHONES_TAKEN = text(
@@ -104,7 +99,8 @@ async def phones_taking(
 ) -> list[tuple[UUID, UUID, str, str]]:
     """Phones that already have this number or this queue slot."""
     params = {"phone_number": phone_number, "queue_slot": queue_slot}
-    return [(row[0], row[1], row[2], row[3]) for row in await conn.execute(_PHONES_TAKEN, params)]
+    rows = await conn.execute(_PHONES_TAKEN, params)
+    return [(row.id, row.tenant_id, row.phone_number, row.queue_slot) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,14 +271,15 @@ async def delete_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> None:
 
 
 _TENANT_LEADS = text(
-    f"SELECT {_JOURNEY_COLUMNS}, {_COMPANY_COLUMNS} FROM gold_lead_journey j {_COMPANY_JOIN} "
+    f"SELECT {LEAD_COLUMNS} FROM gold_lead_journey j {COMPANY_JOIN} "
     "WHERE j.tenant_id = :tenant_id ORDER BY c.denumire"
 )
 
 
 async def tenant_leads(conn: AsyncConnection, *, tenant_id: UUID) -> list[LeadRow]:
     """Every lead of the tenant, due or not, by company name (small tenants: the demo, the ops tool)."""
-    return [LeadRow(*row) for row in await conn.execute(_TENANT_LEADS, {"tenant_id": tenant_id})]
+    rows = await conn.execute(_TENANT_LEADS, {"tenant_id": tenant_id})
+    return [decode(LeadRow, row._mapping) for row in rows]
 
 
 _DATABASE_READY = text(

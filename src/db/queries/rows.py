@@ -1,0 +1,145 @@
+"""The rows the statements return, each decoded by column name.
+
+A row type's fields are its columns: every statement names its columns as the fields (with AS where the
+column is called otherwise), and `decode` reads each field by name. A column added to a SELECT, or one
+missing from it, can never shift another's value: a missing one is a KeyError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import cache
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from uuid import UUID
+
+from src.domain.allocation import PhoneState
+from src.domain.windows import SendingWindow
+
+R = TypeVar("R")
+
+
+@cache
+def field_names(row_type: type) -> tuple[str, ...]:
+    """The columns of a row type: its fields, in order (a dataclass or a NamedTuple)."""
+    named: tuple[str, ...] | None = getattr(row_type, "_fields", None)
+    if named is not None:
+        return named
+    return tuple(field.name for field in dataclasses.fields(row_type))
+
+
+def columns(row_type: type, alias: str = "") -> str:
+    """The SELECT list of a row type whose fields are the columns of one table (`alias.name, ...`)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + name for name in field_names(row_type))
+
+
+class Record(Protocol):
+    """A row readable by column name: an asyncpg Record, or a SQLAlchemy Row's `_mapping`."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+def decode(row_type: type[R], record: Record) -> R:
+    """One row, by column name."""
+    names = field_names(cast(type, row_type))
+    return row_type(**{name: record[name] for name in names})
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    id: UUID
+    name: str
+    status: str
+    timezone: str
+    send_window_start: time
+    send_window_end: time
+    send_days: list[int]
+    skip_public_holidays: bool
+    holiday_country: str
+
+    def window(self) -> SendingWindow:
+        return SendingWindow(
+            timezone=self.timezone,
+            start=self.send_window_start,
+            end=self.send_window_end,
+            days=frozenset(self.send_days),
+            holiday_country=self.holiday_country if self.skip_public_holidays else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    """A journey and its company (`LEAD_COLUMNS` over `gold_lead_journey j` joined to `gold_companies c`)."""
+
+    journey_id: UUID
+    tenant_id: UUID
+    lead_id: UUID
+    engagement_stage: str
+    priority: str
+    next_action_at: datetime | None
+    requires_human_review: bool
+    assigned_phone_id: UUID | None
+    whatsapp_opted_out: bool
+    email_opted_out: bool
+    current_sequence_id: str | None
+    sequence_step: int
+    last_channel_used: str | None
+    denumire: str
+    telefon_principal: str | None
+    hlr_reachable: bool
+    email_principal: str | None
+    email_status: str | None
+    contact_principal_nume: str | None
+    judet: str | None
+    localitate: str | None
+
+
+LEAD_COLUMNS = (
+    "j.id AS journey_id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
+    "j.requires_human_review, j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, "
+    "j.current_sequence_id, j.sequence_step, j.last_channel_used, c.denumire, c.telefon_principal, "
+    "c.hlr_reachable, c.email_principal, c.email_status, c.contact_principal_nume, c.judet, c.localitate"
+)
+
+
+class PhoneRow(NamedTuple):
+    """A named tuple rather than a frozen dataclass: a per-lead job builds one per phone of the tenant,
+    and a tuple is several times cheaper to make."""
+
+    id: UUID
+    tenant_id: UUID
+    phone_number: str
+    queue_slot: str
+    status: str
+    is_enabled: bool
+    daily_limit: int
+
+    def state(self, used_today: int) -> PhoneState:
+        return PhoneState(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            status=self.status,
+            is_enabled=self.is_enabled,
+            daily_limit=self.daily_limit,
+            used_today=used_today,
+            queue_slot=self.queue_slot,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    tenant_id: UUID
+    dispatch_job_id: str
+    job_count: int
+    jobs: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyUpdate:
+    journey_id: UUID
+    phone_id: UUID | None  # new sticky phone, or None to keep the current one
+    channel: str | None  # the channel dispatched on, or None for a lead that was skipped
+    next_action_at: datetime
