@@ -19,9 +19,6 @@ from pydantic.alias_generators import to_camel
 # Redis for other clients.
 MAX_BATCH_SIZE = 1000
 
-# A result in its JSON form: what a job returns and arq stores. The hot jobs build it directly; the
-# pydantic models below stay the contract, and the tests check the built form against them.
-Wire = dict[str, Any]
 ALL_TENANTS: Final = "ALL"
 
 

@@ -160,21 +160,6 @@ def next_actions(
     }
 
 
-def next_action_at(
-    decision: Decision,
-    *,
-    now: datetime,
-    window: SendingWindow,
-    redispatch_after: timedelta,
-    no_channel_recheck: timedelta,
-) -> datetime:
-    """`next_actions` for one decided lead."""
-    after = next_actions(
-        now=now, window=window, redispatch_after=redispatch_after, no_channel_recheck=no_channel_recheck
-    )
-    return after[decision.outcome]
-
-
 def queue_of(decision: Decision, queue_slots: Mapping[UUID, str]) -> str:
     if decision.channel is Channel.WHATSAPP:
         assert decision.phone_id is not None

@@ -1,18 +1,26 @@
-"""allocate_phone: the lead's sticky phone, or a new one drawn by remaining quota, written conditionally."""
+"""allocate_phone: the lead's sticky phone, or a new one drawn by remaining quota, written conditionally.
+
+Steps: load the lead and the phones its decision can involve; read today's counters of those phones; draw;
+and when the draw changes the lead's phone, write it on the condition that nobody else changed it first.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from uuid import UUID
 
+from asyncpg import Connection
 from loguru import logger
 
-from src.contracts import AllocationType, PhoneAllocationJobData, Wire
+from src import results
+from src.contracts import AllocationType, PhoneAllocationJobData
 from src.db import queries
-from src.domain.allocation import Allocation, AllocationReason, PhoneState, allocate, deciding_counters
+from src.domain.allocation import Allocation, PhoneState, allocate, deciding_counters
 from src.domain.quota import quota_date
 from src.errors import NotFound
 from src.jobs.base import JobInfo, job
 from src.names import Function, whatsapp_queue
+from src.results import Wire
 from src.runtime import metrics
 from src.runtime.deps import Deps
 from src.runtime.faults import Contention
@@ -22,90 +30,86 @@ from src.runtime.faults import Contention
 async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> Wire:
     now = deps.clock()
     async with deps.pg.acquire() as conn:
-        found = await queries.allocation_context(
+        lead = await queries.allocation_context(
             conn, tenant_id=data.tenant_id, lead_id=data.lead_id, prefer_existing=data.prefer_existing
         )
-        if found is None:
+        if lead is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
-        today = quota_date(now, found.tenant_timezone)
-        current = previous = found.assigned_phone_id
-        read = deciding_counters(
-            tenant_id=data.tenant_id,
-            sticky_phone_id=current,
-            phones=found.phones,
-            prefer_existing=data.prefer_existing,
-        )
-        used = await deps.quota.used([p.id for p in read], today)
-        phones = {p.id: p.state(used[p.id]) for p in read}
-        allocation = allocate(
-            tenant_id=data.tenant_id,
-            sticky_phone_id=current,
-            phones=list(phones.values()),
-            prefer_existing=data.prefer_existing,
-            rng=deps.rng,
-        )
+        today = quota_date(now, lead.tenant_timezone)
+        phones = await _phones_today(deps, data, lead, today)
+        allocation = _draw(deps, data, lead.assigned_phone_id, phones, prefer_existing=data.prefer_existing)
         if allocation.phone_id is not None and allocation.kind is not AllocationType.STICKY:
-            won = await queries.set_sticky_phone(
-                conn,
-                tenant_id=data.tenant_id,
-                lead_id=data.lead_id,
-                phone_id=allocation.phone_id,
-                expected=current,
-                now=now,
-            )
-            if not won:
-                # A concurrent allocation changed the lead first: its phone is the answer for both,
-                # as long as it is a phone this lead can use.
-                current = await queries.sticky_phone_of(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
-                allocation = allocate(
-                    tenant_id=data.tenant_id,
-                    sticky_phone_id=current,
-                    phones=list(phones.values()),
-                    prefer_existing=True,
-                    rng=deps.rng,
-                )
-                if allocation.kind is not AllocationType.STICKY:
-                    raise Contention(
-                        f"lead {data.lead_id} was reassigned concurrently to an unusable phone {current}"
-                    )
+            allocation = await _assign(conn, deps, data, lead.assigned_phone_id, phones, allocation, now)
 
     phone = phones.get(allocation.phone_id) if allocation.phone_id else None
     if phone is not None:
         metrics.set_quota(str(phone.id), str(data.tenant_id), phone.used_today, phone.daily_limit)
     logger.debug("lead {}: {} {} ({})", data.lead_id, allocation.kind, allocation.phone_id, allocation.reason)
-    # The PhoneAllocationResult contract, as its JSON form (the integration tests check it against the model).
-    return {
-        "leadId": str(data.lead_id),
-        "allocatedPhoneId": str(allocation.phone_id) if allocation.phone_id else None,
-        "allocationType": allocation.kind.value if allocation.kind else None,
-        "phoneQuotaStatus": _quota_status(phone, today),
-        "reason": _describe(allocation, phone),
-        "previousPhoneId": str(previous) if previous and previous != allocation.phone_id else None,
-        "queue": whatsapp_queue(phone.queue_slot) if phone else None,
-    }
+    return results.phone_allocation(
+        lead_id=data.lead_id,
+        allocation=allocation,
+        phone=phone,
+        quota_date=today,
+        previous_phone_id=lead.assigned_phone_id,
+        queue=whatsapp_queue(phone.queue_slot) if phone else None,
+    )
 
 
-def _quota_status(phone: PhoneState | None, today: date) -> Wire | None:
-    if phone is None:
-        return None
-    return {
-        "currentUsage": phone.used_today,
-        "remaining": phone.remaining,
-        "dailyLimit": phone.daily_limit,
-        "quotaDate": today.isoformat(),
-    }
+async def _phones_today(
+    deps: Deps, data: PhoneAllocationJobData, lead: queries.AllocationContext, today: date
+) -> dict[UUID, PhoneState]:
+    """The phones the draw looks at, with today's counters: the sticky phone alone when it is kept."""
+    read = deciding_counters(
+        tenant_id=data.tenant_id,
+        sticky_phone_id=lead.assigned_phone_id,
+        phones=lead.phones,
+        prefer_existing=data.prefer_existing,
+    )
+    used = await deps.quota.used([p.id for p in read], today)
+    return {p.id: p.state(used[p.id]) for p in read}
 
 
-def _describe(allocation: Allocation, phone: PhoneState | None) -> str:
-    room = f"{phone.remaining} of {phone.daily_limit} left today" if phone else ""
-    match allocation.reason:
-        case AllocationReason.STICKY:
-            return f"{AllocationReason.STICKY}: existing sticky assignment ({room})"
-        case AllocationReason.STICKY_QUOTA_EXHAUSTED:
-            return f"{AllocationReason.STICKY_QUOTA_EXHAUSTED}: sticky phone kept, no quota left today"
-        case AllocationReason.NEW_PHONE:
-            return f"{AllocationReason.NEW_PHONE}: drawn by remaining quota ({room})"
-        case AllocationReason.FALLBACK_STICKY_UNAVAILABLE:
-            return f"{AllocationReason.FALLBACK_STICKY_UNAVAILABLE}: sticky phone unavailable ({room})"
-        case AllocationReason.NO_PHONE_WITH_QUOTA:
-            return f"{AllocationReason.NO_PHONE_WITH_QUOTA}: no available phone has quota left today"
+def _draw(
+    deps: Deps,
+    data: PhoneAllocationJobData,
+    sticky_phone_id: UUID | None,
+    phones: dict[UUID, PhoneState],
+    *,
+    prefer_existing: bool,
+) -> Allocation:
+    return allocate(
+        tenant_id=data.tenant_id,
+        sticky_phone_id=sticky_phone_id,
+        phones=list(phones.values()),
+        prefer_existing=prefer_existing,
+        rng=deps.rng,
+    )
+
+
+async def _assign(
+    conn: Connection,
+    deps: Deps,
+    data: PhoneAllocationJobData,
+    expected: UUID | None,
+    phones: dict[UUID, PhoneState],
+    allocation: Allocation,
+    now: datetime,
+) -> Allocation:
+    """Write the drawn phone unless a concurrent allocation changed the lead first; then its phone is the
+    answer for both, as long as it is a phone this lead can use."""
+    assert allocation.phone_id is not None
+    won = await queries.set_sticky_phone(
+        conn,
+        tenant_id=data.tenant_id,
+        lead_id=data.lead_id,
+        phone_id=allocation.phone_id,
+        expected=expected,
+        now=now,
+    )
+    if won:
+        return allocation
+    current = await queries.sticky_phone_of(conn, tenant_id=data.tenant_id, lead_id=data.lead_id)
+    theirs = _draw(deps, data, current, phones, prefer_existing=True)
+    if theirs.kind is not AllocationType.STICKY:
+        raise Contention(f"lead {data.lead_id} was reassigned concurrently to an unusable phone {current}")
+    return theirs

@@ -155,7 +155,7 @@ async def test_redis_stopped_for_ten_seconds(
     # Those lines are the whole story: no traceback per job, no worker "died", nothing else. (Besides the
     # test's own pauses, and the relay of a batch whose enqueue the outage interrupted, one line a batch.)
     noise = re.findall(
-        r"^.*\| (?:WARNING|ERROR|CRITICAL) +\| (?!src\.chaos|src\.jobs\.outbox).*$",
+        r"^.*\| (?:WARNING|ERROR|CRITICAL) +\| (?!src\.runtime\.chaos|src\.jobs\.dispatch\.outbox).*$",
         output,
         flags=re.MULTILINE,
     )

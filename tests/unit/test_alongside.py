@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from src.jobs.dispatch import _alongside
+from src.jobs.dispatch.batch import while_waiting
 
 
 async def _statement(finished: list[str]) -> str:
@@ -17,7 +17,7 @@ async def _statement(finished: list[str]) -> str:
 
 async def test_both_results_come_back() -> None:
     finished: list[str] = []
-    assert await _alongside(_statement(finished), lambda: 3) == ("UPDATE 3", 3)
+    assert await while_waiting(_statement(finished), lambda: 3) == ("UPDATE 3", 3)
 
 
 async def test_a_failing_computation_still_waits_for_the_statement() -> None:
@@ -27,7 +27,7 @@ async def test_a_failing_computation_still_waits_for_the_statement() -> None:
         raise ValueError("bad row")
 
     with pytest.raises(ValueError, match="bad row"):
-        await _alongside(_statement(finished), fail)
+        await while_waiting(_statement(finished), fail)
     assert finished == ["statement"]
 
 
@@ -35,7 +35,7 @@ async def test_a_cancellation_at_the_first_yield_still_waits_for_the_statement()
     """Cancelled at its first yield (a worker stopping), it must not leave the statement running on a
     connection that is about to be rolled back and released."""
     finished: list[str] = []
-    running = asyncio.create_task(_alongside(_statement(finished), lambda: 3))
+    running = asyncio.create_task(while_waiting(_statement(finished), lambda: 3))
     await asyncio.sleep(0)  # the task starts the statement and yields once
     running.cancel()
     with pytest.raises(asyncio.CancelledError):

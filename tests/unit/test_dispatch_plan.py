@@ -13,7 +13,7 @@ from src.domain.dispatch import (
     DueLead,
     Outcome,
     job_id_for,
-    next_action_at,
+    next_actions,
     output_for,
     plan_batch,
     settle_reservations,
@@ -112,17 +112,10 @@ def test_settling_applies_what_redis_reserved() -> None:
     ],
 )
 def test_every_decided_lead_leaves_the_due_set(outcome: Outcome, expected: datetime) -> None:
-    [decision] = plan_batch(
-        [lead()], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [phone()])
+    after = next_actions(
+        now=NOW, window=WINDOW, redispatch_after=timedelta(days=1), no_channel_recheck=timedelta(hours=6)
     )
-    moved = next_action_at(
-        replace(decision, outcome=outcome),
-        now=NOW,
-        window=WINDOW,
-        redispatch_after=timedelta(days=1),
-        no_channel_recheck=timedelta(hours=6),
-    )
-    assert moved == expected
+    assert after[outcome] == expected
 
 
 def test_job_ids_are_deterministic_per_lead_step_and_day() -> None:

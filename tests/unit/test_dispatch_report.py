@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from uuid import uuid4
 
+from src import results
 from src.contracts import ChannelPreference, DispatchResult
-from src.domain import dispatch_report as report
 from src.domain.allocation import BatchAllocator
 from tests.unit.test_dispatch_plan import CONTACT, TENANT, lead, phone
 
@@ -18,7 +18,7 @@ def round_trip(result: dict[str, object]) -> dict[str, object]:
 
 
 def test_an_empty_result_is_the_models_defaults() -> None:
-    built = report.base_result(tenant_id=str(TENANT), dry_run=False, relayed=2, next_dispatch_at=NEXT)
+    built = results.dispatch_base(tenant_id=str(TENANT), dry_run=False, relayed=2, next_dispatch_at=NEXT)
     model = DispatchResult(tenant_id=str(TENANT), dry_run=False, relayed_from_outbox=2, next_dispatch_at=NEXT)
     assert built == model.model_dump(mode="json", by_alias=True)
     assert built["nextDispatchAt"] == "2026-11-25T08:05:00Z"
@@ -40,9 +40,9 @@ def test_a_batch_result_matches_the_contract_field_for_field() -> None:
         leads, preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [slotted])
     )
     job_ids = {d.lead.journey_id: f"job-{n}" for n, d in enumerate(decisions)}
-    result = report.base_result(tenant_id=str(TENANT), dry_run=False, relayed=0, next_dispatch_at=NEXT)
-    explained = report.explain(decisions, job_ids, {slotted.id: "07"})
-    built = report.batch_result(result, decisions, explained, written={"job-2": False}, held_for_review=3)
+    result = results.dispatch_base(tenant_id=str(TENANT), dry_run=False, relayed=0, next_dispatch_at=NEXT)
+    explained = results.explain(decisions, job_ids, {slotted.id: "07"})
+    built = results.dispatch_batch(result, decisions, explained, written={"job-2": False}, held_for_review=3)
 
     assert built == round_trip(built)
     assert (built["dispatchedToWhatsApp"], built["dispatchedToEmail"]) == (1, 1)
@@ -58,18 +58,18 @@ def test_a_batch_result_matches_the_contract_field_for_field() -> None:
 
 def test_fan_out_and_summed_plans_match_the_contract() -> None:
     tenant = uuid4()
-    fanned = report.fan_out_result(
+    fanned = results.dispatch_fan_out(
         [(tenant, f"dispatch:{tenant}:tick", True)], relayed=0, next_dispatch_at=NEXT
     )
     assert fanned == round_trip(fanned)
-    plan = report.base_result(tenant_id=str(tenant), dry_run=True, relayed=0, next_dispatch_at=NEXT)
+    plan = results.dispatch_base(tenant_id=str(tenant), dry_run=True, relayed=0, next_dispatch_at=NEXT)
     plan["dispatchedToEmail"] = 4
-    summed = report.summed_plans([plan, plan], next_dispatch_at=NEXT)
+    summed = results.dispatch_plans([plan, plan], next_dispatch_at=NEXT)
     assert summed == round_trip(summed)
     assert summed["dispatchedToEmail"] == 8
 
 
 def test_instants_are_utc_with_z() -> None:
-    assert report.instant(None) is None
+    assert results.instant(None) is None
     local = datetime.combine(datetime(2026, 11, 25).date(), time(10), tzinfo=UTC)
-    assert report.instant(local) == "2026-11-25T10:00:00Z"
+    assert results.instant(local) == "2026-11-25T10:00:00Z"

@@ -7,6 +7,7 @@ transaction. Batch work is set-based: one statement per batch, never one per row
 
 from src.db.queries.common import AVAILABLE_PHONE_SQL, DUE_STAGES_SQL, PRIORITIES
 from src.db.queries.dispatch import (
+    DueSelection,
     active_tenants,
     claim_orphaned_outbox,
     count_due_held_for_review,
@@ -56,6 +57,7 @@ __all__ = [
     "PRIORITIES",
     "AllocationContext",
     "ChannelContext",
+    "DueSelection",
     "JourneyUpdate",
     "LeadRow",
     "NewLead",

@@ -9,6 +9,7 @@ positional ($1, ...); asyncpg prepares and caches each statement per connection.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -86,24 +87,26 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
     """
 
 
-async def due_leads(
-    conn: asyncpg.Connection,
-    *,
-    tenant_id: UUID,
-    now: datetime,
-    limit: int,
-    priority: str | None = None,
-    sequence_id: str | None = None,
-    lock: bool = True,
-) -> list[DueLead]:
-    """The next `limit` due leads of the tenant; with `lock`, rows other dispatchers hold are skipped and
-    the returned rows stay locked until the transaction ends (the caller's: locking needs one)."""
+@dataclass(frozen=True, slots=True)
+class DueSelection:
+    """Which due leads a dispatch asks for: the tenant's, due at `now`, the filters of its job."""
+
+    tenant_id: UUID
+    now: datetime
+    limit: int
+    priority: str | None = None
+    sequence_id: str | None = None
+
+
+async def due_leads(conn: asyncpg.Connection, selection: DueSelection, *, lock: bool = True) -> list[DueLead]:
+    """The next `selection.limit` due leads; with `lock`, rows other dispatchers hold are skipped and the
+    returned rows stay locked until the transaction ends (the caller's: locking needs one)."""
     if lock and not conn.is_in_transaction():
         raise RuntimeError("due_leads(lock=True) outside a transaction would release its locks at once")
-    statement = due_leads_statement(priority, sequence_id is not None, lock)
-    args: list[Any] = [tenant_id, now, limit]
-    if sequence_id is not None:
-        args.append(sequence_id)
+    statement = due_leads_statement(selection.priority, selection.sequence_id is not None, lock)
+    args: list[Any] = [selection.tenant_id, selection.now, selection.limit]
+    if selection.sequence_id is not None:
+        args.append(selection.sequence_id)
     return [_due_lead(row) for row in await conn.fetch(statement, *args)]
 
 
@@ -147,17 +150,11 @@ def _review_count_statement(with_priority: bool, with_sequence: bool) -> str:
     """
 
 
-async def count_due_held_for_review(
-    conn: asyncpg.Connection,
-    *,
-    tenant_id: UUID,
-    now: datetime,
-    priority: str | None = None,
-    sequence_id: str | None = None,
-) -> int:
-    args: list[Any] = [tenant_id, now]
-    args += [value for value in (priority, sequence_id) if value is not None]
-    statement = _review_count_statement(priority is not None, sequence_id is not None)
+async def count_due_held_for_review(conn: asyncpg.Connection, selection: DueSelection) -> int:
+    """Leads the selection would take but for `requires_human_review` (skippedHumanReview)."""
+    args: list[Any] = [selection.tenant_id, selection.now]
+    args += [value for value in (selection.priority, selection.sequence_id) if value is not None]
+    statement = _review_count_statement(selection.priority is not None, selection.sequence_id is not None)
     return int(await conn.fetchval(statement, *args))
 
 

@@ -1,0 +1,350 @@
+"""dispatch of one tenant: select its due leads, plan each one, reserve quota, persist, publish.
+
+The order of the writes is why no lead is lost or doubled when a worker dies at any instant:
+
+1. reserve: quota in Redis for every WhatsApp job id (idempotent per job id). Dying here leaves the leads
+   due and unlocked; the rerun derives the same job ids and finds the same reservations.
+2. persist: in one transaction, the journeys (sticky phone, last dispatch, next action moved forward) and
+   the batch's jobs in one dispatch_outbox row; commit. Dying before the commit rolls back both.
+3. publish: enqueue the batch (idempotent by job id) and delete its row. Dying before the delete leaves
+   the row, which the next dispatch relays; a relayed job that already exists is not written again.
+
+So a lead is either still due, or marked with its job in the outbox or in its queue; and a job exists only
+for a lead whose dispatch committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+from loguru import logger
+
+from src import results
+from src.contracts import Channel, DispatchJobData
+from src.db import queries
+from src.domain.allocation import BatchAllocator, PhoneState, is_available
+from src.domain.dispatch import (
+    Decision,
+    DueLead,
+    Outcome,
+    job_id_for,
+    lead_job_id,
+    next_actions,
+    output_for,
+    plan_batch,
+    settle_reservations,
+)
+from src.domain.quota import quota_date
+from src.domain.windows import SendingWindow, next_dispatch_at
+from src.errors import ConfigurationError, NotFound
+from src.jobs.dispatch.outbox import publish, relay_orphans
+from src.redis_io.codec import dumps
+from src.redis_io.job_writer import arq_job_bytes_from_json, encode_batch
+from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
+from src.results import Wire
+from src.runtime import chaos, metrics
+from src.runtime.deps import Deps
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The due leads one dispatch decides on, with everything their decisions read."""
+
+    data: DispatchJobData
+    tenant_id: UUID
+    dispatch_job_id: str
+    now: datetime
+    window: SendingWindow
+    today: date  # the tenant-local day whose quota the batch uses
+    leads: list[DueLead]
+    held_for_review: int
+    phones: list[PhoneState]  # the tenant's phones with today's counters
+    whatsapp_job_ids: dict[UUID, str]  # journey -> id of its WhatsApp message today
+    earlier: dict[UUID, UUID]  # journey -> phone an earlier try of this batch reserved (it died)
+
+    @property
+    def queue_slots(self) -> dict[UUID, str]:
+        return {phone.id: phone.queue_slot for phone in self.phones}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Each lead's decision, and the job id of each lead's message (journey -> job id)."""
+
+    batch: Batch
+    decisions: list[Decision]
+    job_ids: dict[UUID, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    """A committed batch's jobs, as its outbox row holds them, on their way to the queues."""
+
+    outbox_id: int
+    job_ids: list[str]  # in the order of `encoded`
+    encoded: bytes
+
+
+async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id: str) -> Wire:
+    started = time.perf_counter()
+    now = deps.clock()
+    assert isinstance(data.tenant_id, UUID)
+    relayed = 0 if data.dry_run else await relay_orphans(deps, tenant_id=data.tenant_id)
+    async with deps.pg.acquire() as conn:
+        tenant, window = await _load_tenant(conn, data.tenant_id)
+        result = results.dispatch_base(
+            tenant_id=str(tenant.id),
+            dry_run=data.dry_run,
+            relayed=relayed,
+            next_dispatch_at=next_dispatch_at(window, now),
+        )
+        if tenant.status != "ACTIVE":
+            logger.info("tenant {} is {}: nothing dispatched", tenant.id, tenant.status)
+            return stamp_processing_time(result, started)
+        selection = queries.DueSelection(
+            data.tenant_id, now, data.batch_size, data.priority_filter, data.sequence_filter
+        )
+        if not window.is_open(now):
+            return stamp_processing_time(await _outside_window(conn, data, selection, result), started)
+
+        # The selected rows stay locked until the commit, so a concurrent dispatch of the tenant skips them.
+        transaction: AbstractAsyncContextManager[Any] = nullcontext() if data.dry_run else conn.transaction()
+        async with transaction:
+            batch = await _select(conn, deps, data, selection, window, tenant.timezone, dispatch_job_id)
+            plan = _plan(batch)
+            if data.dry_run:
+                explained = results.explain(plan.decisions, plan.job_ids, batch.queue_slots)
+                return stamp_processing_time(_report(result, plan, explained, written={}), started)
+            plan = await _reserve(deps, plan)
+            await chaos.pause(deps.settings, "after_reserve")
+            persisted = await _persist(conn, deps, plan)
+
+        await chaos.pause(deps.settings, "after_commit")
+        written, explained = await _publish_explaining(deps, conn, plan, persisted)
+    _count(plan)
+    result = stamp_processing_time(_report(result, plan, explained, written=written), started)
+    logger.info(
+        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
+        result["totalEligibleLeads"],
+        result["dispatchedToWhatsApp"],
+        result["dispatchedToEmail"],
+        result["skippedQuotaExceeded"],
+        result["skippedNoChannel"],
+    )
+    return result
+
+
+async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queries.TenantRow, SendingWindow]:
+    tenant = await queries.load_tenant(conn, tenant_id=tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found")
+    try:
+        return tenant, tenant.window()
+    except ValueError as exc:
+        raise ConfigurationError(f"tenant {tenant_id} has an unusable sending window: {exc}") from None
+
+
+async def _outside_window(
+    conn: asyncpg.Connection, data: DispatchJobData, selection: queries.DueSelection, result: Wire
+) -> Wire:
+    """Nothing goes out while the tenant's window is closed; the result says how many leads wait."""
+    waiting = await queries.due_leads(conn, selection, lock=False)
+    logger.info(
+        "outside the sending window: {} due leads wait until {}", len(waiting), result["nextDispatchAt"]
+    )
+    if not data.dry_run:
+        metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", len(waiting))
+    return results.dispatch_outside_window(result, waiting=len(waiting))
+
+
+async def _select(
+    conn: asyncpg.Connection,
+    deps: Deps,
+    data: DispatchJobData,
+    selection: queries.DueSelection,
+    window: SendingWindow,
+    timezone: str,
+    dispatch_job_id: str,
+) -> Batch:
+    """The due leads (locked unless a dry run), the tenant's phones, and what an earlier try reserved."""
+    assert isinstance(data.tenant_id, UUID)
+    leads = await queries.due_leads(conn, selection, lock=not data.dry_run)
+    held = await queries.count_due_held_for_review(conn, selection)
+    phones = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
+    today = quota_date(selection.now, timezone)
+    whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, data.tenant_id, today) for lead in leads}
+    journeys = {job_id: journey for journey, job_id in whatsapp_ids.items()}
+    used = await deps.quota.used([phone.id for phone in phones], today)
+    found = await deps.quota.reserved(tenant_id=data.tenant_id, quota_date=today, job_ids=list(journeys))
+    return Batch(
+        data=data,
+        tenant_id=data.tenant_id,
+        dispatch_job_id=dispatch_job_id,
+        now=selection.now,
+        window=window,
+        today=today,
+        leads=leads,
+        held_for_review=held,
+        phones=[phone.state(used[phone.id]) for phone in phones],
+        whatsapp_job_ids=whatsapp_ids,
+        earlier={journeys[job_id]: phone for job_id, phone in found.items()},
+    )
+
+
+def _plan(batch: Batch) -> Plan:
+    """Each lead's channel and phone, from a local copy of the phones' remaining quota."""
+    allocator = BatchAllocator(batch.tenant_id, batch.phones)
+    decisions = plan_batch(
+        batch.leads, preference=batch.data.channel_preference, allocator=allocator, reserved=batch.earlier
+    )
+    job_ids = {
+        d.lead.journey_id: batch.whatsapp_job_ids[d.lead.journey_id]
+        if d.channel is Channel.WHATSAPP
+        else job_id_for(d, batch.tenant_id, batch.today)
+        for d in decisions
+    }
+    return Plan(batch, decisions, job_ids)
+
+
+async def _reserve(deps: Deps, plan: Plan) -> Plan:
+    """Reserve the WhatsApp sends in Redis, atomically, and settle each decision on what was reserved:
+    a concurrent dispatch may have taken the room the local plan counted on."""
+    batch = plan.batch
+    whatsapp = [d for d in plan.decisions if d.is_whatsapp]
+    if not whatsapp:
+        return plan
+    available = [PhoneLimit(p.id, p.daily_limit) for p in batch.phones if is_available(p, batch.tenant_id)]
+    requests = [
+        ReservationRequest(
+            plan.job_ids[d.lead.journey_id], d.phone_id, fall_through=d.lead.sticky_phone_id != d.phone_id
+        )
+        for d in whatsapp
+        if d.phone_id is not None
+    ]
+    reservations, counters = await deps.quota.reserve(
+        tenant_id=batch.tenant_id, quota_date=batch.today, phones=available, requests=requests
+    )
+    for phone in batch.phones:
+        if phone.id in counters:
+            metrics.set_quota(str(phone.id), str(batch.tenant_id), counters[phone.id], phone.daily_limit)
+    by_job = {r.job_id: r.phone_id for r in reservations}
+    reserved = {d.lead.journey_id: by_job[plan.job_ids[d.lead.journey_id]] for d in whatsapp}
+    return replace(plan, decisions=settle_reservations(plan.decisions, reserved))
+
+
+async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persisted | None:
+    """Update the journeys and write the batch's jobs into one outbox row, in the caller's transaction;
+    None when no lead was dispatched. The jobs are encoded while the UPDATE runs."""
+    batch = plan.batch
+    after = next_actions(
+        now=batch.now,
+        window=batch.window,
+        redispatch_after=timedelta(seconds=deps.settings.redispatch_after_s),
+        no_channel_recheck=timedelta(seconds=deps.settings.no_channel_recheck_s),
+    )
+    updates = [
+        queries.JourneyUpdate(
+            journey_id=d.lead.journey_id,
+            phone_id=d.phone_id if d.is_whatsapp else None,
+            channel=d.channel.value if d.outcome is Outcome.DISPATCHED and d.channel else None,
+            next_action_at=after[d.outcome],
+        )
+        for d in plan.decisions
+    ]
+    wall_ms = deps.clock.wall_ms(batch.now)
+    update = queries.update_journeys(conn, tenant_id=batch.tenant_id, now=batch.now, updates=updates)
+    _, (job_ids, encoded) = await while_waiting(update, lambda: _encode_jobs(plan, wall_ms))
+    if not job_ids:
+        return None
+    outbox_id = await queries.insert_outbox(
+        conn,
+        tenant_id=batch.tenant_id,
+        dispatch_job_id=batch.dispatch_job_id,
+        job_count=len(job_ids),
+        jobs=encoded,
+    )
+    return Persisted(outbox_id, job_ids, encoded)
+
+
+def _encode_jobs(plan: Plan, wall_ms: int) -> tuple[list[str], bytes]:
+    """The dispatched leads' jobs, as arq stores them and as the enqueue script takes a batch."""
+    batch = plan.batch
+    slots = batch.queue_slots
+    jobs = []
+    for d in plan.decisions:
+        if d.outcome is Outcome.DISPATCHED:
+            queue, function, payload = output_for(
+                d,
+                tenant_id=batch.tenant_id,
+                correlation_id=batch.data.correlation_id,
+                dispatch_job_id=batch.dispatch_job_id,
+                queue_slots=slots,
+            )
+            body = arq_job_bytes_from_json(function, dumps(payload), wall_ms)
+            jobs.append((plan.job_ids[d.lead.journey_id], queue, body))
+    return [job_id for job_id, _, _ in jobs], encode_batch(jobs) if jobs else b""
+
+
+async def _publish_explaining(
+    deps: Deps, conn: asyncpg.Connection, plan: Plan, persisted: Persisted | None
+) -> tuple[dict[str, bool], results.Explained]:
+    """Enqueue the committed batch and delete its row; the result explains the batch while Redis works.
+    Per job id, whether this call wrote it (empty when a relay took the row: it enqueues the jobs)."""
+    explain = partial(results.explain, plan.decisions, plan.job_ids, plan.batch.queue_slots)
+    if persisted is None:
+        return {}, explain()
+    published, explained = await while_waiting(
+        publish(deps, conn, persisted.outbox_id, persisted.encoded), explain
+    )
+    if published is None:  # a relay holds the row: it enqueues the jobs
+        return {}, explained
+    return dict(zip(persisted.job_ids, published, strict=True)), explained
+
+
+def _report(result: Wire, plan: Plan, explained: results.Explained, *, written: dict[str, bool]) -> Wire:
+    return results.dispatch_batch(
+        result, plan.decisions, explained, written=written, held_for_review=plan.batch.held_for_review
+    )
+
+
+def _count(plan: Plan) -> None:
+    counted = Counter(
+        (d.outcome.value, d.channel.value if d.channel else None, str(d.reason)) for d in plan.decisions
+    )
+    for (outcome, channel, reason), amount in counted.items():
+        metrics.count_lead(outcome, channel, reason, amount)
+    metrics.count_leads("SKIPPED_HUMAN_REVIEW", "REQUIRES_HUMAN_REVIEW", plan.batch.held_for_review)
+
+
+def stamp_processing_time(result: Wire, started: float) -> Wire:
+    result["processingTimeMs"] = round((time.perf_counter() - started) * 1000)
+    return result
+
+
+async def while_waiting(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
+    """Run `work` (CPU) while `io` waits for its server, and return both results: dispatch encodes its
+    jobs while PostgreSQL updates the journeys, and builds its result while Redis enqueues the jobs.
+
+    `io` is started first and always awaited, also when `work` fails or the task is cancelled, so a
+    connection is never released with a statement in flight."""
+    pending = asyncio.ensure_future(io)
+    try:
+        await asyncio.sleep(0)  # lets `io` send its statement; a cancellation here still awaits it
+        done = work()
+    except BaseException:
+        await asyncio.gather(pending, return_exceptions=True)
+        raise
+    return await pending, done

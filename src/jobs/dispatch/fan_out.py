@@ -1,0 +1,52 @@
+"""dispatch of "ALL": one dispatch job per ACTIVE tenant, id `dispatch:{tenant}:{tick}`, so that a tick
+runs once per tenant however many processes run the cron."""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from loguru import logger
+
+from src import results
+from src.contracts import DispatchJobData
+from src.db import queries
+from src.domain.windows import next_cron_tick
+from src.jobs.dispatch.batch import dispatch_tenant, stamp_processing_time
+from src.jobs.dispatch.outbox import relay_orphans
+from src.names import Function, Queue, tenant_dispatch_job_id
+from src.redis_io.job_writer import OutgoingJob
+from src.results import Wire
+from src.runtime.deps import Deps
+
+
+async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
+    started = time.perf_counter()
+    now = deps.clock()
+    async with deps.pg.acquire() as conn:
+        tenants = [tenant.id for tenant in await queries.active_tenants(conn)]
+    if data.dry_run:
+        plans = [await _plan(deps, data, tenant, tick) for tenant in tenants]
+        result = results.dispatch_plans(plans, next_dispatch_at=next_cron_tick(now))
+        return stamp_processing_time(result, started)
+
+    relayed = await relay_orphans(deps, tenant_id=None)
+    jobs = [
+        OutgoingJob(
+            tenant_dispatch_job_id(tenant, tick),
+            Queue.DISPATCH,
+            Function.DISPATCH,
+            data.model_copy(update={"tenant_id": tenant}).wire(),
+        )
+        for tenant in tenants
+    ]
+    written = await deps.outbound.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
+    logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
+    tenant_jobs = [(t, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
+    result = results.dispatch_fan_out(tenant_jobs, relayed=relayed, next_dispatch_at=next_cron_tick(now))
+    return stamp_processing_time(result, started)
+
+
+async def _plan(deps: Deps, data: DispatchJobData, tenant_id: UUID, tick: str) -> Wire:
+    """A dry run of one tenant, in the process running the fan-out."""
+    return await dispatch_tenant(deps, data.model_copy(update={"tenant_id": tenant_id}), dispatch_job_id=tick)

@@ -1,0 +1,264 @@
+"""Every job's result as it goes on the wire (camelCase JSON), built here and nowhere else.
+
+The pydantic result models of src/contracts.py are the contract, and what the client parses results with.
+The jobs return plain dicts built by these functions instead of dumping a model: a dispatch explains up
+to a thousand leads, and a model per lead cost more than deciding the lead. tests/integration/
+test_result_contract.py runs every job through each of its outcomes and checks the result against its
+model, field for field.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from src.contracts import Channel
+from src.domain.allocation import Allocation, AllocationReason, PhoneState
+from src.domain.channels import ChannelDecision, LeadContact
+from src.domain.dispatch import Decision, Outcome, queue_of
+
+Wire = dict[str, Any]
+
+
+def instant(moment: datetime | None) -> str | None:
+    """An aware datetime as pydantic writes it in JSON mode: ISO 8601, UTC as Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _id(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+# ---------------------------------------------------------------- select_channel
+
+
+def channel_selection(
+    *, lead_id: UUID, contact: LeadContact, decision: ChannelDecision, whatsapp_capacity: bool
+) -> Wire:
+    """ChannelSelectionResult."""
+    return {
+        "leadId": str(lead_id),
+        "selectedChannel": decision.selected.value if decision.selected else None,
+        "reasoning": {
+            "hasVerifiedPhone": decision.verified_phone is not None,
+            "hasVerifiedEmail": decision.has_verified_email,
+            "phoneOptedOut": contact.whatsapp_opted_out,
+            "emailOptedOut": contact.email_opted_out,
+            "currentStage": contact.stage,
+            "preferenceScore": {channel.value: score for channel, score in decision.scores.items()},
+            "previousEngagement": contact.last_channel_used,
+            "whatsappCapacity": whatsapp_capacity,
+            "normalizedPhone": decision.verified_phone,
+        },
+        "fallbackChannel": decision.fallback.value if decision.fallback else None,
+        "reasonCode": decision.reason.value,
+    }
+
+
+# ---------------------------------------------------------------- allocate_phone
+
+
+def phone_allocation(
+    *,
+    lead_id: UUID,
+    allocation: Allocation,
+    phone: PhoneState | None,
+    quota_date: date,
+    previous_phone_id: UUID | None,
+    queue: str | None,
+) -> Wire:
+    """PhoneAllocationResult. `phone`: the allocated phone as the decision saw it (its quota today)."""
+    return {
+        "leadId": str(lead_id),
+        "allocatedPhoneId": _id(allocation.phone_id),
+        "allocationType": allocation.kind.value if allocation.kind else None,
+        "phoneQuotaStatus": None
+        if phone is None
+        else {
+            "currentUsage": phone.used_today,
+            "remaining": phone.remaining,
+            "dailyLimit": phone.daily_limit,
+            "quotaDate": quota_date.isoformat(),
+        },
+        "reason": _allocation_reason(allocation, phone),
+        "previousPhoneId": _id(previous_phone_id) if previous_phone_id != allocation.phone_id else None,
+        "queue": queue,
+    }
+
+
+def _allocation_reason(allocation: Allocation, phone: PhoneState | None) -> str:
+    room = f"{phone.remaining} of {phone.daily_limit} left today" if phone else ""
+    match allocation.reason:
+        case AllocationReason.STICKY:
+            return f"{AllocationReason.STICKY}: existing sticky assignment ({room})"
+        case AllocationReason.STICKY_QUOTA_EXHAUSTED:
+            return f"{AllocationReason.STICKY_QUOTA_EXHAUSTED}: sticky phone kept, no quota left today"
+        case AllocationReason.NEW_PHONE:
+            return f"{AllocationReason.NEW_PHONE}: drawn by remaining quota ({room})"
+        case AllocationReason.FALLBACK_STICKY_UNAVAILABLE:
+            return f"{AllocationReason.FALLBACK_STICKY_UNAVAILABLE}: sticky phone unavailable ({room})"
+        case AllocationReason.NO_PHONE_WITH_QUOTA:
+            return f"{AllocationReason.NO_PHONE_WITH_QUOTA}: no available phone has quota left today"
+
+
+# ---------------------------------------------------------------- route
+
+
+def routed(
+    *, queue: str, job_id: str, phone_id: UUID, rerouted_from: UUID | None, enqueued: bool, reason: str
+) -> Wire:
+    """RouterResult of a message that is on its phone's queue (`enqueued`: written by this try)."""
+    return {
+        "routed": True,
+        "targetQueue": queue,
+        "jobId": job_id,
+        "phoneId": str(phone_id),
+        "reroutedFrom": _id(rerouted_from),
+        "enqueued": enqueued,
+        "reason": reason,
+    }
+
+
+def not_routed(reason: str, *, phone_id: UUID | None = None, rerouted_from: UUID | None = None) -> Wire:
+    """RouterResult of a message that was not sent, and why."""
+    return {
+        "routed": False,
+        "targetQueue": None,
+        "jobId": None,
+        "phoneId": _id(phone_id),
+        "reroutedFrom": _id(rerouted_from),
+        "enqueued": False,
+        "reason": reason,
+    }
+
+
+# ---------------------------------------------------------------- dispatch
+
+DISPATCH_COUNTERS = (
+    "totalEligibleLeads",
+    "dispatchedToWhatsApp",
+    "dispatchedToEmail",
+    "skippedQuotaExceeded",
+    "skippedOutsideHours",
+    "skippedNoChannel",
+    "skippedHumanReview",
+)
+
+
+def dispatch_base(*, tenant_id: str, dry_run: bool, relayed: int, next_dispatch_at: datetime | None) -> Wire:
+    """A DispatchResult with nothing dispatched yet: every counter 0, every list empty."""
+    result: Wire = {"tenantId": tenant_id, "dryRun": dry_run}
+    result.update(dict.fromkeys(DISPATCH_COUNTERS, 0))
+    result |= {
+        "jobsCreated": [],
+        "processingTimeMs": 0,
+        "nextDispatchAt": instant(next_dispatch_at),
+        "outsideSendingWindow": False,
+        "duplicateJobsSkipped": 0,
+        "relayedFromOutbox": relayed,
+        "decisions": [],
+        "tenantJobs": [],
+        "tenantPlans": [],
+    }
+    return result
+
+
+def dispatch_outside_window(result: Wire, *, waiting: int) -> Wire:
+    """`result` of a tenant whose sending window is closed: its `waiting` due leads were left alone."""
+    return result | {"skippedOutsideHours": waiting, "outsideSendingWindow": True}
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """Each lead's decision, and the job of each dispatched lead, as the result lists them."""
+
+    decisions: list[Wire]
+    jobs: list[Wire]
+
+
+def explain(
+    decisions: Sequence[Decision], job_ids: Mapping[UUID, str], queue_slots: Mapping[UUID, str]
+) -> Explained:
+    """`job_ids`: journey id -> job id of its message."""
+    lead_decisions: list[Wire] = []
+    jobs: list[Wire] = []
+    for d in decisions:
+        lead_id = str(d.lead.lead_id)
+        phone_id = _id(d.phone_id)
+        channel = d.channel.value if d.channel else None
+        job_id = job_ids[d.lead.journey_id] if d.outcome is Outcome.DISPATCHED else None
+        lead_decisions.append(
+            {
+                "leadId": lead_id,
+                "outcome": d.outcome.value,
+                "channel": channel,
+                "phoneId": phone_id,
+                "reason": str(d.reason),
+                "jobId": job_id,
+            }
+        )
+        if job_id is not None:
+            jobs.append(
+                {
+                    "jobId": job_id,
+                    "leadId": lead_id,
+                    "channel": channel,
+                    "queue": queue_of(d, queue_slots),
+                    "phoneId": phone_id,
+                }
+            )
+    return Explained(lead_decisions, jobs)
+
+
+def dispatch_batch(
+    result: Wire,
+    decisions: Sequence[Decision],
+    explained: Explained,
+    *,
+    written: Mapping[str, bool],
+    held_for_review: int,
+) -> Wire:
+    """`result` filled with a decided batch: counters, decisions and the jobs this dispatch created. A job
+    whose id was already taken (written False: an earlier try enqueued it) counts as a duplicate."""
+    outcomes = Counter((d.outcome, d.channel) for d in decisions)
+    by_outcome = Counter(d.outcome for d in decisions)
+    whatsapp = outcomes[(Outcome.DISPATCHED, Channel.WHATSAPP)]
+    created = [job for job in explained.jobs if written.get(job["jobId"]) is not False]
+    return result | {
+        "totalEligibleLeads": len(decisions),
+        "dispatchedToWhatsApp": whatsapp,
+        "dispatchedToEmail": by_outcome[Outcome.DISPATCHED] - whatsapp,
+        "skippedQuotaExceeded": by_outcome[Outcome.SKIPPED_QUOTA],
+        "skippedNoChannel": by_outcome[Outcome.SKIPPED_NO_CHANNEL],
+        "skippedHumanReview": held_for_review,
+        "jobsCreated": created,
+        "duplicateJobsSkipped": len(explained.jobs) - len(created),
+        "decisions": explained.decisions,
+    }
+
+
+def dispatch_fan_out(
+    tenant_jobs: Sequence[tuple[UUID, str, bool]], *, relayed: int, next_dispatch_at: datetime
+) -> Wire:
+    """The result of an ALL dispatch: one dispatch job per tenant (tenant, job id, enqueued by this call)."""
+    result = dispatch_base(tenant_id="ALL", dry_run=False, relayed=relayed, next_dispatch_at=next_dispatch_at)
+    result["tenantJobs"] = [
+        {"tenantId": str(tenant), "jobId": job_id, "enqueued": enqueued}
+        for tenant, job_id, enqueued in tenant_jobs
+    ]
+    return result
+
+
+def dispatch_plans(plans: Sequence[Wire], *, next_dispatch_at: datetime) -> Wire:
+    """A dry run of ALL: each tenant's plan, and the counters summed over them."""
+    result = dispatch_base(tenant_id="ALL", dry_run=True, relayed=0, next_dispatch_at=next_dispatch_at)
+    for counter in DISPATCH_COUNTERS:
+        result[counter] = sum(plan[counter] for plan in plans)
+    result["tenantPlans"] = list(plans)
+    return result
