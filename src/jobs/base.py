@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted
 from src.names import QUEUE_OF, Function
+from src.results import Wire
 from src.runtime import metrics
 from src.runtime.deps import Deps
 from src.runtime.faults import Dependency, backoff_seconds, transient_fault
@@ -26,8 +27,6 @@ from src.runtime.log import enrich_job
 from src.runtime.outages import OUTAGES
 
 In = TypeVar("In", bound=BaseModel)
-# A result model, or its wire form already built (dispatch builds its result as plain dicts).
-Out = TypeVar("Out", bound=BaseModel | dict[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +38,8 @@ class JobInfo:
 
 BOTH = frozenset({Dependency.POSTGRESQL, Dependency.REDIS})
 
-JobBody = Callable[[Deps, In, JobInfo], Awaitable[Out]]
+# A job's body returns its result as src/results.py builds it.
+JobBody = Callable[[Deps, In, JobInfo], Awaitable[Wire]]
 JobCoroutine = WorkerCoroutine
 
 
@@ -58,12 +58,12 @@ def parse_input(model: type[In], args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 def job(
     function: Function, model: type[In], *, uses: frozenset[Dependency] = BOTH
-) -> Callable[[JobBody[In, Out]], JobCoroutine]:
-    """Turn `body(deps, input, info) -> result model` into an arq job function named `function`.
+) -> Callable[[JobBody[In]], JobCoroutine]:
+    """Turn `body(deps, input, info) -> result` into an arq job function named `function`.
     `uses` names the dependencies the body talks to: its success ends an outage of those only."""
     queue = QUEUE_OF[function]
 
-    def decorate(body: JobBody[In, Out]) -> JobCoroutine:
+    def decorate(body: JobBody[In]) -> JobCoroutine:
         async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
             deps: Deps = ctx["deps"]
             info = JobInfo(job_id=ctx["job_id"], job_try=ctx["job_try"], queue=queue)
@@ -87,9 +87,7 @@ def job(
                     raise _retry_or_give_up(deps, info, dependency, exc) from exc
                 outcome = "ok"
                 OUTAGES.succeeded(uses, started_at=started)
-                if isinstance(result, dict):
-                    return result
-                return result.model_dump(mode="json", by_alias=True)
+                return result
             finally:
                 metrics.observe_job(function.value, outcome, time.monotonic() - started)
 

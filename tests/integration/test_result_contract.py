@@ -1,0 +1,246 @@
+"""Every job's result, in each of its outcomes, is exactly what its contract model writes.
+
+The jobs return dicts built by src/results.py rather than dumping the pydantic models of src/contracts.py
+(the models cost more than the jobs' own work). This one test holds the two together: each scenario runs
+a real job into one outcome, and the result must round-trip through its model unchanged, field for field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import time
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from src.contracts import ChannelSelectionResult, DispatchResult, PhoneAllocationResult, RouterResult
+from src.domain.quota import quota_date
+from src.jobs.allocate_phone import allocate_phone
+from src.jobs.dispatch import dispatch
+from src.jobs.route import route
+from src.jobs.select_channel import select_channel
+from src.names import quota_key
+from src.runtime.deps import Deps
+from tests.conftest import job_ctx
+from tests.factories import Factory
+
+ALWAYS_OPEN = {
+    "send_window_start": time(0),
+    "send_window_end": time(0),
+    "send_days": [1, 2, 3, 4, 5, 6, 7],
+    "skip_public_holidays": False,
+}
+
+Scenario = Callable[[Deps, Factory], Awaitable[tuple[type[BaseModel], dict[str, Any], str]]]
+
+
+async def _use_up(deps: Deps, phone: UUID) -> None:
+    day = quota_date(deps.clock(), "Europe/Bucharest")
+    await deps.redis.set(quota_key(phone, day), 200)
+
+
+async def select(deps: Deps, factory: Factory, **company: Any) -> dict[str, Any]:
+    tenant = await factory.tenant()
+    await factory.phone(tenant)
+    lead = await factory.lead(tenant, company=company)
+    return await select_channel(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
+
+
+async def selected(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await select(deps, factory)
+    return ChannelSelectionResult, result, result["selectedChannel"]
+
+
+async def no_channel(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await select(deps, factory, hlr_reachable=False, email_status="invalid")
+    return ChannelSelectionResult, result, result["reasonCode"]
+
+
+async def allocation(
+    deps: Deps, factory: Factory, *, sticky: str | None = None, full: bool = False
+) -> dict[str, Any]:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant)
+    journey: dict[str, Any] = {}
+    if sticky is not None:
+        journey["assigned_phone_id"] = await factory.phone(tenant, status=sticky)
+        if full:
+            await _use_up(deps, journey["assigned_phone_id"])
+    elif full:
+        await _use_up(deps, phone)
+    lead = await factory.lead(tenant, **journey)
+    return await allocate_phone(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
+
+
+async def allocated_new(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory)
+    return PhoneAllocationResult, result, result["allocationType"]
+
+
+async def allocated_sticky(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory, sticky="ACTIVE")
+    return PhoneAllocationResult, result, result["allocationType"]
+
+
+async def allocated_fallback(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory, sticky="BANNED")
+    return PhoneAllocationResult, result, result["allocationType"]
+
+
+async def sticky_full(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory, sticky="ACTIVE", full=True)
+    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+
+
+async def none_left(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory, full=True)
+    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+
+
+async def send(
+    deps: Deps,
+    factory: Factory,
+    *,
+    status: str = "ACTIVE",
+    full: bool = False,
+    twice: bool = False,
+    **journey: Any,
+) -> dict[str, Any]:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant, status=status)
+    other = await factory.phone(tenant)
+    if full:
+        await _use_up(deps, phone)
+        await _use_up(deps, other)
+    lead = await factory.lead(tenant, **journey)
+    payload = {
+        "tenantId": str(tenant),
+        "leadId": str(lead),
+        "phoneId": str(phone),
+        "messageType": "FOLLOWUP",
+        "payload": {"text": "Revin"},
+    }
+    result = await route(job_ctx(deps, job_id="router-contract"), payload)
+    if twice:
+        result = await route(job_ctx(deps, job_id="router-contract"), payload)
+    return result
+
+
+async def routed(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory)
+    return RouterResult, result, result["reason"]
+
+
+async def rerouted(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, status="PAUSED")
+    return RouterResult, result, result["reason"]
+
+
+async def routed_again(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, twice=True)
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def opted_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, whatsapp_opted_out=True)
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def quota_spent(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, full=True)
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def nowhere_to_reroute(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, status="BANNED", full=True)
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def run_dispatch(
+    deps: Deps, factory: Factory, *, tenant_id: str | None = None, dry_run: bool = False, **window: Any
+) -> dict[str, Any]:
+    tenant = await factory.tenant(**(window or ALWAYS_OPEN))
+    await factory.phone(tenant)
+    await factory.leads(tenant, 2)
+    await factory.lead(tenant, company={"hlr_reachable": False})
+    await factory.lead(tenant, company={"hlr_reachable": False, "email_status": "invalid"})
+    payload: dict[str, Any] = {"correlationId": "contract", "tenantId": tenant_id or str(tenant)}
+    if dry_run:
+        payload["dryRun"] = True
+    return await dispatch(job_ctx(deps, job_id="dispatch-contract"), payload)
+
+
+async def dispatched(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory)
+    return DispatchResult, result, f"{result['dispatchedToWhatsApp']}+{result['dispatchedToEmail']}"
+
+
+async def planned(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory, dry_run=True)
+    return DispatchResult, result, f"dry {result['dispatchedToWhatsApp']}+{result['dispatchedToEmail']}"
+
+
+async def outside_window(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    # A window open only on tomorrow's weekday.
+    local_day = deps.clock().astimezone(ZoneInfo("Europe/Bucharest")).isoweekday()
+    result = await run_dispatch(
+        deps,
+        factory,
+        send_days=[local_day % 7 + 1],
+        send_window_start=time(0),
+        send_window_end=time(0),
+        skip_public_holidays=False,
+    )
+    return DispatchResult, result, f"outside {result['skippedOutsideHours']}"
+
+
+async def fan_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory, tenant_id="ALL")
+    return DispatchResult, result, f"tenant jobs {len(result['tenantJobs'])}"
+
+
+async def fan_out_dry_run(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory, tenant_id="ALL", dry_run=True)
+    return DispatchResult, result, f"tenant plans {len(result['tenantPlans'])}"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "outcome"),
+    [
+        (selected, "WHATSAPP"),
+        (no_channel, "NO_VERIFIED_CONTACT"),
+        (allocated_new, "NEW"),
+        (allocated_sticky, "STICKY"),
+        (allocated_fallback, "FALLBACK"),
+        (sticky_full, "STICKY_QUOTA_EXHAUSTED"),
+        (none_left, "NO_PHONE_WITH_QUOTA"),
+        (routed, "ROUTED"),
+        (rerouted, "REROUTED_PHONE_UNAVAILABLE"),
+        (routed_again, "ALREADY_ROUTED"),
+        (opted_out, "WHATSAPP_OPTED_OUT"),
+        (quota_spent, "QUOTA_EXHAUSTED"),
+        (nowhere_to_reroute, "NO_PHONE_WITH_QUOTA"),
+        (dispatched, "2+1"),
+        (planned, "dry 2+1"),
+        (outside_window, "outside 4"),
+        (fan_out, "tenant jobs 1"),
+        (fan_out_dry_run, "tenant plans 1"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None) or str(value),
+)
+async def test_every_result_is_its_contract_model(
+    deps: Deps, factory: Factory, redis: Redis, scenario: Scenario, outcome: str
+) -> None:
+    model, result, reached = await scenario(deps, factory)
+    assert reached == outcome  # the scenario reached the outcome it names
+    assert as_json(model.model_validate(result).model_dump(mode="json", by_alias=True)) == as_json(result)
+
+
+def as_json(value: dict[str, Any]) -> bytes:
+    """JSON with sorted keys: equal only when every value has the same JSON type (True is not 1)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
