@@ -67,7 +67,7 @@ from src.names import Queue, quota_key
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
-from src.worker import freeze_startup_heap
+from src.runtime.queues import freeze_startup_heap
 
 TARGET_RATIO = 10.0
 DAILY_LIMIT = 500

@@ -29,7 +29,7 @@ from src.jobs.select_channel import select_channel
 from src.names import Function
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
-from src.worker import freeze_startup_heap
+from src.runtime.queues import freeze_startup_heap
 
 JOBS: dict[Function, Any] = {
     Function.SELECT_CHANNEL: select_channel,

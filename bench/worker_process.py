@@ -31,7 +31,7 @@ from src.config import get_config
 from src.names import Queue
 from src.runtime.deps import build_deps, close_deps
 from src.runtime.log import configure_logging
-from src.worker import freeze_startup_heap, worker_options
+from src.runtime.queues import freeze_startup_heap, worker_options
 
 QUEUES = {
     "dispatch": Queue.DISPATCH,

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from src.jobs.dispatch import dispatch_cron
 from src.names import DISPATCH_CRON_NAME, Queue
 from src.runtime.deps import Deps
-from src.worker import CRON_KEEP_RESULT_S, worker_options
+from src.runtime.queues import CRON_KEEP_RESULT_S, worker_options
 from tests.conftest import make_settings
 from tests.factories import Factory
 
