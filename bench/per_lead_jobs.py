@@ -133,7 +133,7 @@ async def enqueue(target: Target, jobs: list[OutgoingJob]) -> None:
     deps = await bench_deps(target)
     try:
         for start in range(0, len(jobs), 1000):
-            await deps.outbound.enqueue(jobs[start : start + 1000], now_ms=int(time.time() * 1000))
+            await deps.job_writer.enqueue(jobs[start : start + 1000], now_ms=int(time.time() * 1000))
     finally:
         await close_deps(deps)
 

@@ -111,10 +111,8 @@ class OutreachClient:
     @classmethod
     @asynccontextmanager
     async def connect(cls, redis_url: str | None = None) -> AsyncIterator[OutreachClient]:
-        settings = dataclasses.replace(
-            arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0
-        )
-        redis = await create_pool(settings, job_serializer=job_serializer, job_deserializer=job_deserializer)
+        config = dataclasses.replace(arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0)
+        redis = await create_pool(config, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:
             yield cls(redis)
         finally:

@@ -74,12 +74,9 @@ class Config(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_driver(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme in ("postgresql", "postgres"):
-            return urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
-        if parts.scheme != "postgresql+asyncpg":
+        if urlsplit(value).scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
             raise ValueError("DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
-        return value
+        return sqlalchemy_url(value)
 
     @field_validator("redis_url")
     @classmethod
@@ -89,8 +86,24 @@ class Config(BaseSettings):
 
     @property
     def database_url_sync_scheme(self) -> str:
-        """The same database as a plain postgresql:// URL, for psql and other libpq tools."""
-        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        """The same database as a plain postgresql:// URL: asyncpg's, psql's and other libpq tools'."""
+        return libpq_url(self.database_url)
+
+
+def libpq_url(url: str) -> str:
+    """A PostgreSQL URL as libpq and asyncpg take it: postgresql://."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql")) if parts.scheme.startswith("postgres") else url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A PostgreSQL URL as SQLAlchemy takes it, on the asyncpg driver: postgresql+asyncpg://."""
+    parts = urlsplit(url)
+    return (
+        urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
+        if parts.scheme.startswith("postgres")
+        else url
+    )
 
 
 @lru_cache(maxsize=1)

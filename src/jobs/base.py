@@ -98,15 +98,13 @@ def job(
 
 
 def _retry_or_give_up(deps: Deps, info: JobInfo, dependency: Dependency, exc: Exception) -> Exception:
-    settings = deps.settings
+    config = deps.config
     fault = f"{type(exc).__name__}: {exc}"
-    if info.job_try >= settings.retry_max_tries:
+    if info.job_try >= config.retry_max_tries:
         logger.error(
-            "transient fault on try {} of {}, giving up: {}", info.job_try, settings.retry_max_tries, fault
+            "transient fault on try {} of {}, giving up: {}", info.job_try, config.retry_max_tries, fault
         )
         return TransientFaultsExhausted(f"gave up after {info.job_try} tries; last fault: {fault}")
-    delay = backoff_seconds(
-        info.job_try, base=settings.retry_backoff_base_s, cap=settings.retry_backoff_max_s
-    )
-    OUTAGES.retrying(dependency, exc, job_try=info.job_try, max_tries=settings.retry_max_tries, delay=delay)
+    delay = backoff_seconds(info.job_try, base=config.retry_backoff_base_s, cap=config.retry_backoff_max_s)
+    OUTAGES.retrying(dependency, exc, job_try=info.job_try, max_tries=config.retry_max_tries, delay=delay)
     return Retry(defer=delay)

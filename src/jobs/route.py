@@ -204,5 +204,5 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
 async def _enqueue(deps: Deps, message: Message, phone_id: UUID, queue_slot: str) -> Delivered:
     """The message on the queue of `phone_id`, whose quota this job id already holds."""
     job = message.on(phone_id, queue_slot)
-    [written] = await deps.outbound.enqueue([job], now_ms=message.wall_ms)
+    [written] = await deps.job_writer.enqueue([job], now_ms=message.wall_ms)
     return Delivered(phone_id, job.queue, written)

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Config()
+        config = Config()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: invalid configuration: {problems}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        code: int = asyncio.run(args.handler(args, settings))
+        code: int = asyncio.run(args.handler(args, config))
     except OpsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        lost = unreachable(exc, settings)
+        lost = unreachable(exc, config)
         if lost is None:
             raise
         print(f"{PROG}: {lost}", file=sys.stderr)

@@ -57,18 +57,18 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
+async def run(args: argparse.Namespace, config: Config) -> int:
     say("Cerniq outreach workers: demo")
-    say(f"  PostgreSQL  {redacted(settings.database_url_sync_scheme)}")
-    say(f"  Redis       {redacted(settings.redis_url)}")
-    async with database(settings) as engine, redis_client(settings) as client:
-        return await _demo(engine, client, settings, args.worker_log)
+    say(f"  PostgreSQL  {redacted(config.database_url_sync_scheme)}")
+    say(f"  Redis       {redacted(config.redis_url)}")
+    async with database(config) as engine, redis_client(config) as client:
+        return await _demo(engine, client, config, args.worker_log)
 
 
-async def _demo(engine: AsyncEngine, client: OutreachClient, settings: Config, log: Path | None) -> int:
+async def _demo(engine: AsyncEngine, client: OutreachClient, config: Config, log: Path | None) -> int:
     redis = client.redis
     tenant = seed.DEMO_TENANT_ID
-    await seed.seed_demo(engine, redis, settings, reset=True)
+    await seed.seed_demo(engine, redis, config, reset=True)
     say()
     say(f"1. Seeded the demo tenant {seed.DEMO_TENANT_NAME!r} ({tenant})")
     say(f"   {seed.WINDOW_NOTE}: the demo dispatches whenever it runs.")

@@ -118,8 +118,8 @@ async def _enqueue(client: OutreachClient, args: argparse.Namespace) -> Enqueued
     )
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
-    async with redis_client(settings) as client:
+async def run(args: argparse.Namespace, config: Config) -> int:
+    async with redis_client(config) as client:
         try:
             job = await _enqueue(client, args)
         except InvalidJobInput as exc:

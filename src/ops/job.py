@@ -28,8 +28,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
-    async with redis_client(settings) as client:
+async def run(args: argparse.Namespace, config: Config) -> int:
+    async with redis_client(config) as client:
         state = await client.job_state(args.job_id, args.queue)
     if args.json:
         print_json(

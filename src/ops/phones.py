@@ -44,7 +44,7 @@ def add_parser(commands: Any) -> None:
     listing.set_defaults(handler=run_list)
 
 
-async def run_add(args: argparse.Namespace, settings: Config) -> int:
+async def run_add(args: argparse.Namespace, config: Config) -> int:
     phone = queries.NewPhone(
         tenant_id=args.tenant_id,
         phone_number=args.number,
@@ -53,7 +53,7 @@ async def run_add(args: argparse.Namespace, settings: Config) -> int:
         status=args.status,
         is_enabled=False if args.disabled else None,
     )
-    async with database(settings) as engine, engine.connect() as conn:
+    async with database(config) as engine, engine.connect() as conn:
         tenant = await queries.find_tenant(conn, tenant_id=args.tenant_id)
         if tenant is None:
             raise OpsError(f"tenant {args.tenant_id} not found")
@@ -96,9 +96,9 @@ async def _refuse_taken(conn: Any, number: str, slot: str | None) -> None:
         )
 
 
-async def run_list(args: argparse.Namespace, settings: Config) -> int:
+async def run_list(args: argparse.Namespace, config: Config) -> int:
     now = datetime.now(UTC)
-    async with database(settings) as engine, redis_client(settings) as client:
+    async with database(config) as engine, redis_client(config) as client:
         quotas = await phone_quotas(engine, client.redis, now=now, tenant_id=args.tenant_id)
     if args.json:
         print_json(as_json(StatusReport(now, [], quotas, []))["phones"])

@@ -14,18 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from src.config import libpq_url
 from src.redis_io.connection import close_redis, create_redis_client
 
 TIMEOUT_S = 3.0
 
 
-def _libpq(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(scheme="postgresql")) if parts.scheme.startswith("postgres") else url
-
-
 async def postgres(url: str, *, create_database: bool) -> None:
-    url = _libpq(url)
+    url = libpq_url(url)
     try:
         conn = await asyncpg.connect(url, timeout=TIMEOUT_S)
     except asyncpg.InvalidCatalogNameError:

@@ -50,7 +50,9 @@ class QueuedJob:
 
 async def in_progress_ids(redis: Redis) -> list[str]:
     prefix = ARQ_IN_PROGRESS_PREFIX
-    return [_text(key)[len(prefix) :] async for key in redis.scan_iter(match=prefix + "*", count=_SCAN_COUNT)]
+    return [
+        as_text(key)[len(prefix) :] async for key in redis.scan_iter(match=prefix + "*", count=_SCAN_COUNT)
+    ]
 
 
 async def queue_depths(redis: Redis, queues: Sequence[str], *, now_ms: int) -> list[QueueDepth]:
@@ -93,7 +95,7 @@ async def worker_health(redis: Redis) -> list[WorkerHealth]:
                 key=key,
                 up=up,
                 expires_in_s=round(ttl_ms / 1000, 1) if up and ttl_ms >= 0 else None,
-                report=_text(value) if up else None,
+                report=as_text(value) if up else None,
             )
         )
     return health
@@ -101,7 +103,7 @@ async def worker_health(redis: Redis) -> list[WorkerHealth]:
 
 async def queued_jobs(redis: Redis, queue: str, *, limit: int = 1000) -> list[QueuedJob]:
     """The first `limit` jobs of a queue with their function and payload (arq's JSON job format)."""
-    job_ids = [_text(member) for member in await redis.zrange(queue, 0, limit - 1)]
+    job_ids = [as_text(member) for member in await redis.zrange(queue, 0, limit - 1)]
     if not job_ids:
         return []
     raw = await redis.mget([ARQ_JOB_PREFIX + job_id for job_id in job_ids])
@@ -114,5 +116,5 @@ async def queued_jobs(redis: Redis, queue: str, *, limit: int = 1000) -> list[Qu
     return jobs
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -27,6 +27,7 @@ from src.names import (
     quota_reservations_key,
     whatsapp_queue,
 )
+from src.ops.queues import as_text
 from src.ops.services import OpsError, database, redis_client
 
 
@@ -171,16 +172,16 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
-    async with database(settings) as engine, redis_client(settings) as client:
-        await seed_demo(engine, client.redis, settings, reset=args.reset)
+async def run(args: argparse.Namespace, config: Config) -> int:
+    async with database(config) as engine, redis_client(config) as client:
+        await seed_demo(engine, client.redis, config, reset=args.reset)
     print(f"seeded tenant {DEMO_TENANT_NAME!r} ({DEMO_TENANT_ID})")
     print(f"  {len(PHONES)} phones, {len(LEADS)} leads; {WINDOW_NOTE}")
     print(f"  next: cerniq-ops enqueue dispatch --tenant-id {DEMO_TENANT_ID} --dry-run --wait")
     return 0
 
 
-async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Config, *, reset: bool) -> None:
+async def seed_demo(engine: AsyncEngine, redis: Redis, config: Config, *, reset: bool) -> None:
     now = datetime.now().astimezone()
     async with engine.connect() as conn:
         existing = await queries.find_tenant(conn, tenant_id=DEMO_TENANT_ID)
@@ -212,7 +213,7 @@ async def seed_demo(engine: AsyncEngine, redis: Redis, settings: Config, *, rese
     async with redis.pipeline(transaction=True) as pipe:
         for phone in PHONES:
             if phone.used_today:
-                pipe.set(quota_key(phone.id, today), phone.used_today, ex=settings.quota_key_ttl_s)
+                pipe.set(quota_key(phone.id, today), phone.used_today, ex=config.quota_key_ttl_s)
         await pipe.execute()
 
 
@@ -252,14 +253,10 @@ async def _forget_redis_state(redis: Redis, now: datetime) -> None:
     keys = [quota_key(phone.id, day) for phone in PHONES for day in days]
     keys += [quota_reservations_key(DEMO_TENANT_ID, day) for day in days]
     pattern = f"*{DEMO_TENANT_ID}*"
-    queues = [_text(q) async for q in redis.scan_iter(match=whatsapp_queue("*"), _type="ZSET", count=1000)]
+    queues = [as_text(q) async for q in redis.scan_iter(match=whatsapp_queue("*"), _type="ZSET", count=1000)]
     for queue in [*queues, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE]:
         async for member, _ in redis.zscan_iter(queue, match=pattern):
             await redis.zrem(queue, member)
     for prefix in (ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX):
-        keys += [_text(key) async for key in redis.scan_iter(match=prefix + pattern, count=1000)]
+        keys += [as_text(key) async for key in redis.scan_iter(match=prefix + pattern, count=1000)]
     await redis.delete(*keys)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

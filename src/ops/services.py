@@ -58,10 +58,10 @@ def _reason(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def database(settings: Config) -> AsyncIterator[AsyncEngine]:
+async def database(config: Config) -> AsyncIterator[AsyncEngine]:
     """An engine whose database answers and has the schema; ServiceUnavailable otherwise."""
-    engine = create_engine(settings)
-    url = redacted(settings.database_url_sync_scheme)
+    engine = create_engine(config)
+    url = redacted(config.database_url_sync_scheme)
     try:
         try:
             async with engine.connect() as conn:
@@ -80,11 +80,11 @@ async def database(settings: Config) -> AsyncIterator[AsyncEngine]:
 
 
 @asynccontextmanager
-async def redis_client(settings: Config) -> AsyncIterator[OutreachClient]:
+async def redis_client(config: Config) -> AsyncIterator[OutreachClient]:
     """The enqueue client on a Redis that answers; ServiceUnavailable otherwise."""
-    url = redacted(settings.redis_url)
+    url = redacted(config.redis_url)
     try:
-        connection = OutreachClient.connect(settings.redis_url)
+        connection = OutreachClient.connect(config.redis_url)
         client = await connection.__aenter__()
     except Exception as exc:
         raise ServiceUnavailable(f"Redis is unreachable at {url} ({_reason(exc)}); set REDIS_URL") from None
@@ -94,14 +94,14 @@ async def redis_client(settings: Config) -> AsyncIterator[OutreachClient]:
         await connection.__aexit__(None, None, None)
 
 
-def unreachable(exc: BaseException, settings: Config) -> ServiceUnavailable | None:
+def unreachable(exc: BaseException, config: Config) -> ServiceUnavailable | None:
     """A connection lost in the middle of a command, as the one line to print; None for other errors."""
     match transient_fault(exc):
         case Dependency.REDIS:
-            return ServiceUnavailable(f"lost Redis at {redacted(settings.redis_url)} ({_reason(exc)})")
+            return ServiceUnavailable(f"lost Redis at {redacted(config.redis_url)} ({_reason(exc)})")
         case Dependency.POSTGRESQL:
             return ServiceUnavailable(
-                f"lost PostgreSQL at {redacted(settings.database_url_sync_scheme)} ({_reason(exc)})"
+                f"lost PostgreSQL at {redacted(config.database_url_sync_scheme)} ({_reason(exc)})"
             )
         case Dependency.NETWORK:
             return ServiceUnavailable(f"lost a connection ({_reason(exc)})")

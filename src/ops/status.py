@@ -14,12 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.config import Config
 from src.db import queries
+from src.domain.allocation import is_available
 from src.domain.quota import quota_date, remaining
 from src.names import EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE, Queue, quota_key, whatsapp_queue
 from src.ops import argtypes
 from src.ops import queues as arq_state
 from src.ops.render import print_json, table
 from src.ops.services import database, redis_client
+from src.runtime.clock import epoch_ms
 
 
 def add_parser(commands: Any) -> None:
@@ -35,8 +37,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
-    async with database(settings) as engine, redis_client(settings) as client:
+async def run(args: argparse.Namespace, config: Config) -> int:
+    async with database(config) as engine, redis_client(config) as client:
         report = await collect(engine, client.redis, now=datetime.now(UTC), tenant_id=args.tenant_id)
     if args.json:
         print_json(as_json(report))
@@ -53,7 +55,7 @@ class PhoneQuota:
 
     @property
     def available(self) -> bool:
-        return self.phone.status == "ACTIVE" and self.phone.is_enabled
+        return is_available(self.phone, self.phone.tenant_id)
 
     @property
     def remaining(self) -> int | None:
@@ -104,7 +106,7 @@ async def collect(
     engine: AsyncEngine, redis: Redis, *, now: datetime, tenant_id: UUID | None = None
 ) -> StatusReport:
     phones = await phone_quotas(engine, redis, now=now, tenant_id=tenant_id)
-    depths = await arq_state.queue_depths(redis, queue_names(phones), now_ms=int(now.timestamp() * 1000))
+    depths = await arq_state.queue_depths(redis, queue_names(phones), now_ms=epoch_ms(now))
     workers = await arq_state.worker_health(redis)
     return StatusReport(now, depths, phones, workers)
 

@@ -18,8 +18,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, settings: Config) -> int:
-    async with database(settings) as engine, engine.connect() as conn:
+async def run(args: argparse.Namespace, config: Config) -> int:
+    async with database(config) as engine, engine.connect() as conn:
         rows = await queries.tenants_overview(conn, now=datetime.now(UTC))
     if args.json:
         print_json(

@@ -84,7 +84,7 @@ def encode_batch(jobs: Iterable[tuple[str, str, bytes]]) -> bytes:
     return orjson.dumps([[job_id, queue, body.decode()] for job_id, queue, body in jobs])
 
 
-class Outbound:
+class JobWriter:
     def __init__(self, redis: Redis) -> None:
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
 

@@ -199,7 +199,7 @@ class QuotaLedger:
         """`reserve` of one request without fall-through, for `job.job_id`: `phone` or nothing, unless an
         earlier try of the same job id reserved one of the `available` phones (the tenant's ids,
         comma-separated), which is reused. When the reservation is on `phone`, `job` is enqueued in the
-        same script (as `Outbound.enqueue` would). Returns the reservation and whether the job was
+        same script (as `JobWriter.enqueue` would). Returns the reservation and whether the job was
         written, None when it was not enqueued (no reservation, or one on another phone)."""
         keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
         keys += job_keys(job.job_id, job.queue)

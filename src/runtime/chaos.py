@@ -13,7 +13,7 @@ from loguru import logger
 from src.config import Config
 
 
-async def pause(settings: Config, step: str) -> None:
-    if settings.chaos_pause_at == step and settings.chaos_pause_s > 0:
-        logger.warning("chaos: pausing {:.1f}s {}", settings.chaos_pause_s, step.replace("_", " "))
-        await asyncio.sleep(settings.chaos_pause_s)
+async def pause(config: Config, step: str) -> None:
+    if config.chaos_pause_at == step and config.chaos_pause_s > 0:
+        logger.warning("chaos: pausing {:.1f}s {}", config.chaos_pause_s, step.replace("_", " "))
+        await asyncio.sleep(config.chaos_pause_s)

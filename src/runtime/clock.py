@@ -9,9 +9,13 @@ whole run can happen on a holiday or at a DST change while arq still runs its jo
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+
+def epoch_ms(at: datetime) -> int:
+    """An instant as arq and Redis write it: milliseconds since the epoch."""
+    return int(at.timestamp() * 1000)
 
 
 class Clock(Protocol):
@@ -34,7 +38,7 @@ class SystemClock:
         return datetime.now(UTC) + self._shift
 
     def wall_ms(self, at: datetime) -> int:
-        return int((at - self._shift).timestamp() * 1000)
+        return epoch_ms(at - self._shift)
 
 
 class FixedClock:
@@ -48,4 +52,4 @@ class FixedClock:
         return self.now
 
     def wall_ms(self, at: datetime) -> int:
-        return int(time.time() * 1000 + (at - self.now).total_seconds() * 1000)
+        return epoch_ms(datetime.now(UTC) + (at - self.now))

@@ -11,32 +11,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from src.config import Config
 from src.redis_io.connection import close_redis, create_redis_client
-from src.redis_io.job_writer import Outbound
+from src.redis_io.job_writer import JobWriter
 from src.redis_io.quota_ledger import QuotaLedger
 from src.runtime.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True)
 class Deps:
-    settings: Config
+    config: Config
     pg: asyncpg.Pool  # every job's statements (src/db/queries), on plain asyncpg connections
     redis: Redis
     quota: QuotaLedger
-    outbound: Outbound
+    job_writer: JobWriter
     clock: Clock
     rng: random.Random = field(default_factory=random.SystemRandom)
 
 
-def create_engine(settings: Config) -> AsyncEngine:
+def create_engine(config: Config) -> AsyncEngine:
     """SQLAlchemy, for the ops tool (src/ops) and the tests' set-up: the jobs run on `create_job_pool`."""
     return create_async_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
+        config.database_url,
+        pool_size=config.db_pool_size,
         max_overflow=0,
-        pool_timeout=settings.db_connect_timeout_s,
+        pool_timeout=config.db_connect_timeout_s,
         pool_pre_ping=True,  # a command-line tool: a round trip per checkout costs nothing here
         connect_args={
-            "timeout": settings.db_connect_timeout_s,
+            "timeout": config.db_connect_timeout_s,
             "server_settings": {"application_name": "cerniq-outreach"},
         },
     )
@@ -48,17 +48,17 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     is still rolled back: the pool does that before it calls this."""
 
 
-async def create_job_pool(settings: Config) -> asyncpg.Pool:
+async def create_job_pool(config: Config) -> asyncpg.Pool:
     """Connections open lazily (min_size 0): a worker starts even while PostgreSQL is down, and its jobs
     retry until it answers. A connection the server closed is replaced when it is next acquired.
 
     Plain asyncpg rather than SQLAlchemy: a job is a handful of statements, and SQLAlchemy's execution
     layer cost as much CPU as PostgreSQL's work on them (bench/README.md)."""
     pool = await asyncpg.create_pool(
-        settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
+        config.database_url_sync_scheme,
         min_size=0,
-        max_size=settings.db_pool_size,
-        timeout=settings.db_connect_timeout_s,
+        max_size=config.db_pool_size,
+        timeout=config.db_connect_timeout_s,
         reset=_keep_session,
         server_settings={"application_name": "cerniq-outreach"},
     )
@@ -66,23 +66,23 @@ async def create_job_pool(settings: Config) -> asyncpg.Pool:
     return pool
 
 
-def create_redis(settings: Config) -> Redis:
+def create_redis(config: Config) -> Redis:
     return create_redis_client(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout_s=settings.redis_socket_timeout_s,
+        config.redis_url,
+        max_connections=config.redis_max_connections,
+        timeout_s=config.redis_socket_timeout_s,
     )
 
 
-async def build_deps(settings: Config, *, clock: Clock | None = None) -> Deps:
-    redis = create_redis(settings)
+async def build_deps(config: Config, *, clock: Clock | None = None) -> Deps:
+    redis = create_redis(config)
     return Deps(
-        settings=settings,
-        pg=await create_job_pool(settings),
+        config=config,
+        pg=await create_job_pool(config),
         redis=redis,
-        quota=QuotaLedger(redis, ttl_s=settings.quota_key_ttl_s),
-        outbound=Outbound(redis),
-        clock=clock or SystemClock(settings.clock_shift_s),
+        quota=QuotaLedger(redis, ttl_s=config.quota_key_ttl_s),
+        job_writer=JobWriter(redis),
+        clock=clock or SystemClock(config.clock_shift_s),
     )
 
 

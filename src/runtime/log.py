@@ -142,7 +142,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     arq's CLI runs logging.config.dictConfig after importing the worker settings: the "arq" logger gets
     its own StreamHandler, and its children lose their handlers and propagation, but keep their filters.
     So arq's loggers carry a filter that hands each record to loguru and stops it there; the worker
-    settings call this before arq's dictConfig, and from their first line arq's records look like ours.
+    config call this before arq's dictConfig, and from their first line arq's records look like ours.
     """
     global _configured
     if _configured != (level, fmt):

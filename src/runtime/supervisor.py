@@ -76,12 +76,12 @@ def _retrieve_on_failure(job_id: str) -> None:
 
 class QueueSupervisor:
     def __init__(
-        self, settings: Config, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
+        self, config: Config, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
     ) -> None:
-        self._settings = settings
+        self._config = config
         self._redis = redis
         # No retries inside create_pool: the supervisor retries, and logs once per outage.
-        self._redis_settings = dataclasses.replace(arq_redis_settings(settings.redis_url), conn_retries=0)
+        self._redis_settings = dataclasses.replace(arq_redis_settings(config.redis_url), conn_retries=0)
         self._slots = [_Slot(queue) for queue in queues]
         self._make_worker = make_worker
         self._stop = asyncio.Event()
@@ -105,7 +105,7 @@ class QueueSupervisor:
             "{} received: draining {} queue workers (grace {:.0f}s)",
             sig.name,
             len(self._slots),
-            self._settings.shutdown_grace_s,
+            self._config.shutdown_grace_s,
         )
         self.stop()
 
@@ -247,7 +247,7 @@ class QueueSupervisor:
     async def _record_health(self) -> None:
         """The all-queues health key, for `arq src.worker.Settings --check`: set while every queue
         worker runs, expiring one second after the interval like arq's own per-queue keys."""
-        interval = self._settings.health_check_interval_s
+        interval = self._config.health_check_interval_s
         while True:
             alive = [
                 slot.queue.value for slot in self._slots if slot.task is not None and not slot.task.done()
@@ -266,7 +266,7 @@ class QueueSupervisor:
             slot.worker.allow_pick_jobs = False
         in_flight = [task for slot in running if slot.worker for task in slot.worker.tasks.values()]
         if in_flight:
-            await asyncio.wait(in_flight, timeout=self._settings.shutdown_grace_s or None)
+            await asyncio.wait(in_flight, timeout=self._config.shutdown_grace_s or None)
         left = sum(not task.done() for task in in_flight)
         if left:
             logger.warning("grace period over: cancelling {} jobs, they stay queued and run again", left)

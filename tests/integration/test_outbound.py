@@ -28,7 +28,7 @@ async def test_a_stock_arq_worker_consumes_what_the_script_wrote(deps: Deps, red
         OutgoingJob(f"wa:{n}", "q:wa:phone_07", "send-whatsapp-initial", {"leadId": f"lead-{n}", "step": n})
         for n in range(3)
     ]
-    assert await deps.outbound.enqueue(jobs, now_ms=NOW_MS) == [True, True, True]
+    assert await deps.job_writer.enqueue(jobs, now_ms=NOW_MS) == [True, True, True]
 
     worker = Worker(
         functions=[func(send_whatsapp_initial, name="send-whatsapp-initial")],
@@ -55,14 +55,14 @@ async def test_a_stock_arq_worker_consumes_what_the_script_wrote(deps: Deps, red
 async def test_an_id_whose_job_or_result_exists_is_skipped(deps: Deps, redis: Redis) -> None:
     await redis.set(ARQ_RESULT_PREFIX + "done", b"{}")
     first = OutgoingJob("fresh", "q:email:cold", "send-email-cold", {"n": 1})
-    assert await deps.outbound.enqueue(
+    assert await deps.job_writer.enqueue(
         [first, OutgoingJob("done", "q:email:cold", "send-email-cold", {})], now_ms=NOW_MS
     ) == [
         True,
         False,
     ]
     changed = OutgoingJob("fresh", "q:email:cold", "send-email-cold", {"n": 2})
-    assert await deps.outbound.enqueue([changed], now_ms=NOW_MS + 5) == [False]
+    assert await deps.job_writer.enqueue([changed], now_ms=NOW_MS + 5) == [False]
     assert job_deserializer(await redis.get(ARQ_JOB_PREFIX + "fresh"))["a"] == [{"n": 1}]
     assert await redis.zrange("q:email:cold", 0, -1, withscores=True) == [(b"fresh", float(NOW_MS))]
     assert 86_000 < await redis.ttl(ARQ_JOB_PREFIX + "fresh") <= 86_400
@@ -75,10 +75,10 @@ async def test_same_semantics_as_arq_enqueue_job(deps: Deps, redis: Redis) -> No
     pool = await create_pool(RedisSettings.from_dsn(TEST_REDIS_URL), job_serializer=job_serializer)
     try:
         assert await pool.enqueue_job("send-email-warm", {}, _job_id="by-arq", _queue_name="q:email:warm")
-        assert await deps.outbound.enqueue(
+        assert await deps.job_writer.enqueue(
             [OutgoingJob("by-arq", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS
         ) == [False]
-        await deps.outbound.enqueue(
+        await deps.job_writer.enqueue(
             [OutgoingJob("by-script", "q:email:warm", "send-email-warm", {})], now_ms=NOW_MS
         )
         assert (

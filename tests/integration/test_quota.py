@@ -158,7 +158,7 @@ async def test_reserve_and_enqueue_does_what_reserve_then_enqueue_does(deps: Dep
         )
         written = None
         if reservation.phone_id == phone.phone_id:
-            (written,) = await deps.outbound.enqueue([job(job_id, phone)], now_ms=1_000)
+            (written,) = await deps.job_writer.enqueue([job(job_id, phone)], now_ms=1_000)
         two_steps.append((reservation, written))
     after_two_steps = await redis_state(redis)
 

@@ -129,10 +129,10 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
                 explained = results.explain(plan.decisions, plan.job_ids, batch.queue_slots)
                 return stamp_processing_time(_report(result, plan, explained, written={}), started)
             plan = await _reserve(deps, plan)
-            await chaos.pause(deps.settings, "after_reserve")
+            await chaos.pause(deps.config, "after_reserve")
             persisted = await _persist(conn, deps, plan)
 
-        await chaos.pause(deps.settings, "after_commit")
+        await chaos.pause(deps.config, "after_commit")
         written, explained = await _publish_explaining(deps, conn, plan, persisted)
     _count(plan)
     result = stamp_processing_time(_report(result, plan, explained, written=written), started)
@@ -252,8 +252,8 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
     after = next_actions(
         now=batch.now,
         window=batch.window,
-        redispatch_after=timedelta(seconds=deps.settings.redispatch_after_s),
-        no_channel_recheck=timedelta(seconds=deps.settings.no_channel_recheck_s),
+        redispatch_after=timedelta(seconds=deps.config.redispatch_after_s),
+        no_channel_recheck=timedelta(seconds=deps.config.no_channel_recheck_s),
     )
     updates = [
         queries.JourneyUpdate(

@@ -40,7 +40,7 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
         )
         for tenant in tenants
     ]
-    written = await deps.outbound.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
+    written = await deps.job_writer.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
     tenant_jobs = [(t, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
     result = results.dispatch_fan_out(tenant_jobs, relayed=relayed, next_dispatch_at=next_cron_tick(now))

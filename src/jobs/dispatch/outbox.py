@@ -31,14 +31,14 @@ async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: b
     async with conn.transaction():
         if not await queries.take_outbox(conn, outbox_id=outbox_id):
             return None
-        written = await deps.outbound.enqueue_batch(batch, now_ms=_now_ms(deps))
-        await chaos.pause(deps.settings, "after_enqueue")
+        written = await deps.job_writer.enqueue_batch(batch, now_ms=_now_ms(deps))
+        await chaos.pause(deps.config, "after_enqueue")
     return written
 
 
 async def relay_orphans(deps: Deps, *, tenant_id: UUID | None) -> int:
     """Enqueue the batches left by dispatchers that died after committing; returns how many jobs."""
-    cutoff = deps.clock() - timedelta(seconds=deps.settings.outbox_relay_grace_s)
+    cutoff = deps.clock() - timedelta(seconds=deps.config.outbox_relay_grace_s)
     relayed = 0
     async with deps.pg.acquire() as conn:
         while True:
@@ -53,8 +53,8 @@ async def relay_orphans(deps: Deps, *, tenant_id: UUID | None) -> int:
 
 
 async def _relay(deps: Deps, conn: asyncpg.Connection, row: queries.OutboxRow) -> int:
-    written = await deps.outbound.enqueue_batch(row.jobs, now_ms=_now_ms(deps))
-    await chaos.pause(deps.settings, "after_enqueue")
+    written = await deps.job_writer.enqueue_batch(row.jobs, now_ms=_now_ms(deps))
+    await chaos.pause(deps.config, "after_enqueue")
     await queries.delete_outbox(conn, outbox_id=row.id)
     logger.warning(
         "relayed {} jobs of dispatch {}, interrupted after its commit ({} written, {} already queued)",
