@@ -16,7 +16,8 @@ class Config(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Connections. DATABASE_URL takes postgresql:// or postgresql+asyncpg:// (normalised to asyncpg);
-    # REDIS_URL takes redis://, rediss:// (TLS), a /db path, and redis+sentinel:// (src/redis_url.py).
+    # REDIS_URL takes redis://, rediss:// (TLS), a /db path, and redis+sentinel://
+    # (src/redis_io/connection.py).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq"
     redis_url: str = "redis://127.0.0.1:6379/0"
     # The jobs' asyncpg pool, per process, opened as needed: a per-lead job holds a connection for one or
@@ -41,7 +42,7 @@ class Config(BaseSettings):
     # 5 minutes per tenant), and a day of them would cost Redis more memory than it is worth.
     keep_result_s: int = Field(default=3600, ge=60)
 
-    # Concurrency per queue (DESIGN.md section 1).
+    # Concurrency per queue (docs/contract.md §1).
     dispatch_concurrency: int = Field(default=20, ge=1)
     router_concurrency: int = Field(default=50, ge=1)
     allocator_concurrency: int = Field(default=50, ge=1)
@@ -63,7 +64,7 @@ class Config(BaseSettings):
     # Prometheus metrics on this port; 0 turns the endpoint off.
     metrics_port: int = Field(default=0, ge=0, le=65535)
 
-    # Test-only fault injection: dispatch sleeps this long at the named step (src/chaos.py), so that a
+    # Test-only fault injection: dispatch sleeps this long at the named step (src/runtime/chaos.py), so that a
     # crash test's SIGKILL lands between two writes. Empty (the default) turns it off.
     chaos_pause_at: Literal["", "after_reserve", "after_commit", "after_enqueue"] = ""
     chaos_pause_s: float = Field(default=0.0, ge=0)

@@ -59,7 +59,7 @@ def whatsapp_queue(slot: str, *, followup: bool = False) -> str:
 
 
 def quota_key(phone_id: UUID | str, quota_date: date) -> str:
-    """The daily WhatsApp counter of one phone (DESIGN.md section 2): reservations made that day."""
+    """The daily WhatsApp counter of one phone (docs/contract.md §2): reservations made that day."""
     return f"quota:wa:{phone_id}:{quota_date.isoformat()}"
 
 
@@ -71,7 +71,7 @@ def quota_reservations_key(tenant_id: UUID | str, quota_date: date) -> str:
 def outreach_job_id(
     kind: str, tenant_id: UUID | str, lead_id: UUID | str, sequence_id: str | None, step: int, day: date
 ) -> str:
-    """Deterministic id of one message: one per lead, sequence step and tenant-local day (DESIGN.md s4)."""
+    """Deterministic id of one message: one per lead, sequence step and tenant-local day (contract §4)."""
     return f"{kind}:{tenant_id}:{lead_id}:{sequence_id or '-'}:{step}:{day.isoformat()}"
 
 

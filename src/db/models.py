@@ -1,4 +1,4 @@
-"""The contract tables (DESIGN.md section 2) and the dispatch outbox, as SQLAlchemy 2.0 models.
+"""The contract tables (docs/contract.md §2) and the dispatch outbox, as SQLAlchemy 2.0 models.
 
 Alembic builds the schema from alembic/versions; the migration test proves these models and the
 migrations agree (`alembic check`). Other services insert into these tables, so every added column
@@ -171,7 +171,7 @@ class GoldLeadJourney(Base):
 
 class DispatchOutbox(Base):
     """A committed dispatch batch whose jobs have not yet been seen enqueued (the transactional outbox):
-    one row per batch, its jobs in the form the bulk-enqueue script takes (src/outbound.py)."""
+    one row per batch, its jobs in the form the bulk-enqueue script takes (src/redis_io/job_writer.py)."""
 
     __tablename__ = "dispatch_outbox"
 

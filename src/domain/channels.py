@@ -1,4 +1,4 @@
-"""The one channel decision, shared by `dispatch` and `select_channel` (DESIGN.md section 3)."""
+"""The one channel decision, shared by `dispatch` and `select_channel` (docs/contract.md §3)."""
 
 from __future__ import annotations
 

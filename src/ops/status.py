@@ -82,7 +82,7 @@ class StatusReport:
 async def phone_quotas(
     engine: AsyncEngine, redis: Redis, *, now: datetime, tenant_id: UUID | None = None
 ) -> list[PhoneQuota]:
-    """Each phone's counter for today in its tenant's timezone (DESIGN.md section 2)."""
+    """Each phone's counter for today in its tenant's timezone (docs/contract.md §2)."""
     async with engine.connect() as conn:
         phones = await queries.phones_overview(conn, tenant_id=tenant_id)
     days = [quota_date(now, phone.tenant_timezone) for phone in phones]

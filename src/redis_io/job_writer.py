@@ -23,7 +23,7 @@ from src.redis_io.codec import job_serializer
 JOB_EXPIRES_MS = 86_400_000
 
 # Writes one job as arq stores it unless its id is taken (its job or result key exists): 1 when written.
-# Shared by the bulk script below and the reserve-and-enqueue script of src/quota.py.
+# Shared by the bulk script below and the reserve-and-enqueue script of src/redis_io/quota_ledger.py.
 ENQUEUE_ONE_LUA = """
 local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, expires)
   if redis.call('EXISTS', job_key, result_key) == 0 then

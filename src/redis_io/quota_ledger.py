@@ -1,6 +1,6 @@
 """Daily WhatsApp quota in Redis: reading the counters and reserving sends atomically.
 
-The counter `quota:wa:{phoneId}:{date}` (DESIGN.md section 2) counts reservations. One Lua script
+The counter `quota:wa:{phoneId}:{date}` (docs/contract.md §2) counts reservations. One Lua script
 reserves a whole batch in one round trip. It never lets a counter pass the phone's daily_limit, and it
 counts each job id once: a hash per tenant and day maps job id -> phone, so a job retried after a crash
 finds its reservation instead of taking a second one.

@@ -1,6 +1,6 @@
 """A worker process SIGKILLed in the middle of a dispatch: nothing lost, nothing doubled after the rerun.
 
-The worker pauses at the named step only because the test sets CHAOS_PAUSE_AT (src/chaos.py), so the
+The worker pauses at the named step only because the test sets CHAOS_PAUSE_AT (src/runtime/chaos.py), so the
 kill lands exactly between two writes. The rerun is what production does: the next dispatch of the
 tenant (the next cron tick), then arq running the killed job again once its in-progress key expires
 (after the 30 s timeout + 10 s; the test expires it at once instead of waiting).

@@ -1,9 +1,10 @@
 """The dispatch outbox: a batch's jobs are committed with its journey rows, then enqueued, then deleted.
 
-One outbox row holds a whole batch, encoded as the bulk-enqueue script takes it (src/outbound.py). A
-dispatcher killed between its commit and its enqueue leaves the row; the next dispatch of the tenant (or
-any "ALL" fan-out) relays rows older than OUTBOX_RELAY_GRACE_S. Enqueueing is idempotent by job id, so a
-row relayed after its jobs went out (killed between enqueue and delete) writes nothing twice.
+One outbox row holds a whole batch, encoded as the bulk-enqueue script takes it
+(src/redis_io/job_writer.py). A dispatcher killed between its commit and its enqueue leaves the row; the
+next dispatch of the tenant (or any "ALL" fan-out) relays rows older than OUTBOX_RELAY_GRACE_S.
+Enqueueing is idempotent by job id, so a row relayed after its jobs went out (killed between enqueue and
+delete) writes nothing twice.
 """
 
 from __future__ import annotations
