@@ -152,30 +152,16 @@ async def _on_its_phone(
 
 
 async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> Delivered | NotSent:
-    """The asked phone is down: another available phone with quota left (the one a retried router job's
-    first try reserved, if any), which also becomes the lead's sticky phone when the down one was."""
+    """The asked phone is down: another available phone with quota left, which also becomes the lead's
+    sticky phone when the down one was."""
     data = message.data
     async with deps.pg.acquire() as conn:
         rows = await queries.available_phones(conn, tenant_id=data.tenant_id)
-    used = await deps.quota.used([row.id for row in rows], message.today)
-    phones = {row.id: row.state(used[row.id]) for row in rows}
-    earlier = await deps.quota.reserved(
-        tenant_id=data.tenant_id, quota_date=message.today, job_ids=[message.job_id]
-    )
-    target = earlier.get(message.job_id)
-    if target not in phones:
-        allocation = allocate(
-            tenant_id=data.tenant_id,
-            sticky_phone_id=data.phone_id,
-            phones=list(phones.values()),
-            prefer_existing=False,
-            rng=deps.rng,
+    target = await _another_phone(deps, message, rows)
+    if target is None:
+        return NotSent(
+            f"{AllocationReason.NO_PHONE_WITH_QUOTA}: phone {data.phone_id} is down, none has quota"
         )
-        if allocation.phone_id is None:
-            return NotSent(
-                f"{AllocationReason.NO_PHONE_WITH_QUOTA}: phone {data.phone_id} is down, none has quota"
-            )
-        target = allocation.phone_id
     [reservation], _ = await deps.quota.reserve(
         tenant_id=data.tenant_id,
         quota_date=message.today,
@@ -199,6 +185,26 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
             )
     slot = next(row.queue_slot for row in rows if row.id == reservation.phone_id)
     return await _enqueue(deps, message, reservation.phone_id, slot)
+
+
+async def _another_phone(deps: Deps, message: Message, rows: list[queries.PhoneRow]) -> UUID | None:
+    """The phone an earlier try of this router job reserved, while it is available; else one drawn by
+    remaining quota today; None when no available phone has room."""
+    data = message.data
+    earlier = await deps.quota.reserved(
+        tenant_id=data.tenant_id, quota_date=message.today, job_ids=[message.job_id]
+    )
+    if earlier.get(message.job_id) in {row.id for row in rows}:
+        return earlier[message.job_id]
+    used = await deps.quota.used([row.id for row in rows], message.today)
+    allocation = allocate(
+        tenant_id=data.tenant_id,
+        sticky_phone_id=data.phone_id,
+        phones=[row.state(used[row.id]) for row in rows],
+        prefer_existing=False,
+        rng=deps.rng,
+    )
+    return allocation.phone_id
 
 
 async def _enqueue(deps: Deps, message: Message, phone_id: UUID, queue_slot: str) -> Delivered:

@@ -135,16 +135,7 @@ async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id:
         await chaos.pause(deps.config, "after_commit")
         written, explained = await _publish_explaining(deps, conn, plan, persisted)
     _count(plan)
-    result = stamp_processing_time(_report(result, plan, explained, written=written), started)
-    logger.info(
-        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
-        result["totalEligibleLeads"],
-        result["dispatchedToWhatsApp"],
-        result["dispatchedToEmail"],
-        result["skippedQuotaExceeded"],
-        result["skippedNoChannel"],
-    )
-    return result
+    return _summarised(stamp_processing_time(_report(result, plan, explained, written=written), started))
 
 
 async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queries.TenantRow, SendingWindow]:
@@ -318,6 +309,18 @@ def _report(result: Wire, plan: Plan, explained: results.Explained, *, written: 
     return results.dispatch_batch(
         result, plan.decisions, explained, written=written, held_for_review=plan.batch.held_for_review
     )
+
+
+def _summarised(result: Wire) -> Wire:
+    logger.info(
+        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
+        result["totalEligibleLeads"],
+        result["dispatchedToWhatsApp"],
+        result["dispatchedToEmail"],
+        result["skippedQuotaExceeded"],
+        result["skippedNoChannel"],
+    )
+    return result
 
 
 def _count(plan: Plan) -> None:
