@@ -135,7 +135,7 @@ class GoldLeadJourney(Base):
         CheckConstraint(_one_of("engagement_stage", STAGES), name="engagement_stage"),
         CheckConstraint(_one_of("priority", ("HIGH", "NORMAL", "LOW")), name="priority"),
         CheckConstraint("sequence_step >= 0", name="sequence_step"),
-        # The dispatcher's selection: one range scan per (priority, null/past) branch, in order.
+        # The dispatcher's selection: one range scan per (priority, past/null) branch, in order.
         Index(
             "ix_gold_lead_journey_due",
             "tenant_id",

@@ -252,8 +252,26 @@ async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clo
 
     result = await run(deps, tenant, batchSize=4)
 
-    assert [UUID(d["leadId"]) for d in result["decisions"]] == [high, normal_new, normal_early, normal_late]
+    assert [UUID(d["leadId"]) for d in result["decisions"]] == [high, normal_early, normal_late, normal_new]
     assert low not in {UUID(d["leadId"]) for d in result["decisions"]}
+
+
+async def test_an_import_of_new_leads_does_not_hold_back_overdue_follow_ups(
+    deps: Deps, factory: Factory
+) -> None:
+    tenant = await factory.tenant()
+    await factory.phone(tenant)
+    await factory.leads(tenant, 6)  # never scheduled: a fresh import
+    overdue = [
+        await factory.lead(
+            tenant, engagement_stage="CONTACTED_WA", next_action_at=OPEN_HOURS - timedelta(hours=hours)
+        )
+        for hours in (1, 30)
+    ]
+
+    result = await run(deps, tenant, batchSize=2)
+
+    assert [UUID(d["leadId"]) for d in result["decisions"]] == overdue[::-1]  # oldest first
 
 
 async def test_filters_narrow_the_selection(deps: Deps, factory: Factory) -> None:

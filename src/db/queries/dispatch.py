@@ -49,10 +49,12 @@ _BRANCH_COLUMNS = (
 
 @cache
 def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -> str:
-    """Due leads, priority first, then next_action_at (never set comes first); $1 tenant, $2 now,
-    $3 limit, $4 sequence id when filtered.
+    """Due leads, priority first; within a priority, the leads due by now, oldest next_action_at first,
+    then the never-scheduled ones (next_action_at NULL: PostgreSQL's ascending order puts them last, and
+    so does the contract). A big import of new leads must not hold back the overdue follow-ups of running
+    conversations. $1 tenant, $2 now, $3 limit, $4 sequence id when filtered.
 
-    One branch per priority and per "never scheduled" / "due by now", each a range scan of
+    One branch per priority and per "due by now" / "never scheduled", in that order, each a range scan of
     ix_gold_lead_journey_due that stops after $3 rows, so the cost does not grow with the rows
     scheduled in the future. Row-locking queries never run in parallel, so Append returns the branches
     in the order written, and the outer LIMIT stops the later branches from running (or locking) at all.
@@ -63,7 +65,7 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
     locking = " FOR UPDATE OF j SKIP LOCKED" if lock else ""
     branches = []
     for number, (prio, due) in enumerate(
-        (p, d) for p in (PRIORITIES if priority is None else (priority,)) for d in ("never", "due")
+        (p, d) for p in (PRIORITIES if priority is None else (priority,)) for d in ("due", "never")
     ):
         condition = "j.next_action_at IS NULL" if due == "never" else "j.next_action_at <= $2"
         order = "" if due == "never" else " ORDER BY j.next_action_at"
