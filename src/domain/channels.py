@@ -48,7 +48,11 @@ class ChannelDecision:
     scores: dict[Channel, int]
     reason: ChannelReason
     verified_phone: str | None
-    has_verified_email: bool
+    verified_email: str | None  # the address as it goes out: stripped, or None when not verified
+
+    @property
+    def has_verified_email(self) -> bool:
+        return self.verified_email is not None
 
 
 # The shapes upstream stages store most numbers in: 07xx xxx xxx, +40 7xx xxx xxx, 0040 7xx xxx xxx, with
@@ -129,6 +133,19 @@ def normalize_phone(raw: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def verified_email(raw: str | None, status: str | None) -> str | None:
+    """The address to send to, or None when it is not verified: status `valid`, and nothing but the
+    address once the whitespace around it is stripped. Upstream stages store addresses as typed or pasted
+    (a trailing non-breaking space is common; str.strip() removes it too); an address that still holds
+    whitespace inside is not one a mail server takes, whatever its status says."""
+    if raw is None or status != "valid":
+        return None
+    address = raw.strip()
+    if not address or any(character.isspace() for character in address):
+        return None
+    return address
+
+
 def email_channel_for(stage: str) -> Channel:
     return Channel.EMAIL_COLD if stage == "COLD" else Channel.EMAIL_WARM
 
@@ -143,7 +160,8 @@ def decide_channel(
     fallback is always an allowed channel other than the selected one.
     """
     verified_phone = normalize_phone(lead.phone) if lead.hlr_reachable else None
-    has_verified_email = bool(lead.email and lead.email.strip()) and lead.email_status == "valid"
+    email = verified_email(lead.email, lead.email_status)
+    has_verified_email = email is not None
     email_channel = email_channel_for(lead.stage)
 
     scores = {Channel.WHATSAPP: 0, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 0}
@@ -173,4 +191,4 @@ def decide_channel(
         reason = ChannelReason.OPTED_OUT
     else:
         reason = ChannelReason.NO_WHATSAPP_CAPACITY
-    return ChannelDecision(selected, fallback, scores, reason, verified_phone, has_verified_email)
+    return ChannelDecision(selected, fallback, scores, reason, verified_phone, email)

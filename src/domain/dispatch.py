@@ -97,7 +97,7 @@ def plan_batch(
         else:
             decisions.append(
                 Decision(
-                    lead, Outcome.DISPATCHED, choice.selected, choice.reason, recipient=lead.contact.email
+                    lead, Outcome.DISPATCHED, choice.selected, choice.reason, recipient=choice.verified_email
                 )
             )
     return decisions

@@ -138,6 +138,29 @@ async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, r
     assert await factory.scalar("SELECT count(*) FROM dispatch_outbox") == 0
 
 
+async def test_an_address_goes_out_as_stored_without_the_whitespace_around_it(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    tenant = await factory.tenant()
+    padded = await factory.lead(
+        tenant, company={"hlr_reachable": False, "email_principal": "  office@fermă.ro \u00a0"}
+    )
+    spaced = await factory.lead(
+        tenant, company={"hlr_reachable": False, "email_principal": "  ion popescu@fermă.ro \u00a0"}
+    )
+
+    result = await run(deps, tenant)
+
+    outcomes = {UUID(d["leadId"]): (d["outcome"], d["reason"]) for d in result["decisions"]}
+    assert outcomes == {
+        padded: ("DISPATCHED", "BEST_SCORE"),
+        spaced: ("SKIPPED_NO_CHANNEL", "NO_VERIFIED_CONTACT"),
+    }
+    job = await job_payload(redis, f"email:{tenant}:{padded}:-:0:{TODAY}")
+    assert job["a"][0]["recipientEmail"] == "office@fermă.ro"
+    assert await queue(redis, "q:email:cold") == [f"email:{tenant}:{padded}:-:0:{TODAY}"]
+
+
 async def test_dispatching_twice_sends_nothing_twice(
     deps: Deps, factory: Factory, redis: Redis, clock: Clock
 ) -> None:

@@ -205,12 +205,34 @@ def test_verified_phone_is_the_normalised_number() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("stored", "status", "expected"),
+    [
+        ("office@ferma.ro", "valid", "office@ferma.ro"),
+        ("  office@ferma.ro \u00a0", "valid", "office@ferma.ro"),
+        ("\tvanzari@fermă.ro\n", "valid", "vanzari@fermă.ro"),
+        ("  ion popescu@fermă.ro \u00a0", "valid", None),
+        ("ion\u00a0popescu@ferma.ro", "valid", None),
+        (" \u00a0 ", "valid", None),
+        ("office@ferma.ro", "risky", None),
+        (None, "valid", None),
+    ],
+)
+def test_an_address_is_stripped_and_one_with_inner_whitespace_is_not_verified(
+    stored: str | None, status: str, expected: str | None
+) -> None:
+    decision = decide_channel(replace(LEAD, email=stored, email_status=status), EMAIL, whatsapp_capacity=True)
+    assert decision.verified_email == expected
+    assert decision.has_verified_email is (expected is not None)
+    assert decision.selected is (Channel.EMAIL_COLD if expected else None)
+
+
 leads = st.builds(
     LeadContact,
     stage=st.sampled_from(["COLD", "CONTACTED_WA", "CONTACTED_EMAIL", "WARM_REPLY", "NEGOTIATION"]),
     phone=st.sampled_from([None, "", "0721000001", "+40 264 123 456", "12", "+4915112345678", "garbage"]),
     hlr_reachable=st.booleans(),
-    email=st.sampled_from([None, "", "a@b.ro", "  "]),
+    email=st.sampled_from([None, "", "a@b.ro", "  ", " a@b.ro\u00a0", "a b@c.ro"]),
     email_status=st.sampled_from([None, "valid", "invalid", "risky", "unknown"]),
     whatsapp_opted_out=st.booleans(),
     email_opted_out=st.booleans(),
@@ -253,8 +275,9 @@ def test_every_offered_channel_is_verified_and_fits_the_stage(
             assert normalize_phone(lead.phone) is not None
         else:
             assert lead.email_status == "valid"
-            assert lead.email
-            assert lead.email.strip()
+            assert decision.verified_email == (lead.email or "").strip()
+            assert decision.verified_email
+            assert not any(c.isspace() for c in decision.verified_email)
             assert (channel is Channel.EMAIL_COLD) == (lead.stage == "COLD")
 
 
