@@ -62,6 +62,8 @@ class Tenant(Base):
         CheckConstraint(
             "cardinality(send_days) > 0 AND send_days <@ '{1,2,3,4,5,6,7}'::smallint[]", name="send_days"
         ),
+        # An empty country used to turn holiday skipping off silently (migration 0003).
+        CheckConstraint("NOT skip_public_holidays OR btrim(holiday_country) <> ''", name="holiday_country"),
     )
 
     id: Mapped[UUID] = _uuid_pk()

@@ -31,6 +31,12 @@ def zone(name: str) -> ZoneInfo:
 
 
 def _check_country(country: str) -> None:
+    if not country.strip():
+        # An empty code used to read as "no country" and silently turn holiday skipping off.
+        raise ValueError(
+            "holiday_country is empty while skip_public_holidays is on: set the country whose public "
+            "holidays to skip (e.g. 'RO'), or turn skip_public_holidays off"
+        )
     try:
         _holiday_calendar(country, 2000)
     except NotImplementedError as exc:
@@ -64,13 +70,13 @@ class SendingWindow:
     start: time
     end: time
     days: frozenset[int]
-    holiday_country: str | None
+    holiday_country: str | None  # the country whose public holidays are skipped; None skips none
 
     def __post_init__(self) -> None:
         zone(self.timezone)
         if not self.days <= frozenset(range(1, 8)):
             raise ValueError(f"send days must be ISO weekdays 1-7, got {sorted(self.days)}")
-        if self.holiday_country:
+        if self.holiday_country is not None:  # None: holidays are not skipped
             _check_country(self.holiday_country)
 
     @property

@@ -143,6 +143,8 @@ def test_cron_tick_grid() -> None:
         ({"timezone": "Mars/Olympus"}, "unknown timezone"),
         ({"days": frozenset({0, 8})}, "ISO weekdays"),
         ({"holiday_country": "XX"}, "unknown holiday country"),
+        ({"holiday_country": ""}, "holiday_country is empty while skip_public_holidays is on"),
+        ({"holiday_country": "  "}, "holiday_country is empty while skip_public_holidays is on"),
     ],
 )
 def test_bad_window_configuration_is_refused(kwargs: dict[str, object], message: str) -> None:
