@@ -190,6 +190,14 @@ class TenantJob(_Wire):
     enqueued: bool
 
 
+class TenantError(_Wire):
+    """A tenant an ALL dispatch left out, and why (the code and message its own dispatch would fail with)."""
+
+    tenant_id: UUID
+    error: str
+    message: str
+
+
 class DispatchResult(_Wire):
     tenant_id: str
     dry_run: bool
@@ -210,3 +218,4 @@ class DispatchResult(_Wire):
     decisions: list[LeadDecision] = Field(default_factory=list)
     tenant_jobs: list[TenantJob] = Field(default_factory=list)
     tenant_plans: list[DispatchResult] = Field(default_factory=list)
+    tenant_errors: list[TenantError] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from src.contracts import Channel
 from src.domain.allocation import Allocation, AllocationReason, PhoneState
 from src.domain.channels import ChannelDecision, LeadContact
 from src.domain.dispatch import Decision, Outcome, queue_of
+from src.errors import JobError
 
 Wire = dict[str, Any]
 
@@ -165,6 +166,7 @@ def dispatch_base(*, tenant_id: str, dry_run: bool, relayed: int, next_dispatch_
         "decisions": [],
         "tenantJobs": [],
         "tenantPlans": [],
+        "tenantErrors": [],
     }
     return result
 
@@ -243,22 +245,34 @@ def dispatch_batch(
     }
 
 
+def tenant_error(tenant_id: UUID, error: JobError) -> Wire:
+    """TenantError: a tenant an ALL dispatch left out, with the failure its own dispatch meets."""
+    return {"tenantId": str(tenant_id), "error": error.code, "message": str(error)}
+
+
 def dispatch_fan_out(
-    tenant_jobs: Sequence[tuple[UUID, str, bool]], *, relayed: int, next_dispatch_at: datetime
+    tenant_jobs: Sequence[tuple[UUID, str, bool]],
+    errors: Sequence[Wire],
+    *,
+    relayed: int,
+    next_dispatch_at: datetime,
 ) -> Wire:
-    """The result of an ALL dispatch: one dispatch job per tenant (tenant, job id, enqueued by this call)."""
+    """The result of an ALL dispatch: one dispatch job per tenant (tenant, job id, enqueued by this call),
+    and the tenants left out (`tenant_error`)."""
     result = dispatch_base(tenant_id="ALL", dry_run=False, relayed=relayed, next_dispatch_at=next_dispatch_at)
     result["tenantJobs"] = [
         {"tenantId": str(tenant), "jobId": job_id, "enqueued": enqueued}
         for tenant, job_id, enqueued in tenant_jobs
     ]
+    result["tenantErrors"] = list(errors)
     return result
 
 
-def dispatch_plans(plans: Sequence[Wire], *, next_dispatch_at: datetime) -> Wire:
-    """A dry run of ALL: each tenant's plan, and the counters summed over them."""
+def dispatch_plans(plans: Sequence[Wire], errors: Sequence[Wire], *, next_dispatch_at: datetime) -> Wire:
+    """A dry run of ALL: each tenant's plan, the counters summed over them, and the tenants left out."""
     result = dispatch_base(tenant_id="ALL", dry_run=True, relayed=0, next_dispatch_at=next_dispatch_at)
     for counter in DISPATCH_COUNTERS:
         result[counter] = sum(plan[counter] for plan in plans)
     result["tenantPlans"] = list(plans)
+    result["tenantErrors"] = list(errors)
     return result

@@ -43,6 +43,24 @@ def _check_country(country: str) -> None:
         raise ValueError(f"unknown holiday country {country!r}") from exc
 
 
+def window_bound(value: str, field: str, *, end: bool) -> time:
+    """A window's start or end as PostgreSQL writes a time ('HH:MM:SS[.ffffff]').
+
+    PostgreSQL also stores '24:00'. As an end it is the midnight that ends the day, which a window here
+    writes 00:00 (a start after its end runs to the midnight after it; equal bounds are all day): so
+    09:00-24:00 is open until midnight and 00:00-24:00 all day. As a start it would open the window on
+    the day after the one `send_days` names, so it is refused.
+    """
+    if value.startswith("24:"):
+        if end:
+            return time(0)
+        raise ValueError(f"{field} is {value}: a window starts within its day (00:00 to 23:59:59)")
+    try:
+        return time.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{field} {value!r} is not a time of day") from exc
+
+
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
     """The UTC instant at which the wall clock of `tz` first reads `wall` on `day`.
 

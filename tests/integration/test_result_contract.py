@@ -209,6 +209,20 @@ async def fan_out_dry_run(deps: Deps, factory: Factory) -> tuple[type[BaseModel]
     return DispatchResult, result, f"tenant plans {len(result['tenantPlans'])}"
 
 
+async def fan_out_left_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory, tenant_id="ALL", **ALWAYS_OPEN, timezone="Mars/Olympus")
+    return DispatchResult, result, f"tenant errors {len(result['tenantErrors'])}"
+
+
+async def fan_out_dry_run_left_out(
+    deps: Deps, factory: Factory
+) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(
+        deps, factory, tenant_id="ALL", dry_run=True, **ALWAYS_OPEN, timezone="Mars/Olympus"
+    )
+    return DispatchResult, result, f"dry tenant errors {len(result['tenantErrors'])}"
+
+
 @pytest.mark.parametrize(
     ("scenario", "outcome"),
     [
@@ -230,6 +244,8 @@ async def fan_out_dry_run(deps: Deps, factory: Factory) -> tuple[type[BaseModel]
         (outside_window, "outside 4"),
         (fan_out, "tenant jobs 1"),
         (fan_out_dry_run, "tenant plans 1"),
+        (fan_out_left_out, "tenant errors 1"),
+        (fan_out_dry_run_left_out, "dry tenant errors 1"),
     ],
     ids=lambda value: getattr(value, "__name__", None) or str(value),
 )

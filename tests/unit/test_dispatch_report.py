@@ -8,6 +8,7 @@ from uuid import uuid4
 from src import results
 from src.contracts import ChannelPreference, DispatchResult
 from src.domain.allocation import BatchAllocator
+from src.errors import ConfigurationError
 from tests.unit.test_dispatch_plan import CONTACT, TENANT, lead, phone
 
 NEXT = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
@@ -58,13 +59,15 @@ def test_a_batch_result_matches_the_contract_field_for_field() -> None:
 
 def test_fan_out_and_summed_plans_match_the_contract() -> None:
     tenant = uuid4()
+    left_out = results.tenant_error(uuid4(), ConfigurationError("unknown timezone 'Mars/Olympus'"))
     fanned = results.dispatch_fan_out(
-        [(tenant, f"dispatch:{tenant}:tick", True)], relayed=0, next_dispatch_at=NEXT
+        [(tenant, f"dispatch:{tenant}:tick", True)], [left_out], relayed=0, next_dispatch_at=NEXT
     )
     assert fanned == round_trip(fanned)
+    assert fanned["tenantErrors"][0]["error"] == "BAD_CONFIGURATION"
     plan = results.dispatch_base(tenant_id=str(tenant), dry_run=True, relayed=0, next_dispatch_at=NEXT)
     plan["dispatchedToEmail"] = 4
-    summed = results.dispatch_plans([plan, plan], next_dispatch_at=NEXT)
+    summed = results.dispatch_plans([plan, plan], [left_out], next_dispatch_at=NEXT)
     assert summed == round_trip(summed)
     assert summed["dispatchedToEmail"] == 8
 

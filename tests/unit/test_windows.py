@@ -13,6 +13,7 @@ from src.domain.windows import (
     local_instant,
     next_cron_tick,
     next_dispatch_at,
+    window_bound,
 )
 
 BUCHAREST = ZoneInfo("Europe/Bucharest")
@@ -158,3 +159,32 @@ def test_bad_window_configuration_is_refused(kwargs: dict[str, object], message:
     values.update(kwargs)
     with pytest.raises(ValueError, match=message):
         SendingWindow(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("stored", "end", "expected"),
+    [
+        ("09:00:00", False, time(9)),
+        ("18:30:00", True, time(18, 30)),
+        ("23:59:59.5", True, time(23, 59, 59, 500_000)),
+        ("24:00:00", True, time(0)),  # the midnight that ends the day
+    ],
+)
+def test_window_bounds_as_postgresql_writes_them(stored: str, end: bool, expected: time) -> None:
+    assert window_bound(stored, "send_window_end" if end else "send_window_start", end=end) == expected
+
+
+def test_a_window_ending_at_24_00_runs_to_midnight_and_one_starting_there_is_refused() -> None:
+    evening = SendingWindow(
+        "Europe/Bucharest", time(9), window_bound("24:00:00", "end", end=True), WEEKDAYS, None
+    )
+    assert evening.is_open(local(2026, 11, 25, 23, 59))
+    assert not evening.is_open(local(2026, 11, 26, 0, 0))
+    assert not evening.is_open(local(2026, 11, 28, 0, 30))  # Friday's window closed at Saturday's midnight
+    whole_day = SendingWindow(
+        "Europe/Bucharest", time(0), window_bound("24:00:00", "end", end=True), WEEKDAYS, None
+    )
+    assert whole_day.is_open(local(2026, 11, 25, 0, 0))
+    assert whole_day.is_open(local(2026, 11, 25, 23, 59))
+    with pytest.raises(ValueError, match="send_window_start is 24:00:00"):
+        window_bound("24:00:00", "send_window_start", end=False)

@@ -18,12 +18,12 @@ from uuid import UUID
 import asyncpg
 
 from src.db.queries.common import COMPANY_COLUMNS, DUE_STAGES_SQL, PRIORITIES
-from src.db.queries.rows import JourneyUpdate, OutboxRow, PhoneRow, TenantRow, columns, decode
+from src.db.queries.rows import TENANT_COLUMNS, JourneyUpdate, OutboxRow, PhoneRow, TenantRow, columns, decode
 from src.domain.channels import LeadContact
 from src.domain.dispatch import DueLead
 
-_LOAD_TENANT = f"SELECT {columns(TenantRow)} FROM tenants WHERE id = $1"
-_ACTIVE_TENANTS = f"SELECT {columns(TenantRow)} FROM tenants WHERE status = 'ACTIVE' ORDER BY id"
+_LOAD_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
+_ACTIVE_TENANTS = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE status = 'ACTIVE' ORDER BY id"
 _TENANT_PHONES = f"SELECT {columns(PhoneRow)} FROM wa_phone_numbers WHERE tenant_id = $1 ORDER BY queue_slot"
 
 

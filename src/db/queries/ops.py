@@ -12,7 +12,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL
-from src.db.queries.rows import LEAD_COLUMNS, LeadRow, TenantRow, columns, decode
+from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, LeadRow, TenantRow, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def _phones_overview_statement(for_tenant: bool) -> TextClause:
     )
 
 
-_TENANT = text(f"SELECT {columns(TenantRow)} FROM tenants WHERE id = :tenant_id")
+_TENANT = text(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = :tenant_id")
 
 
 async def find_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> TenantRow | None:

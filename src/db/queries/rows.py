@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from uuid import UUID
 
 from src.domain.allocation import PhoneState
-from src.domain.windows import SendingWindow
+from src.domain.windows import SendingWindow, window_bound
 
 R = TypeVar("R")
 
@@ -49,24 +49,36 @@ def decode(row_type: type[R], record: Record) -> R:
 
 @dataclass(frozen=True, slots=True)
 class TenantRow:
+    """A tenant as `TENANT_COLUMNS` reads it. Decoding cannot fail on any row the schema admits; what
+    the service cannot use (an unknown timezone, a 24:00 start) is refused by `window()`, per tenant."""
+
     id: UUID
     name: str
     status: str
     timezone: str
-    send_window_start: time
-    send_window_end: time
+    send_window_start: str  # as text: see TENANT_COLUMNS
+    send_window_end: str
     send_days: list[int]
     skip_public_holidays: bool
     holiday_country: str
 
     def window(self) -> SendingWindow:
+        """The tenant's sending window; ValueError naming the field it cannot use."""
         return SendingWindow(
             timezone=self.timezone,
-            start=self.send_window_start,
-            end=self.send_window_end,
+            start=window_bound(self.send_window_start, "send_window_start", end=False),
+            end=window_bound(self.send_window_end, "send_window_end", end=True),
             days=frozenset(self.send_days),
             holiday_country=self.holiday_country if self.skip_public_holidays else None,
         )
+
+
+# The window's bounds are read as text: PostgreSQL's time type stores '24:00', which asyncpg cannot
+# decode into a datetime.time ("hour must be in 0..23"), and one such row failed the whole statement,
+# and with it the dispatch of every tenant.
+TENANT_COLUMNS = ", ".join(
+    f"{name}::text AS {name}" if name.startswith("send_window_") else name for name in field_names(TenantRow)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,10 +142,15 @@ async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queri
     tenant = await queries.load_tenant(conn, tenant_id=tenant_id)
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} not found")
+    return tenant, sending_window(tenant)
+
+
+def sending_window(tenant: queries.TenantRow) -> SendingWindow:
+    """The tenant's window, or ConfigurationError (BAD_CONFIGURATION) naming what is wrong with its row."""
     try:
-        return tenant, tenant.window()
+        return tenant.window()
     except ValueError as exc:
-        raise ConfigurationError(f"tenant {tenant_id} has an unusable sending window: {exc}") from None
+        raise ConfigurationError(f"tenant {tenant.id} has an unusable sending window: {exc}") from None
 
 
 async def _outside_window(

@@ -1,5 +1,10 @@
 """dispatch of "ALL": one dispatch job per ACTIVE tenant, id `dispatch:{tenant}:{tick}`, so that a tick
-runs once per tenant however many processes run the cron."""
+runs once per tenant however many processes run the cron.
+
+Each tenant stands alone: one whose row the service cannot use (an unknown timezone, a window it cannot
+read) is left out and reported in `tenantErrors` with the failure its own dispatch would meet
+(BAD_CONFIGURATION), and every other tenant's dispatch goes out.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from src import results
 from src.contracts import DispatchJobData
 from src.db import queries
 from src.domain.windows import next_cron_tick
-from src.jobs.dispatch.batch import dispatch_tenant, stamp_processing_time
+from src.errors import JobError
+from src.jobs.dispatch.batch import dispatch_tenant, sending_window, stamp_processing_time
 from src.jobs.dispatch.outbox import relay_orphans
 from src.names import Function, Queue, tenant_dispatch_job_id
 from src.redis_io.job_writer import OutgoingJob
@@ -24,10 +30,15 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
     started = time.perf_counter()
     now = deps.clock()
     async with deps.pg.acquire() as conn:
-        tenants = [tenant.id for tenant in await queries.active_tenants(conn)]
+        tenants, errors = _usable(await queries.active_tenants(conn), tick)
     if data.dry_run:
-        plans = [await _plan(deps, data, tenant, tick) for tenant in tenants]
-        result = results.dispatch_plans(plans, next_dispatch_at=next_cron_tick(now))
+        plans = []
+        for tenant in tenants:
+            try:
+                plans.append(await _plan(deps, data, tenant, tick))
+            except JobError as exc:  # its row changed since it was read
+                errors.append(_left_out(tenant, exc, tick))
+        result = results.dispatch_plans(plans, errors, next_dispatch_at=next_cron_tick(now))
         return stamp_processing_time(result, started)
 
     relayed = await relay_orphans(deps, tenant_id=None)
@@ -43,10 +54,30 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
     written = await deps.job_writer.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
     tenant_jobs = [(t, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
-    result = results.dispatch_fan_out(tenant_jobs, relayed=relayed, next_dispatch_at=next_cron_tick(now))
+    result = results.dispatch_fan_out(
+        tenant_jobs, errors, relayed=relayed, next_dispatch_at=next_cron_tick(now)
+    )
     return stamp_processing_time(result, started)
+
+
+def _usable(rows: list[queries.TenantRow], tick: str) -> tuple[list[UUID], list[Wire]]:
+    """The tenants whose rows the service can use, and a TenantError for each of the others."""
+    usable, errors = [], []
+    for row in rows:
+        try:
+            sending_window(row)
+        except JobError as exc:
+            errors.append(_left_out(row.id, exc, tick))
+        else:
+            usable.append(row.id)
+    return usable, errors
 
 
 async def _plan(deps: Deps, data: DispatchJobData, tenant_id: UUID, tick: str) -> Wire:
     """A dry run of one tenant, in the process running the fan-out."""
     return await dispatch_tenant(deps, data.model_copy(update={"tenant_id": tenant_id}), dispatch_job_id=tick)
+
+
+def _left_out(tenant_id: UUID, exc: JobError, tick: str) -> Wire:
+    logger.warning("fan-out {}: tenant {} left out, {}: {}", tick, tenant_id, exc.code, exc)
+    return results.tenant_error(tenant_id, exc)
