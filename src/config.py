@@ -55,6 +55,8 @@ class Config(BaseSettings):
 
     # Dispatch.
     dispatch_cron_enabled: bool = True
+    # A dispatched lead waits this long, and at least until its tenant's next local day begins whatever
+    # the value (src/domain/dispatch.py next_actions): one message per step per day.
     redispatch_after_s: int = Field(default=86_400, ge=60)
     no_channel_recheck_s: int = Field(default=21_600, ge=60)
     # An outbox row older than this is treated as orphaned by a crashed dispatcher and relayed.

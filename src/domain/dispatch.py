@@ -149,12 +149,17 @@ def next_actions(
     """Move every decided lead out of the due set, so the next tick reaches the leads behind it: the next
     action of a lead by its outcome (one computation per batch, not per lead).
 
-    A dispatched lead waits `redispatch_after` (the sender sets its own next action when it sends); a lead
-    skipped for quota waits for the next window on a later day, when its phone has a fresh quota; a lead
-    with no usable channel is looked at again after `no_channel_recheck`.
+    A dispatched lead waits `redispatch_after` (the sender sets its own next action when it sends), and
+    never less than until the tenant's next local day begins. Its job id holds the tenant-local date, so
+    a lead dispatched again on the same date would get the same id: a second message that arq accepts
+    once the sender has consumed the first and kept no result, and that the quota counts once (one
+    reservation per job id). From the next local day on, the id and the quota day are new. This holds
+    for any `redispatch_after`, and on a 25-hour day (the end of DST) too, where now + 24 h can still be
+    the same date. A lead skipped for quota waits for the next window on a later day, when its phone has
+    a fresh quota; a lead with no usable channel is looked at again after `no_channel_recheck`.
     """
     return {
-        Outcome.DISPATCHED: now + redispatch_after,
+        Outcome.DISPATCHED: max(now + redispatch_after, window.next_day_start(now)),
         Outcome.SKIPPED_QUOTA: window.next_quota_day_opening(now) or now + redispatch_after,
         Outcome.SKIPPED_NO_CHANNEL: now + no_channel_recheck,
     }

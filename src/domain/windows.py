@@ -138,10 +138,14 @@ class SendingWindow:
                     return opens
         return None
 
+    def next_day_start(self, at: datetime) -> datetime:
+        """The instant the tenant-local date after `at`'s begins (its first instant, should a DST change
+        skip its midnight). A local day is 23, 24 or 25 hours long, so `at` + 24 h may not be there yet."""
+        return local_instant(self.local_date(at) + timedelta(days=1), time(0, 0), self.tz)
+
     def next_quota_day_opening(self, at: datetime) -> datetime | None:
         """The first open instant on a later tenant-local date, when a fresh daily quota applies."""
-        tomorrow = self.local_date(at) + timedelta(days=1)
-        return self.next_opening(local_instant(tomorrow, time(0, 0), self.tz))
+        return self.next_opening(self.next_day_start(at))
 
 
 def next_cron_tick(after: datetime, every_minutes: int = CRON_EVERY_MINUTES) -> datetime:

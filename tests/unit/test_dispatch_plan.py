@@ -118,6 +118,40 @@ def test_every_decided_lead_leaves_the_due_set(outcome: Outcome, expected: datet
     assert after[outcome] == expected
 
 
+ALL_DAY = SendingWindow("Europe/Bucharest", time(0), time(0), frozenset(range(1, 8)), None)
+
+
+@pytest.mark.parametrize(
+    ("now", "redispatch_after", "expected"),
+    [
+        # 10:00 Wednesday: an hour later is the same day; the next day starts at midnight, 22:00 UTC.
+        (NOW, timedelta(hours=1), datetime(2026, 11, 25, 22, 0, tzinfo=UTC)),
+        (NOW, timedelta(days=1), NOW + timedelta(days=1)),
+        (NOW, timedelta(days=3), NOW + timedelta(days=3)),
+        # 00:30 on Sunday 25 October 2026, the 25-hour day: 24 h later it is 23:30 the same Sunday.
+        (
+            datetime(2026, 10, 24, 21, 30, tzinfo=UTC),
+            timedelta(days=1),
+            datetime(2026, 10, 25, 22, 0, tzinfo=UTC),  # Monday 00:00 EET
+        ),
+        # 23:30 on Saturday 28 March 2026, before the 23-hour day: 24 h later is already Monday 00:30.
+        (
+            datetime(2026, 3, 28, 21, 30, tzinfo=UTC),
+            timedelta(days=1),
+            datetime(2026, 3, 29, 21, 30, tzinfo=UTC),
+        ),
+    ],
+)
+def test_a_dispatched_lead_is_not_due_again_before_the_next_local_day(
+    now: datetime, redispatch_after: timedelta, expected: datetime
+) -> None:
+    after = next_actions(
+        now=now, window=ALL_DAY, redispatch_after=redispatch_after, no_channel_recheck=timedelta(hours=6)
+    )
+    assert after[Outcome.DISPATCHED] == expected
+    assert ALL_DAY.local_date(after[Outcome.DISPATCHED]) > ALL_DAY.local_date(now)
+
+
 def test_job_ids_are_deterministic_per_lead_step_and_day() -> None:
     one = lead(sequence_id="seq-1", sequence_step=3)
     [decision] = plan_batch(
