@@ -59,7 +59,8 @@ class Config(BaseSettings):
     # the value (src/domain/dispatch.py next_actions): one message per step per day.
     redispatch_after_s: int = Field(default=86_400, ge=60)
     no_channel_recheck_s: int = Field(default=21_600, ge=60)
-    # An outbox row older than this is treated as orphaned by a crashed dispatcher and relayed.
+    # An outbox row whose dispatch job may still be running (its arq in-progress key exists) is relayed by
+    # another dispatch once this old, by PostgreSQL's clock; a dead job's row goes at once (outbox.py).
     outbox_relay_grace_s: float = Field(default=60.0, ge=0)
     quota_key_ttl_s: int = Field(default=259_200, ge=172_800)
 

@@ -2,10 +2,14 @@
 
 Thousands of due leads, 20 phones whose total quota is below the WhatsApp demand, and small dispatch
 batches, so that kills land inside dispatches. Killed dispatch jobs stay in arq's queue and run again on
-another process once their in-progress key expires (the 30 s timeout + 10 s). The test proves the kills
-really interrupted dispatches (stored results with job_try > 1) and then counts, from PostgreSQL and
-Redis: no lead with two jobs, no phone over its daily_limit by jobs or by counter, no lead marked
-dispatched without a job, no job whose lead is not marked.
+another process once their in-progress key expires (the 30 s timeout + 10 s). One of the three pauses
+half a second right after each commit, so that many kills land between a commit and its enqueue. The
+test proves the kills really interrupted dispatches (stored results with job_try > 1), and that some
+re-run relayed the batch its own killed try had committed (its log line says so). Then, as soon as the
+dispatch queue is drained and no dispatch is in progress, with no waiting and no extra dispatch, it counts
+from PostgreSQL and Redis: no lead with two jobs, no phone over its daily_limit by jobs or by counter, no
+lead marked dispatched without its job in its queue, no job whose lead is not marked, nothing left in
+the outbox. OUTBOX_RELAY_GRACE_S is an hour: no batch goes out because it is old.
 """
 
 from __future__ import annotations
@@ -47,7 +51,14 @@ ALWAYS_OPEN = {
     "send_days": [1, 2, 3, 4, 5, 6, 7],
     "skip_public_holidays": False,
 }
-WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "LOG_LEVEL": "WARNING"}
+WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "3600", "LOG_LEVEL": "WARNING"}
+# Worker 0 pauses after each commit: with 20 dispatches at once, a kill there lands mostly in the pause.
+PAUSING_ENV = {**WORKER_ENV, "CHAOS_PAUSE_AT": "after_commit", "CHAOS_PAUSE_S": "0.5"}
+OWN_RELAY_LINE = "jobs of its own earlier try"
+
+
+def worker(slot: int) -> WorkerProcess:
+    return WorkerProcess("DispatchSettings", **(PAUSING_ENV if slot == 0 else WORKER_ENV)).start()
 
 
 @pytest.fixture
@@ -61,7 +72,10 @@ async def keep_queue_full(
 ) -> int:
     enqueued = 0
     while not stop.is_set():
-        if await redis.zcard(Queue.DISPATCH.value) < 60:
+        # A killed job stays in the queue until its in-progress key expires (40 s): count only the jobs
+        # enqueued in the last second, the ones waiting for a worker.
+        waiting = await redis.zcount(Queue.DISPATCH.value, (time.time() - 1) * 1000, "+inf")
+        if waiting < 60:
             for tenant in tenants:
                 await client.dispatch(tenant_id=tenant, batch_size=BATCH)
                 enqueued += 1
@@ -103,7 +117,8 @@ async def test_random_sigkills_lose_and_double_nothing(
     today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     rng = random.Random()
 
-    workers = [WorkerProcess("DispatchSettings", **WORKER_ENV).start() for _ in range(PROCESSES)]
+    workers = [worker(slot) for slot in range(PROCESSES)]
+    every_worker = list(workers)
     stop = asyncio.Event()
     feeder = asyncio.create_task(keep_queue_full(client, redis, tenants, stop))
     kills = 0
@@ -117,7 +132,8 @@ async def test_random_sigkills_lose_and_double_nothing(
             workers[victim].signal(signal.SIGKILL)
             await workers[victim].wait_exit(timeout=10)
             kills += 1
-            workers[victim] = WorkerProcess("DispatchSettings", **WORKER_ENV).start()
+            workers[victim] = worker(victim)
+            every_worker.append(workers[victim])
         stop.set()
         await feeder
 
@@ -126,22 +142,25 @@ async def test_random_sigkills_lose_and_double_nothing(
         while await dispatch_work_pending(redis):
             assert time.monotonic() < calm_deadline, "dispatch queue did not drain after the chaos"
             await asyncio.sleep(0.5)
-        await asyncio.sleep(5)  # past OUTBOX_RELAY_GRACE_S: the last dispatch per tenant relays leftovers
-        for tenant in tenants:
-            await (await client.dispatch(tenant_id=tenant, batch_size=BATCH)).result(timeout=30)
+        # Every dispatch job has completed: what holds must hold now.
+        book = await ledger(engine, redis, today)
     finally:
         stop.set()
-        for worker in workers:
-            worker.kill()
+        for process in workers:
+            process.kill()
 
     results, reruns = await interrupted_and_rerun(redis)
-    book = await ledger(engine, redis, today)
+    own_relays = sum(process.output().count(OWN_RELAY_LINE) for process in every_worker)
+    for process in every_worker:
+        process.log_path.unlink(missing_ok=True)
     print(
         f"\nchaos: {kills} SIGKILLs in {CHAOS_SECONDS}s, {results} dispatch jobs completed, {reruns} of them "
-        f"re-run after a kill; {sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} "
-        f"marked leads; quota used {sum(book.counters.values())} of {sum(book.limits.values())}"
+        f"re-run after a kill, {own_relays} of those relayed their own killed try's batch; "
+        f"{sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} marked leads; "
+        f"quota used {sum(book.counters.values())} of {sum(book.limits.values())}"
     )
     assert kills >= 25
     assert reruns > 0, "no dispatch was interrupted and re-run: the kills proved nothing"
     book.assert_clean()
     assert sum(book.counters.values()) == sum(book.limits.values())  # demand exceeded supply: all used
+    assert own_relays >= 1, "no re-run relayed its own killed try: no kill landed between commit and enqueue"

@@ -8,7 +8,7 @@ same day would carry the same id, which arq then accepts, and the quota would co
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -20,13 +20,7 @@ from src.runtime.deps import Deps, build_deps, close_deps
 from tests.conftest import OPEN_HOURS, Clock, make_settings
 from tests.factories import Factory
 from tests.integration.test_dispatch import queue, run
-
-ALL_DAY_EVERY_DAY = {
-    "send_window_start": time(0),
-    "send_window_end": time(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
+from tests.integration.test_result_contract import ALWAYS_OPEN
 
 
 @pytest.fixture
@@ -79,7 +73,7 @@ async def test_an_hourly_redispatch_sends_no_second_message_the_same_day(
 async def test_on_the_25_hour_day_a_lead_waits_for_the_next_date(
     deps: Deps, factory: Factory, redis: Redis, clock: Clock
 ) -> None:
-    tenant, phone, lead = await whatsapp_lead(factory, **ALL_DAY_EVERY_DAY)
+    tenant, phone, lead = await whatsapp_lead(factory, **ALWAYS_OPEN)
     clock.now = datetime(2026, 10, 24, 21, 30, tzinfo=UTC)  # 00:30 on Sunday 25 October, clocks go back
 
     await run(deps, tenant, job_id="tick-1")

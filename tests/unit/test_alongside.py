@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from src.jobs.dispatch.batch import while_waiting
+from src.jobs.dispatch.overlap import while_waiting
 
 
 async def _statement(finished: list[str]) -> str:

@@ -9,13 +9,14 @@ from src.db.queries.common import AVAILABLE_PHONE_SQL, DUE_STAGES_SQL, PRIORITIE
 from src.db.queries.dispatch import (
     DueSelection,
     active_tenants,
-    claim_orphaned_outbox,
+    claim_outbox,
     count_due_held_for_review,
     delete_outbox,
     due_leads,
     due_leads_statement,
     insert_outbox,
     load_tenant,
+    outbox_waiting,
     take_outbox,
     tenant_phones,
     update_journeys,
@@ -49,7 +50,7 @@ from src.db.queries.ops import (
     tenant_leads,
     tenants_overview,
 )
-from src.db.queries.rows import JourneyUpdate, LeadRow, OutboxRow, PhoneRow, TenantRow
+from src.db.queries.rows import JourneyUpdate, LeadRow, OutboxRow, OutboxWaiting, PhoneRow, TenantRow
 
 __all__ = [
     "AVAILABLE_PHONE_SQL",
@@ -64,6 +65,7 @@ __all__ = [
     "NewPhone",
     "NewTenant",
     "OutboxRow",
+    "OutboxWaiting",
     "PhoneOverview",
     "PhoneRow",
     "RouteContext",
@@ -73,7 +75,7 @@ __all__ = [
     "allocation_context",
     "available_phones",
     "channel_context",
-    "claim_orphaned_outbox",
+    "claim_outbox",
     "count_due_held_for_review",
     "database_ready",
     "delete_outbox",
@@ -86,6 +88,7 @@ __all__ = [
     "insert_phone",
     "insert_tenant",
     "load_tenant",
+    "outbox_waiting",
     "phone_owner",
     "phones_overview",
     "phones_taking",

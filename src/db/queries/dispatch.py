@@ -18,7 +18,16 @@ from uuid import UUID
 import asyncpg
 
 from src.db.queries.common import COMPANY_COLUMNS, DUE_STAGES_SQL, PRIORITIES
-from src.db.queries.rows import TENANT_COLUMNS, JourneyUpdate, OutboxRow, PhoneRow, TenantRow, columns, decode
+from src.db.queries.rows import (
+    TENANT_COLUMNS,
+    JourneyUpdate,
+    OutboxRow,
+    OutboxWaiting,
+    PhoneRow,
+    TenantRow,
+    columns,
+    decode,
+)
 from src.domain.channels import LeadContact
 from src.domain.dispatch import DueLead
 
@@ -203,12 +212,21 @@ _DELETE_OUTBOX = "DELETE FROM dispatch_outbox WHERE id = $1"
 
 
 @cache
-def _orphans_statement(for_tenant: bool) -> str:
-    tenant = " AND tenant_id = $3" if for_tenant else ""
+def _outbox_waiting_statement(for_tenant: bool) -> str:
+    # The grace is measured on the database's clock, the one that wrote created_at (now(), at the
+    # dispatch's transaction start): the service's clock may differ from it (a test fixes or shifts it).
+    tenant = " AND tenant_id = $4" if for_tenant else ""
     return (
-        f"SELECT {columns(OutboxRow)} FROM dispatch_outbox "
-        f"WHERE created_at <= $1{tenant} ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+        "SELECT id, dispatch_job_id, "
+        "       created_at <= clock_timestamp() - make_interval(secs => $1) AS past_grace "
+        f"FROM dispatch_outbox WHERE id > $2{tenant} ORDER BY id LIMIT $3"
     )
+
+
+_CLAIM_OUTBOX = (
+    f"SELECT {columns(OutboxRow)} FROM dispatch_outbox WHERE id = ANY($1::bigint[]) "
+    "ORDER BY id FOR UPDATE SKIP LOCKED"
+)
 
 
 async def insert_outbox(
@@ -225,14 +243,20 @@ async def take_outbox(conn: asyncpg.Connection, *, outbox_id: int) -> bool:
     return await conn.fetchval(_TAKE_OUTBOX, outbox_id) is not None
 
 
-async def claim_orphaned_outbox(
-    conn: asyncpg.Connection, *, cutoff: datetime, limit: int, tenant_id: UUID | None = None
-) -> list[OutboxRow]:
-    """Rows older than `cutoff`: left behind by a dispatcher that died between its commit and its enqueue."""
-    args: list[Any] = [cutoff, limit] + ([tenant_id] if tenant_id is not None else [])
-    return [
-        decode(OutboxRow, row) for row in await conn.fetch(_orphans_statement(tenant_id is not None), *args)
-    ]
+async def outbox_waiting(
+    conn: asyncpg.Connection, *, grace_s: float, after_id: int, limit: int, tenant_id: UUID | None = None
+) -> list[OutboxWaiting]:
+    """The outbox rows after `after_id` (all tenants', or one's), unlocked, in id order: whose they are,
+    and whether they are older than `grace_s` by the database's clock."""
+    args: list[Any] = [grace_s, after_id, limit] + ([tenant_id] if tenant_id is not None else [])
+    statement = _outbox_waiting_statement(tenant_id is not None)
+    return [decode(OutboxWaiting, row) for row in await conn.fetch(statement, *args)]
+
+
+async def claim_outbox(conn: asyncpg.Connection, *, outbox_ids: Sequence[int]) -> list[OutboxRow]:
+    """Lock the rows that are still there and that no one else holds (a publishing dispatch, another
+    relay), until the caller's transaction ends; in id order."""
+    return [decode(OutboxRow, row) for row in await conn.fetch(_CLAIM_OUTBOX, list(outbox_ids))]
 
 
 async def delete_outbox(conn: asyncpg.Connection, *, outbox_id: int) -> None:

@@ -150,6 +150,15 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxWaiting:
+    """An outbox row as a relay first looks at it, unlocked: whose it is, and how old."""
+
+    id: int
+    dispatch_job_id: str
+    past_grace: bool  # older than OUTBOX_RELAY_GRACE_S by the database's clock
+
+
+@dataclass(frozen=True, slots=True)
 class JourneyUpdate:
     journey_id: UUID
     phone_id: UUID | None  # new sticky phone, or None to keep the current one

@@ -7,7 +7,8 @@ The order of the writes is why no lead is lost or doubled when a worker dies at 
 2. persist: in one transaction, the journeys (sticky phone, last dispatch, next action moved forward) and
    the batch's jobs in one dispatch_outbox row; commit. Dying before the commit rolls back both.
 3. publish: enqueue the batch (idempotent by job id) and delete its row. Dying before the delete leaves
-   the row, which the next dispatch relays; a relayed job that already exists is not written again.
+   the row, which the job's own rerun relays first thing (outbox.py), or any dispatch of the tenant once
+   the job is provably dead; a relayed job that already exists is not written again.
 
 So a lead is either still due, or marked with its job in the outbox or in its queue; and a job exists only
 for a lead whose dispatch committed.
@@ -15,15 +16,13 @@ for a lead whose dispatch committed.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -47,16 +46,14 @@ from src.domain.dispatch import (
 from src.domain.quota import quota_date
 from src.domain.windows import SendingWindow, next_dispatch_at
 from src.errors import ConfigurationError, NotFound
-from src.jobs.dispatch.outbox import publish, relay_orphans
+from src.jobs.dispatch.outbox import publish, relay_orphans, running
+from src.jobs.dispatch.overlap import while_waiting
 from src.redis_io.codec import dumps
 from src.redis_io.job_writer import arq_job_bytes_from_json, encode_batch
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
 from src.results import Wire
 from src.runtime import chaos, metrics
 from src.runtime.deps import Deps
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +97,21 @@ class Persisted:
 
 async def dispatch_tenant(deps: Deps, data: DispatchJobData, *, dispatch_job_id: str) -> Wire:
     started = time.perf_counter()
+    assert isinstance(data.tenant_id, UUID)
+    if data.dry_run:
+        return await _dispatch(deps, data, dispatch_job_id, started, relayed=0)
+    with running(dispatch_job_id):
+        # First the batch an earlier try of this job committed and did not enqueue (it died), at once,
+        # with those of the tenant's other dead dispatchers.
+        relayed = await relay_orphans(deps, tenant_id=data.tenant_id, own_job_id=dispatch_job_id)
+        return await _dispatch(deps, data, dispatch_job_id, started, relayed=relayed)
+
+
+async def _dispatch(
+    deps: Deps, data: DispatchJobData, dispatch_job_id: str, started: float, *, relayed: int
+) -> Wire:
     now = deps.clock()
     assert isinstance(data.tenant_id, UUID)
-    relayed = 0 if data.dry_run else await relay_orphans(deps, tenant_id=data.tenant_id)
     async with deps.pg.acquire() as conn:
         tenant, window = await _load_tenant(conn, data.tenant_id)
         result = results.dispatch_base(
@@ -340,19 +349,3 @@ def _count(plan: Plan) -> None:
 def stamp_processing_time(result: Wire, started: float) -> Wire:
     result["processingTimeMs"] = round((time.perf_counter() - started) * 1000)
     return result
-
-
-async def while_waiting(io: Awaitable[T], work: Callable[[], R]) -> tuple[T, R]:
-    """Run `work` (CPU) while `io` waits for its server, and return both results: dispatch encodes its
-    jobs while PostgreSQL updates the journeys, and builds its result while Redis enqueues the jobs.
-
-    `io` is started first and always awaited, also when `work` fails or the task is cancelled, so a
-    connection is never released with a statement in flight."""
-    pending = asyncio.ensure_future(io)
-    try:
-        await asyncio.sleep(0)  # lets `io` send its statement; a cancellation here still awaits it
-        done = work()
-    except BaseException:
-        await asyncio.gather(pending, return_exceptions=True)
-        raise
-    return await pending, done

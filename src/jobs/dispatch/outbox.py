@@ -1,25 +1,58 @@
 """The dispatch outbox: a batch's jobs are committed with its journey rows, then enqueued, then deleted.
 
 One outbox row holds a whole batch, encoded as the bulk-enqueue script takes it
-(src/redis_io/job_writer.py). A dispatcher killed between its commit and its enqueue leaves the row; the
-next dispatch of the tenant (or any "ALL" fan-out) relays rows older than OUTBOX_RELAY_GRACE_S.
+(src/redis_io/job_writer.py). A dispatcher killed between its commit and its enqueue leaves the row, and
+the row waits for no clock when nobody can still publish it:
+- the killed job's own next try relays it first thing (arq runs one try of a job at a time, so the row
+  of an earlier try with the same job id is that dead try's);
+- the next dispatch of the tenant, or any "ALL" fan-out, relays it as soon as its job is provably dead:
+  arq's in-progress key for the job id is gone (no worker runs it) and it does not run in this process;
+- a row whose job may still be running waits OUTBOX_RELAY_GRACE_S, by the database's clock, before
+  anyone else relays it (a job that hangs between commit and enqueue).
 Enqueueing is idempotent by job id, so a row relayed after its jobs went out (killed between enqueue and
 delete) writes nothing twice.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
 from uuid import UUID
 
 import asyncpg
 from loguru import logger
 
 from src.db import queries
+from src.redis_io.arq_jobs import jobs_in_progress
 from src.runtime import chaos
 from src.runtime.deps import Deps
 
 RELAY_BATCH = 50
+
+# Dispatch job ids running in this process (a job called directly has no arq in-progress key).
+_RUNNING: Counter[str] = Counter()
+
+
+class Orphan(StrEnum):
+    """Why a relay takes an outbox row, as its log line says it."""
+
+    OWN_EARLIER_TRY = "its own earlier try"
+    DEAD_JOB = "a dispatch job that died after its commit"
+    PAST_GRACE = "a dispatch job still unpublished after OUTBOX_RELAY_GRACE_S"
+
+
+@contextmanager
+def running(dispatch_job_id: str) -> Iterator[None]:
+    """Mark a dispatch job as running in this process while the block runs: its rows are not dead."""
+    _RUNNING[dispatch_job_id] += 1
+    try:
+        yield
+    finally:
+        _RUNNING[dispatch_job_id] -= 1
+        if not _RUNNING[dispatch_job_id]:
+            del _RUNNING[dispatch_job_id]
 
 
 def _now_ms(deps: Deps) -> int:
@@ -37,30 +70,58 @@ async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: b
     return written
 
 
-async def relay_orphans(deps: Deps, *, tenant_id: UUID | None) -> int:
-    """Enqueue the batches left by dispatchers that died after committing; returns how many jobs."""
-    cutoff = deps.clock() - timedelta(seconds=deps.config.outbox_relay_grace_s)
-    relayed = 0
+async def relay_orphans(deps: Deps, *, tenant_id: UUID | None, own_job_id: str | None = None) -> int:
+    """Enqueue the batches no running dispatch will publish (the tenant's, or every tenant's): those of
+    `own_job_id`'s earlier tries first, then those of dead jobs, then those past the grace. Returns how
+    many jobs were relayed."""
+    relayed, after_id = 0, 0
     async with deps.pg.acquire() as conn:
         while True:
-            async with conn.transaction():
-                rows = await queries.claim_orphaned_outbox(
-                    conn, cutoff=cutoff, limit=RELAY_BATCH, tenant_id=tenant_id
-                )
-                for row in rows:
-                    relayed += await _relay(deps, conn, row)
-            if len(rows) < RELAY_BATCH:
+            waiting = await queries.outbox_waiting(
+                conn,
+                grace_s=deps.config.outbox_relay_grace_s,
+                after_id=after_id,
+                limit=RELAY_BATCH,
+                tenant_id=tenant_id,
+            )
+            orphans = await _orphans(deps, waiting, own_job_id)
+            if orphans:
+                async with conn.transaction():
+                    for row in await queries.claim_outbox(conn, outbox_ids=list(orphans)):
+                        relayed += await _relay(deps, conn, row, orphans[row.id])
+            if len(waiting) < RELAY_BATCH:
                 return relayed
+            after_id = waiting[-1].id
 
 
-async def _relay(deps: Deps, conn: asyncpg.Connection, row: queries.OutboxRow) -> int:
+async def _orphans(
+    deps: Deps, waiting: Sequence[queries.OutboxWaiting], own_job_id: str | None
+) -> dict[int, Orphan]:
+    """The rows to relay now, and why, own rows first; the others are left to a job that may still
+    publish them."""
+    others = {row.dispatch_job_id for row in waiting if row.dispatch_job_id != own_job_id}
+    alive = await jobs_in_progress(deps.redis, others) | (others & _RUNNING.keys())
+    orphans: dict[int, Orphan] = {}
+    for row in sorted(waiting, key=lambda row: row.dispatch_job_id != own_job_id):
+        if row.dispatch_job_id == own_job_id:
+            orphans[row.id] = Orphan.OWN_EARLIER_TRY
+        elif row.dispatch_job_id not in alive:
+            orphans[row.id] = Orphan.DEAD_JOB
+        elif row.past_grace:
+            orphans[row.id] = Orphan.PAST_GRACE
+    return orphans
+
+
+async def _relay(deps: Deps, conn: asyncpg.Connection, row: queries.OutboxRow, orphan: Orphan) -> int:
     written = await deps.job_writer.enqueue_batch(row.jobs, now_ms=_now_ms(deps))
     await chaos.pause(deps.config, "after_enqueue")
     await queries.delete_outbox(conn, outbox_id=row.id)
     logger.warning(
-        "relayed {} jobs of dispatch {}, interrupted after its commit ({} written, {} already queued)",
+        "relayed {} jobs of {} (dispatch {}, outbox row {}): {} written, {} already queued",
         row.job_count,
+        orphan,
         row.dispatch_job_id,
+        row.id,
         sum(written),
         len(written) - sum(written),
     )

@@ -1,0 +1,147 @@
+"""Outbox rows left by a dispatch interrupted between its commit and its enqueue: who relays them, when.
+
+A dispatch is interrupted here in-process: it pauses right after its commit (CHAOS_PAUSE_AT) and its task
+is cancelled there, which leaves what a SIGKILL leaves (tests/failure/test_outbox_relay.py does it with
+real processes). The grace is an hour throughout, so that anything relayed at once is relayed because
+its job is known dead, not because it is old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.domain.quota import quota_date
+from src.jobs.dispatch import dispatch
+from src.names import ARQ_IN_PROGRESS_PREFIX
+from src.runtime.deps import Deps, build_deps, close_deps
+from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
+from tests.factories import Factory
+from tests.invariants import ledger
+
+GRACE = {"outbox_relay_grace_s": 3600}
+TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
+
+
+@pytest.fixture
+async def patient(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
+    """Dispatch's resources with an hour of OUTBOX_RELAY_GRACE_S."""
+    built = await build_deps(make_settings(**GRACE), clock=clock)
+    try:
+        yield built
+    finally:
+        await close_deps(built)
+
+
+@pytest.fixture
+async def pausing(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
+    """The same, for a dispatch that stops right after its commit."""
+    config = make_settings(**GRACE, chaos_pause_at="after_commit", chaos_pause_s=60)
+    built = await build_deps(config, clock=clock)
+    try:
+        yield built
+    finally:
+        await close_deps(built)
+
+
+async def tenant_with_leads(factory: Factory, count: int) -> UUID:
+    tenant = await factory.tenant()
+    await factory.phone(tenant)
+    await factory.leads(tenant, count)
+    return tenant
+
+
+async def run(deps: Deps, tenant: UUID, job_id: str, job_try: int = 1, **extra: Any) -> dict[str, Any]:
+    payload = {"correlationId": "relay", "tenantId": str(tenant), "batchSize": 10, **extra}
+    return await dispatch(job_ctx(deps, job_id=job_id, job_try=job_try), payload)
+
+
+async def committed_not_enqueued(
+    pausing: Deps, factory: Factory, tenant: UUID, job_id: str
+) -> asyncio.Task[Any]:
+    """A dispatch of 10 leads stopped between its commit and its enqueue; still running (paused)."""
+    task = asyncio.create_task(run(pausing, tenant, job_id))
+    sql = "SELECT count(*) FROM dispatch_outbox WHERE dispatch_job_id = :job_id"
+    for _ in range(200):
+        if await factory.scalar(sql, job_id=job_id):
+            return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{job_id} did not commit")
+
+
+async def killed_after_commit(pausing: Deps, factory: Factory, tenant: UUID, job_id: str) -> None:
+    task = await committed_not_enqueued(pausing, factory, tenant, job_id)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def outbox_jobs_of(factory: Factory) -> dict[str, int]:
+    async with factory.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT dispatch_job_id, job_count FROM dispatch_outbox"))
+        return {row.dispatch_job_id: row.job_count for row in rows}
+
+
+async def test_a_rerun_relays_its_own_earlier_try_at_once(
+    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis
+) -> None:
+    tenant = await tenant_with_leads(factory, 10)
+    await killed_after_commit(pausing, factory, tenant, "killed-job")
+    # arq starts try 2 of the job: its in-progress key exists again, as for any job that is running.
+    await redis.set(ARQ_IN_PROGRESS_PREFIX + "killed-job", b"1", px=40_000)
+
+    rerun = await run(patient, tenant, "killed-job", job_try=2)
+
+    assert rerun["relayedFromOutbox"] == 10
+    assert rerun["totalEligibleLeads"] == 0
+    assert await outbox_jobs_of(factory) == {}
+    book = await ledger(engine, redis, TODAY)
+    book.assert_clean()
+    assert len(book.jobs_per_lead) == 10
+
+
+async def test_a_dead_jobs_row_goes_at_once_and_a_running_ones_waits(
+    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis
+) -> None:
+    tenant = await tenant_with_leads(factory, 40)
+    await redis.set(ARQ_IN_PROGRESS_PREFIX + "elsewhere-job", b"1", px=40_000)  # a worker still runs it
+    await killed_after_commit(pausing, factory, tenant, "elsewhere-job")
+    here = await committed_not_enqueued(pausing, factory, tenant, "here-job")  # runs in this process
+    try:
+        await killed_after_commit(pausing, factory, tenant, "dead-job")
+        tick = await run(patient, tenant, "next-tick")
+        left = await outbox_jobs_of(factory)
+    finally:
+        here.cancel()
+        await asyncio.gather(here, return_exceptions=True)
+
+    assert tick["relayedFromOutbox"] == 10  # dead-job's, without waiting for the grace
+    assert tick["dispatchedToWhatsApp"] == 10  # the last ten leads
+    assert left == {"elsewhere-job": 10, "here-job": 10}
+
+
+async def test_the_grace_is_measured_on_the_database_clock(
+    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, clock: Clock
+) -> None:
+    tenant = await tenant_with_leads(factory, 10)
+    await killed_after_commit(pausing, factory, tenant, "slow-job")
+    await redis.set(ARQ_IN_PROGRESS_PREFIX + "slow-job", b"1", px=40_000)
+
+    clock.now = OPEN_HOURS + timedelta(days=3650)  # the service's clock says the row is ten years old
+    young = await run(patient, tenant, "tick-1", priorityFilter="HIGH")
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE dispatch_outbox SET created_at = now() - interval '61 minutes'"))
+    clock.now = OPEN_HOURS - timedelta(days=3650)  # and now ten years younger than its commit
+    old = await run(patient, tenant, "tick-2", priorityFilter="HIGH")
+
+    assert young["relayedFromOutbox"] == 0
+    assert old["relayedFromOutbox"] == 10
+    assert await outbox_jobs_of(factory) == {}
