@@ -84,11 +84,7 @@ async def relay_orphans(deps: Deps, *, tenant_id: UUID | None, own_job_id: str |
                 limit=RELAY_BATCH,
                 tenant_id=tenant_id,
             )
-            orphans = await _orphans(deps, waiting, own_job_id)
-            if orphans:
-                async with conn.transaction():
-                    for row in await queries.claim_outbox(conn, outbox_ids=list(orphans)):
-                        relayed += await _relay(deps, conn, row, orphans[row.id])
+            relayed += await _relay_all(deps, conn, await _orphans(deps, waiting, own_job_id))
             if len(waiting) < RELAY_BATCH:
                 return relayed
             after_id = waiting[-1].id
@@ -110,6 +106,20 @@ async def _orphans(
         elif row.past_grace:
             orphans[row.id] = Orphan.PAST_GRACE
     return orphans
+
+
+async def _relay_all(deps: Deps, conn: asyncpg.Connection, orphans: dict[int, Orphan]) -> int:
+    """Claim the rows and relay them in the order given, in one transaction; a row someone else holds
+    (another relay, or a publisher past the grace) is theirs to enqueue."""
+    if not orphans:
+        return 0
+    relayed = 0
+    async with conn.transaction():
+        claimed = {row.id: row for row in await queries.claim_outbox(conn, outbox_ids=list(orphans))}
+        for outbox_id, orphan in orphans.items():
+            if outbox_id in claimed:
+                relayed += await _relay(deps, conn, claimed[outbox_id], orphan)
+    return relayed
 
 
 async def _relay(deps: Deps, conn: asyncpg.Connection, row: queries.OutboxRow, orphan: Orphan) -> int:
