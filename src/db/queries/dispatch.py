@@ -67,6 +67,9 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
     ix_gold_lead_journey_due that stops after $3 rows, so the cost does not grow with the rows
     scheduled in the future. Row-locking queries never run in parallel, so Append returns the branches
     in the order written, and the outer LIMIT stops the later branches from running (or locking) at all.
+    The "never" branch is ordered too, although every key in it is NULL: without the order the planner
+    may build a bitmap of the whole never-scheduled range (a big import makes it large) before it
+    returns a row; with it, it reads the index in order and stops after $3, like the other branches.
     The company of each selected lead is one index lookup: the LATERAL subquery's LIMIT 1 (the pair is
     unique anyway) keeps the planner from hashing all of the tenant's companies for a batch.
     """
@@ -77,12 +80,11 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
         (p, d) for p in (PRIORITIES if priority is None else (priority,)) for d in ("due", "never")
     ):
         condition = "j.next_action_at IS NULL" if due == "never" else "j.next_action_at <= $2"
-        order = "" if due == "never" else " ORDER BY j.next_action_at"
         branches.append(
             f"SELECT * FROM (SELECT {_BRANCH_COLUMNS}, {number} AS branch FROM gold_lead_journey j"
             f" WHERE j.tenant_id = $1 AND j.priority = '{prio}' AND {condition}"
             f" AND {DUE_STAGES_SQL} AND NOT j.requires_human_review{sequence}"
-            f"{order} LIMIT $3{locking}) AS b{number}"
+            f" ORDER BY j.next_action_at LIMIT $3{locking}) AS b{number}"
         )
     union = "\n UNION ALL ".join(branches)
     # $2 appears only in the "due by now" branches; the cast names its type for every variant.
