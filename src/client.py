@@ -157,14 +157,16 @@ class OutreachClient:
     async def route(
         self,
         *,
-        tenant_id: UUID | str,
         lead_id: UUID | str,
         phone_id: UUID | str,
         message_type: str,
         payload: dict[str, Any],
+        tenant_id: UUID | str | None = None,
+        send_now: bool = False,
         correlation_id: str | None = None,
         job_id: str | None = None,
     ) -> EnqueuedJob[RouterResult]:
+        """Without `tenant_id` the lead's own tenant; `send_now`: a reply, sent outside the window too."""
         data = _build(
             RouterJobData,
             tenant_id=tenant_id,
@@ -173,6 +175,7 @@ class OutreachClient:
             message_type=message_type,
             payload=payload,
             correlation_id=correlation_id,
+            send_now=send_now or None,
         )
         return await self.enqueue(Function.ROUTE, data, RouterResult, job_id=job_id)
 

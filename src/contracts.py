@@ -95,12 +95,16 @@ class DispatchJobData(_Input):
 
 
 class RouterJobData(_Input):
-    tenant_id: Uuid
+    """The specification's RouterJobData. `tenant_id` is optional: without it the tenant is the lead's
+    own. `send_now` (a reply to the lead's own message) skips the sending window, nothing else."""
+
+    tenant_id: Uuid | None = None
     lead_id: Uuid
     phone_id: Uuid
     message_type: MessageTypeIn
     payload: dict[str, Any]
     correlation_id: ShortText | None = None
+    send_now: bool = False
 
 
 class PhoneAllocationJobData(_Input):
@@ -165,6 +169,9 @@ class RouterResult(_Wire):
     rerouted_from: UUID | None
     enqueued: bool
     reason: str
+    # Outside the sending window the message waits on its queue until the window opens (scheduled_at).
+    deferred: bool = False
+    scheduled_at: datetime | None = None
 
 
 class JobCreated(_Wire):
