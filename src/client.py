@@ -40,6 +40,7 @@ from src.contracts import (
     PhoneAllocationResult,
     RouterJobData,
     RouterResult,
+    check_payload_size,
 )
 from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
@@ -105,16 +106,20 @@ class EnqueuedJob(Generic[R]):
 
 
 class OutreachClient:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, max_payload_bytes: int | None = None) -> None:
+        """`max_payload_bytes`: the largest route payload sent (default: MAX_PAYLOAD_BYTES)."""
         self.redis = redis
+        self.max_payload_bytes = max_payload_bytes or get_config().max_payload_bytes
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, redis_url: str | None = None) -> AsyncIterator[OutreachClient]:
+    async def connect(
+        cls, redis_url: str | None = None, *, max_payload_bytes: int | None = None
+    ) -> AsyncIterator[OutreachClient]:
         config = dataclasses.replace(arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0)
         redis = await create_pool(config, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:
-            yield cls(redis)
+            yield cls(redis, max_payload_bytes=max_payload_bytes)
         finally:
             await close_redis(redis)
 
@@ -177,6 +182,7 @@ class OutreachClient:
             correlation_id=correlation_id,
             send_now=send_now or None,
         )
+        check_payload_size(data.payload, limit=self.max_payload_bytes)
         return await self.enqueue(Function.ROUTE, data, RouterResult, job_id=job_id)
 
     async def allocate_phone(

@@ -11,8 +11,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
+
+from src.errors import InvalidJobInput
 
 # A dispatch batch of 1000 leads takes about 0.1 s (bench/dispatch_throughput.py), so the bound leaves the
 # 30 s job timeout a margin of two orders of magnitude, and keeps one Lua call short enough not to stall
@@ -105,6 +108,21 @@ class RouterJobData(_Input):
     payload: dict[str, Any]
     correlation_id: ShortText | None = None
     send_now: bool = False
+
+
+def check_payload_size(payload: dict[str, Any], *, limit: int) -> None:
+    """Refuse a router payload over `limit` bytes as JSON (MAX_PAYLOAD_BYTES): it would be copied whole
+    into the output queue and into arq's stored result of the router job."""
+    try:
+        size = len(orjson.dumps(payload))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidJobInput(f"invalid job input: payload: not JSON: {exc}", ["payload"]) from None
+    if size > limit:
+        raise InvalidJobInput(
+            f"invalid job input: payload: {size} bytes as JSON, over the limit of {limit} "
+            "(MAX_PAYLOAD_BYTES)",
+            ["payload"],
+        )
 
 
 class PhoneAllocationJobData(_Input):

@@ -17,7 +17,7 @@ from uuid import UUID
 from loguru import logger
 
 from src import results
-from src.contracts import MessageType, RouterJobData
+from src.contracts import MessageType, RouterJobData, check_payload_size
 from src.db import queries
 from src.domain.allocation import AllocationReason, allocate, is_available
 from src.domain.lead_gate import SendTime, send_time, whatsapp_refusal
@@ -86,6 +86,7 @@ class NotSent:
 
 @job(Function.ROUTE, RouterJobData)
 async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
+    check_payload_size(data.payload, limit=deps.config.max_payload_bytes)
     lead = await _load(deps, data)
     enrich_job(tenantId=str(lead.tenant.id))
     window = sending_window(lead.tenant)

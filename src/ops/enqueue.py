@@ -58,7 +58,7 @@ def add_parser(commands: Any) -> None:
         "--payload",
         required=True,
         type=argtypes.json_object,
-        help='JSON object, e.g. \'{"text": "Bună ziua"}\'',
+        help='JSON object, e.g. \'{"text": "Bună ziua"}\' (at most MAX_PAYLOAD_BYTES as JSON)',
     )
     route.add_argument(
         "--send-now",

@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
 from src.client import OutreachClient
 from src.contracts import RouterResult
-from src.errors import NotFound
+from src.errors import InvalidJobInput, NotFound
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key, quota_reservations_key
 from src.redis_io.codec import loads
@@ -226,16 +227,51 @@ async def test_a_reply_still_needs_quota(
     assert (result["routed"], result["reason"].split(":")[0]) == (False, "QUOTA_EXHAUSTED")
 
 
-async def test_the_client_routes_without_a_tenant(deps: Deps, factory: Factory, redis: Redis) -> None:
+def payload_of_size(size: int) -> dict[str, str]:
+    """A payload whose JSON encoding is exactly `size` bytes."""
+    payload = {"text": ""}
+    payload["text"] = "ă" * ((size - len(orjson.dumps(payload))) // 2)
+    payload["text"] += "x" * (size - len(orjson.dumps(payload)))
+    assert len(orjson.dumps(payload)) == size
+    return payload
+
+
+async def test_a_payload_over_max_payload_bytes_is_refused_naming_payload(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    tenant = await factory.tenant()
+    phone = await factory.phone(tenant)
+    lead = await factory.lead(tenant)
+    limit = deps.config.max_payload_bytes
+    assert limit == 64 * 1024
+
+    for too_big in (limit + 1, 20 * 1024 * 1024):
+        with pytest.raises(InvalidJobInput) as refused:
+            await run(deps, message(lead, phone, payload=payload_of_size(too_big)))
+        assert refused.value.fields == ["payload"]
+        assert f"payload: {too_big} bytes as JSON, over the limit of {limit}" in str(refused.value)
+    assert await redis.dbsize() == 0
+
+    assert (await run(deps, message(lead, phone, payload=payload_of_size(limit))))["routed"] is True
+
+
+async def test_the_client_routes_without_a_tenant_and_refuses_a_big_payload_before_enqueueing(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
 
-    async with OutreachClient.connect(TEST_REDIS_URL) as client:
+    async with OutreachClient.connect(TEST_REDIS_URL, max_payload_bytes=2048) as client:
         job = await client.route(
             lead_id=lead, phone_id=phone, message_type="FOLLOWUP", payload={"text": "Da"}
         )
+        with pytest.raises(InvalidJobInput) as refused:
+            await client.route(
+                lead_id=lead, phone_id=phone, message_type="FOLLOWUP", payload=payload_of_size(2049)
+            )
 
+    assert refused.value.fields == ["payload"]
     assert await redis.zrange(job.queue, 0, -1) == [job.job_id.encode()]
     [sent] = loads(await redis.get(ARQ_JOB_PREFIX + job.job_id))["a"]
     assert (sent["tenantId"], sent["leadId"], sent["payload"]) == (None, str(lead), {"text": "Da"})
