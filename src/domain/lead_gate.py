@@ -8,8 +8,9 @@ stages, and skips a suspended tenant.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from src.domain.windows import SendingWindow
 
@@ -59,10 +60,29 @@ class SendTime:
 def send_time(window: SendingWindow, now: datetime, *, send_now: bool) -> SendTime | None:
     """Now while the window is open (or for a reply, `send_now`); else the window's next opening, with
     that opening's quota day. None when the window never opens."""
-    if send_now:
+    if send_now or is_open(window, now):
         return SendTime(now, deferred=False, quota_day=window.local_date(now))
     opening = window.next_opening(now)
     if opening is None:
         return None
-    deferred = opening > now
-    return SendTime(opening if deferred else now, deferred=deferred, quota_day=window.local_date(opening))
+    return SendTime(opening, deferred=True, quota_day=window.local_date(opening))
+
+
+_ONE_DAY = timedelta(days=1)
+
+
+def is_open(window: SendingWindow, at: datetime) -> bool:
+    """`window.is_open(at)`, on memoised openings: every route job asks, and each opening costs the window
+    several timezone conversions (tests/unit/test_lead_gate.py proves the two agree)."""
+    today = window.local_date(at)
+    for day in (today - _ONE_DAY, today):
+        opening = _opening(window, day)
+        if opening is not None and opening[0] <= at < opening[1]:
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _opening(window: SendingWindow, day: date) -> tuple[datetime, datetime] | None:
+    """The [open, close) of the window that opens on `day`; None on a day it does not open."""
+    return window.opening_of(day) if window.is_send_day(day) else None

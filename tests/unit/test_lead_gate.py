@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from src.domain.lead_gate import LeadStanding, Refusal, SendTime, send_time, whatsapp_refusal
+from src.domain.lead_gate import LeadStanding, Refusal, SendTime, is_open, send_time, whatsapp_refusal
 from src.domain.windows import SendingWindow
 
 BUCHAREST_OFFICE = SendingWindow(
@@ -89,3 +89,21 @@ def test_a_window_that_never_opens_has_no_send_time() -> None:
     )
     assert send_time(no_send_days, utc(2026, 11, 25, 8), send_now=False) is None
     assert send_time(no_send_days, utc(2026, 11, 25, 8), send_now=True) is not None
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        BUCHAREST_OFFICE,
+        SendingWindow("Europe/Bucharest", time(22), time(6), frozenset({1, 2, 3, 4, 5, 6, 7}), "RO"),
+        SendingWindow("America/New_York", time(0), time(0), frozenset({2, 4, 6}), "US"),
+        SendingWindow("Pacific/Auckland", time(2, 30), time(2, 15), frozenset({1, 7}), None),
+    ],
+    ids=["office", "overnight", "all-day", "wraps-near-dst"],
+)
+@pytest.mark.parametrize("start", [utc(2026, 3, 20), utc(2026, 9, 20), utc(2026, 10, 20), utc(2026, 12, 20)])
+def test_the_memoised_open_check_agrees_with_the_window(window: SendingWindow, start: datetime) -> None:
+    """Every 7 minutes over 16 days around the DST changes and the holidays of each zone."""
+    for step in range(16 * 24 * 60 // 7):
+        at = start + timedelta(minutes=7 * step)
+        assert is_open(window, at) is window.is_open(at), at
