@@ -86,6 +86,9 @@ async def test_without_a_tenant_another_tenant_s_phone_is_answered_as_an_unknown
         "message": str(unknown.value).replace(str(unknown_phone), str(their_phone)),
     }
     assert str(theirs) not in str(foreign.value)
+    unknown_lead = uuid4()
+    with pytest.raises(NotFound, match=f"^lead {unknown_lead} not found$"):
+        await run(deps, message(unknown_lead, their_phone))
     assert await redis.dbsize() == 0
 
 
