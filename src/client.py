@@ -40,6 +40,7 @@ from src.contracts import (
     PhoneAllocationResult,
     RouterJobData,
     RouterResult,
+    check_payload_size,
 )
 from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
@@ -105,16 +106,20 @@ class EnqueuedJob(Generic[R]):
 
 
 class OutreachClient:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, *, max_payload_bytes: int | None = None) -> None:
+        """`max_payload_bytes`: the largest route payload sent (default: MAX_PAYLOAD_BYTES)."""
         self.redis = redis
+        self.max_payload_bytes = max_payload_bytes or get_config().max_payload_bytes
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, redis_url: str | None = None) -> AsyncIterator[OutreachClient]:
+    async def connect(
+        cls, redis_url: str | None = None, *, max_payload_bytes: int | None = None
+    ) -> AsyncIterator[OutreachClient]:
         config = dataclasses.replace(arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0)
         redis = await create_pool(config, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:
-            yield cls(redis)
+            yield cls(redis, max_payload_bytes=max_payload_bytes)
         finally:
             await close_redis(redis)
 
@@ -157,14 +162,16 @@ class OutreachClient:
     async def route(
         self,
         *,
-        tenant_id: UUID | str,
         lead_id: UUID | str,
         phone_id: UUID | str,
         message_type: str,
         payload: dict[str, Any],
+        tenant_id: UUID | str | None = None,
+        send_now: bool = False,
         correlation_id: str | None = None,
         job_id: str | None = None,
     ) -> EnqueuedJob[RouterResult]:
+        """Without `tenant_id` the lead's own tenant; `send_now`: a reply, sent outside the window too."""
         data = _build(
             RouterJobData,
             tenant_id=tenant_id,
@@ -173,7 +180,9 @@ class OutreachClient:
             message_type=message_type,
             payload=payload,
             correlation_id=correlation_id,
+            send_now=send_now or None,
         )
+        check_payload_size(data.payload, limit=self.max_payload_bytes)
         return await self.enqueue(Function.ROUTE, data, RouterResult, job_id=job_id)
 
     async def allocate_phone(

@@ -63,6 +63,9 @@ class Config(BaseSettings):
     # another dispatch once this old, by PostgreSQL's clock; a dead job's row goes at once (outbox.py).
     outbox_relay_grace_s: float = Field(default=60.0, ge=0)
     quota_key_ttl_s: int = Field(default=259_200, ge=172_800)
+    # route: the largest `payload` accepted, in bytes of its JSON encoding. The payload is copied into the
+    # output queue and into arq's stored result of the router job, so a big one costs Redis memory twice.
+    max_payload_bytes: int = Field(default=65_536, ge=1_024, le=16_777_216)
 
     # Prometheus metrics on this port; 0 turns the endpoint off.
     metrics_port: int = Field(default=0, ge=0, le=65535)

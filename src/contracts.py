@@ -11,8 +11,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
+
+from src.errors import InvalidJobInput
 
 # A dispatch batch of 1000 leads takes about 0.1 s (bench/dispatch_throughput.py), so the bound leaves the
 # 30 s job timeout a margin of two orders of magnitude, and keeps one Lua call short enough not to stall
@@ -95,12 +98,31 @@ class DispatchJobData(_Input):
 
 
 class RouterJobData(_Input):
-    tenant_id: Uuid
+    """The specification's RouterJobData. `tenant_id` is optional: without it the tenant is the lead's
+    own. `send_now` (a reply to the lead's own message) skips the sending window, nothing else."""
+
+    tenant_id: Uuid | None = None
     lead_id: Uuid
     phone_id: Uuid
     message_type: MessageTypeIn
     payload: dict[str, Any]
     correlation_id: ShortText | None = None
+    send_now: bool = False
+
+
+def check_payload_size(payload: dict[str, Any], *, limit: int) -> None:
+    """Refuse a router payload over `limit` bytes as JSON (MAX_PAYLOAD_BYTES): it would be copied whole
+    into the output queue and into arq's stored result of the router job."""
+    try:
+        size = len(orjson.dumps(payload))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidJobInput(f"invalid job input: payload: not JSON: {exc}", ["payload"]) from None
+    if size > limit:
+        raise InvalidJobInput(
+            f"invalid job input: payload: {size} bytes as JSON, over the limit of {limit} "
+            "(MAX_PAYLOAD_BYTES)",
+            ["payload"],
+        )
 
 
 class PhoneAllocationJobData(_Input):
@@ -165,6 +187,9 @@ class RouterResult(_Wire):
     rerouted_from: UUID | None
     enqueued: bool
     reason: str
+    # Outside the sending window the message waits on its queue until the window opens (scheduled_at).
+    deferred: bool = False
+    scheduled_at: datetime | None = None
 
 
 class JobCreated(_Wire):

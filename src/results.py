@@ -20,6 +20,7 @@ from src.contracts import Channel
 from src.domain.allocation import Allocation, AllocationReason, PhoneState
 from src.domain.channels import ChannelDecision, LeadContact
 from src.domain.dispatch import Decision, Outcome, queue_of
+from src.domain.lead_gate import LeadStanding, Refusal
 from src.errors import JobError
 
 Wire = dict[str, Any]
@@ -40,9 +41,27 @@ def _id(value: UUID | None) -> str | None:
 
 
 def channel_selection(
-    *, lead_id: UUID, contact: LeadContact, decision: ChannelDecision, whatsapp_capacity: bool
+    *,
+    lead_id: UUID,
+    contact: LeadContact,
+    decision: ChannelDecision,
+    whatsapp_capacity: bool,
+    refusal: Refusal | None = None,
 ) -> Wire:
-    """ChannelSelectionResult."""
+    """ChannelSelectionResult. `refusal`: no channel at all (a suspended tenant), whatever the decision;
+    its reasoning still explains the lead."""
+    if refusal is not None:
+        return _channel_result(lead_id, contact, decision, whatsapp_capacity) | {
+            "selectedChannel": None,
+            "fallbackChannel": None,
+            "reasonCode": refusal.value,
+        }
+    return _channel_result(lead_id, contact, decision, whatsapp_capacity)
+
+
+def _channel_result(
+    lead_id: UUID, contact: LeadContact, decision: ChannelDecision, whatsapp_capacity: bool
+) -> Wire:
     return {
         "leadId": str(lead_id),
         "selectedChannel": decision.selected.value if decision.selected else None,
@@ -93,6 +112,32 @@ def phone_allocation(
     }
 
 
+def phone_refused(*, lead_id: UUID, refusal: Refusal, standing: LeadStanding) -> Wire:
+    """PhoneAllocationResult of a lead that gets no phone: nothing is allocated or changed."""
+    return {
+        "leadId": str(lead_id),
+        "allocatedPhoneId": None,
+        "allocationType": None,
+        "phoneQuotaStatus": None,
+        "reason": refusal_reason(refusal, standing),
+        "previousPhoneId": None,
+        "queue": None,
+    }
+
+
+def refusal_reason(refusal: Refusal, standing: LeadStanding) -> str:
+    """`CODE: why`, as route and allocate_phone give it for a lead that may get no WhatsApp message."""
+    match refusal:
+        case Refusal.TENANT_SUSPENDED:
+            return f"{refusal}: the tenant is {standing.tenant_status}, it sends nothing"
+        case Refusal.TERMINAL_STAGE:
+            return f"{refusal}: the lead is {standing.stage}"
+        case Refusal.HELD_FOR_REVIEW:
+            return f"{refusal}: the lead is held for human review"
+        case Refusal.WHATSAPP_OPTED_OUT:
+            return f"{refusal}: the lead opted out of WhatsApp"
+
+
 def _allocation_reason(allocation: Allocation, phone: PhoneState | None) -> str:
     room = f"{phone.remaining} of {phone.daily_limit} left today" if phone else ""
     match allocation.reason:
@@ -112,9 +157,17 @@ def _allocation_reason(allocation: Allocation, phone: PhoneState | None) -> str:
 
 
 def routed(
-    *, queue: str, job_id: str, phone_id: UUID, rerouted_from: UUID | None, enqueued: bool, reason: str
+    *,
+    queue: str,
+    job_id: str,
+    phone_id: UUID,
+    rerouted_from: UUID | None,
+    enqueued: bool,
+    reason: str,
+    scheduled_at: datetime | None,
 ) -> Wire:
-    """RouterResult of a message that is on its phone's queue (`enqueued`: written by this try)."""
+    """RouterResult of a message that is on its phone's queue (`enqueued`: written by this try), due at
+    once, or at `scheduled_at` when the sending window was closed."""
     return {
         "routed": True,
         "targetQueue": queue,
@@ -123,6 +176,8 @@ def routed(
         "reroutedFrom": _id(rerouted_from),
         "enqueued": enqueued,
         "reason": reason,
+        "deferred": scheduled_at is not None,
+        "scheduledAt": instant(scheduled_at),
     }
 
 
@@ -136,6 +191,8 @@ def not_routed(reason: str, *, phone_id: UUID | None = None, rerouted_from: UUID
         "reroutedFrom": _id(rerouted_from),
         "enqueued": False,
         "reason": reason,
+        "deferred": False,
+        "scheduledAt": None,
     }
 
 

@@ -1,7 +1,8 @@
 """allocate_phone: the lead's sticky phone, or a new one drawn by remaining quota, written conditionally.
 
-Steps: load the lead and the phones its decision can involve; read today's counters of those phones; draw;
-and when the draw changes the lead's phone, write it on the condition that nobody else changed it first.
+Steps: load the lead, its tenant and the phones its decision can involve; refuse a lead that may get no
+WhatsApp message; read today's counters of those phones; draw; and when the draw changes the lead's
+phone, write it on the condition that nobody else changed it first.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from src import results
 from src.contracts import AllocationType, PhoneAllocationJobData
 from src.db import queries
 from src.domain.allocation import Allocation, PhoneState, allocate, deciding_counters
-from src.domain.quota import quota_date
+from src.domain.lead_gate import whatsapp_refusal
 from src.errors import NotFound
 from src.jobs.base import JobInfo, job
+from src.jobs.tenant import sending_window
 from src.names import Function, whatsapp_queue
 from src.results import Wire
 from src.runtime import metrics
@@ -35,7 +37,10 @@ async def allocate_phone(deps: Deps, data: PhoneAllocationJobData, info: JobInfo
         )
         if lead is None:
             raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
-        today = quota_date(now, lead.tenant_timezone)
+        today = sending_window(lead.tenant).local_date(now)
+        refusal = whatsapp_refusal(lead.standing)
+        if refusal is not None:
+            return results.phone_refused(lead_id=data.lead_id, refusal=refusal, standing=lead.standing)
         phones = await _phones_today(deps, data, lead, today)
         allocation = _draw(deps, data, lead.assigned_phone_id, phones, prefer_existing=data.prefer_existing)
         if allocation.phone_id is not None and allocation.kind is not AllocationType.STICKY:

@@ -1,6 +1,8 @@
 """route: one message to its phone's queue, rerouted when the phone is no longer available.
 
-Steps: load the lead and the phone asked for; then either the fast path, the asked phone's quota reserved
+Steps: load the lead, its tenant (the caller's, or the lead's own when the caller names none) and the
+phone asked for, which must be that tenant's; refuse a lead that may get no message; time the message
+(now, or the sending window's next opening); then either the fast path, the asked phone's quota reserved
 and the message enqueued in one script, or the reroute, another phone drawn by remaining quota. Either way
 the message's job id derives from the router job's id, so a retried router job enqueues nothing twice and
 keeps the phone its first try reserved.
@@ -15,34 +17,49 @@ from uuid import UUID
 from loguru import logger
 
 from src import results
-from src.contracts import MessageType, RouterJobData
+from src.contracts import MessageType, RouterJobData, check_payload_size
 from src.db import queries
 from src.domain.allocation import AllocationReason, allocate, is_available
-from src.domain.quota import quota_date
-from src.errors import NotFound, TenantMismatch
+from src.domain.lead_gate import SendTime, send_time, whatsapp_refusal
+from src.domain.windows import SendingWindow
+from src.errors import ConfigurationError, NotFound, TenantMismatch
 from src.jobs.base import JobInfo, job
+from src.jobs.tenant import sending_window
 from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
 from src.redis_io.job_writer import OutgoingJob
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
 from src.results import Wire
 from src.runtime.deps import Deps
+from src.runtime.log import enrich_job
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """The caller's message for one lead, as the job `job_id` on the queue of whichever phone sends it."""
+    """The caller's message for one lead of `tenant_id`, as the job `job_id` on the queue of whichever
+    phone sends it, due at `timing.at`."""
 
     data: RouterJobData
+    tenant_id: UUID
     job_id: str
     now: datetime
-    today: date
+    timing: SendTime
     wall_ms: int  # arq's enqueue time of the job
+    due_ms: int | None  # the host time at which a deferred job is due; None: at once
+
+    @property
+    def today(self) -> date:
+        """The tenant-local date whose quota the message counts against: the day it goes out."""
+        return self.timing.quota_day
+
+    @property
+    def ahead_s(self) -> int:
+        return 0 if self.due_ms is None else (self.due_ms - self.wall_ms) // 1000
 
     def on(self, phone_id: UUID, queue_slot: str) -> OutgoingJob:
         data = self.data
         payload = {
             **data.payload,
-            "tenantId": str(data.tenant_id),
+            "tenantId": str(self.tenant_id),
             "leadId": str(data.lead_id),
             "phoneId": str(phone_id),
         }
@@ -51,7 +68,7 @@ class Message:
         followup = data.message_type is MessageType.FOLLOWUP
         queue = whatsapp_queue(queue_slot, followup=followup)
         function = SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL
-        return OutgoingJob(self.job_id, queue, function, payload)
+        return OutgoingJob(self.job_id, queue, function, payload, self.due_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,32 +86,55 @@ class NotSent:
 
 @job(Function.ROUTE, RouterJobData)
 async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
+    check_payload_size(data.payload, limit=deps.config.max_payload_bytes)
     lead = await _load(deps, data)
-    if lead.whatsapp_opted_out:
-        return results.not_routed(
-            "WHATSAPP_OPTED_OUT: the lead opted out of WhatsApp", phone_id=data.phone_id
-        )
+    enrich_job(tenantId=str(lead.tenant.id))
+    window = sending_window(lead.tenant)
+    refusal = whatsapp_refusal(lead.standing)
+    if refusal is not None:
+        return results.not_routed(results.refusal_reason(refusal, lead.standing), phone_id=data.phone_id)
+    message = _timed(deps, data, lead.tenant.id, window, info)
     assert lead.phone is not None
-    now = deps.clock()
-    message = Message(
-        data=data,
-        job_id=routed_job_id(info.job_id),
-        now=now,
-        today=quota_date(now, lead.tenant_timezone),
-        wall_ms=deps.clock.wall_ms(now),
-    )
-    rerouted_from = None if is_available(lead.phone, data.tenant_id) else data.phone_id
+    rerouted_from = None if is_available(lead.phone, lead.tenant.id) else data.phone_id
     if rerouted_from is None:
         outcome = await _on_its_phone(deps, message, lead, lead.phone)
     else:
         outcome = await _reroute(deps, message, lead)
+    return _result(message, outcome, rerouted_from)
+
+
+def _timed(deps: Deps, data: RouterJobData, tenant_id: UUID, window: SendingWindow, info: JobInfo) -> Message:
+    """The message, due now while the tenant's window is open (or for a reply), else at its next opening."""
+    now = deps.clock()
+    timing = send_time(window, now, send_now=data.send_now)
+    if timing is None:
+        raise ConfigurationError(f"tenant {tenant_id} has a sending window that never opens")
+    return Message(
+        data=data,
+        tenant_id=tenant_id,
+        job_id=routed_job_id(info.job_id),
+        now=now,
+        timing=timing,
+        wall_ms=deps.clock.wall_ms(now),
+        due_ms=deps.clock.wall_ms(timing.at) if timing.deferred else None,
+    )
+
+
+def _result(message: Message, outcome: Delivered | NotSent, rerouted_from: UUID | None) -> Wire:
     if isinstance(outcome, NotSent):
         return results.not_routed(outcome.reason, phone_id=outcome.phone_id, rerouted_from=rerouted_from)
-
     reason = "REROUTED_PHONE_UNAVAILABLE" if rerouted_from else "ROUTED"
     if not outcome.written:
         reason = "ALREADY_ROUTED: the target job exists (a retried router job)"
-    logger.debug("lead {} -> {} as {} ({})", data.lead_id, outcome.queue, message.job_id, reason)
+    timing = message.timing
+    logger.debug(
+        "lead {} -> {} as {}, due {} ({})",
+        message.data.lead_id,
+        outcome.queue,
+        message.job_id,
+        timing.at,
+        reason,
+    )
     return results.routed(
         queue=outcome.queue,
         job_id=message.job_id,
@@ -102,18 +142,24 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
         rerouted_from=rerouted_from,
         enqueued=outcome.written,
         reason=reason,
+        scheduled_at=timing.at if timing.deferred else None,
     )
 
 
 async def _load(deps: Deps, data: RouterJobData) -> queries.RouteContext:
-    """The lead and the phone asked for, both the tenant's: NotFound or TenantMismatch otherwise."""
+    """The lead and the phone asked for, both of one tenant: NotFound or TenantMismatch otherwise. Without
+    a tenant in the input, a phone of another tenant is refused exactly as a phone that does not exist:
+    the caller learns nothing of other tenants."""
     async with deps.pg.acquire() as conn:
         found = await queries.route_context(
             conn, tenant_id=data.tenant_id, lead_id=data.lead_id, phone_id=data.phone_id
         )
         if found is None:
-            raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
+            scope = f" for tenant {data.tenant_id}" if data.tenant_id else ""
+            raise NotFound(f"lead {data.lead_id} not found{scope}")
         if found.phone is None:
+            if data.tenant_id is None:
+                raise NotFound(f"phone {data.phone_id} not found for lead {data.lead_id}")
             if await queries.phone_owner(conn, phone_id=data.phone_id) is None:
                 raise NotFound(f"phone {data.phone_id} not found")
             raise TenantMismatch(
@@ -130,7 +176,7 @@ async def _on_its_phone(
     nothing. Only that phone's counter is read."""
     data = message.data
     reservation, written = await deps.quota.reserve_and_enqueue(
-        tenant_id=data.tenant_id,
+        tenant_id=message.tenant_id,
         quota_date=message.today,
         phone=PhoneLimit(phone.id, phone.daily_limit),
         available=lead.available_ids,
@@ -145,7 +191,7 @@ async def _on_its_phone(
     if written is None:
         # An earlier try of this job reserved another phone (it rerouted); the message goes there.
         async with deps.pg.acquire() as conn:
-            rows = await queries.available_phones(conn, tenant_id=data.tenant_id)
+            rows = await queries.available_phones(conn, tenant_id=message.tenant_id)
         slot = next(row.queue_slot for row in rows if row.id == reservation.phone_id)
         return await _enqueue(deps, message, reservation.phone_id, slot)
     return Delivered(phone.id, message.on(phone.id, phone.queue_slot).queue, written)
@@ -156,17 +202,18 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
     sticky phone when the down one was."""
     data = message.data
     async with deps.pg.acquire() as conn:
-        rows = await queries.available_phones(conn, tenant_id=data.tenant_id)
+        rows = await queries.available_phones(conn, tenant_id=message.tenant_id)
     target = await _another_phone(deps, message, rows)
     if target is None:
         return NotSent(
             f"{AllocationReason.NO_PHONE_WITH_QUOTA}: phone {data.phone_id} is down, none has quota"
         )
     [reservation], _ = await deps.quota.reserve(
-        tenant_id=data.tenant_id,
+        tenant_id=message.tenant_id,
         quota_date=message.today,
         phones=[PhoneLimit(row.id, row.daily_limit) for row in rows],
         requests=[ReservationRequest(message.job_id, target, fall_through=True)],
+        ahead_s=message.ahead_s,
     )
     if reservation.phone_id is None:
         return NotSent(
@@ -177,7 +224,7 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
         async with deps.pg.acquire() as conn:
             await queries.set_sticky_phone(
                 conn,
-                tenant_id=data.tenant_id,
+                tenant_id=message.tenant_id,
                 lead_id=data.lead_id,
                 phone_id=reservation.phone_id,
                 expected=data.phone_id,
@@ -192,13 +239,13 @@ async def _another_phone(deps: Deps, message: Message, rows: list[queries.PhoneR
     remaining quota today; None when no available phone has room."""
     data = message.data
     earlier = await deps.quota.reserved(
-        tenant_id=data.tenant_id, quota_date=message.today, job_ids=[message.job_id]
+        tenant_id=message.tenant_id, quota_date=message.today, job_ids=[message.job_id]
     )
     if earlier.get(message.job_id) in {row.id for row in rows}:
         return earlier[message.job_id]
     used = await deps.quota.used([row.id for row in rows], message.today)
     allocation = allocate(
-        tenant_id=data.tenant_id,
+        tenant_id=message.tenant_id,
         sticky_phone_id=data.phone_id,
         phones=[row.state(used[row.id]) for row in rows],
         prefer_existing=False,

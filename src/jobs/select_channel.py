@@ -8,6 +8,7 @@ from src import results
 from src.contracts import ChannelSelectionJobData
 from src.db import queries
 from src.domain.channels import decide_channel
+from src.domain.lead_gate import Refusal
 from src.errors import NotFound
 from src.jobs.base import JobInfo, job
 from src.names import Function
@@ -25,16 +26,19 @@ async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInf
     decision = decide_channel(
         found.contact, data.preferred_channel, whatsapp_capacity=found.tenant_has_available_phone
     )
+    # A suspended tenant sends nothing: no channel, whatever the lead allows (the reasoning still says).
+    refusal = Refusal.TENANT_SUSPENDED if found.tenant_status != "ACTIVE" else None
     logger.debug(
         "channel for lead {}: {} (fallback {}, {})",
         data.lead_id,
-        decision.selected,
-        decision.fallback,
-        decision.reason,
+        None if refusal else decision.selected,
+        None if refusal else decision.fallback,
+        refusal or decision.reason,
     )
     return results.channel_selection(
         lead_id=found.lead_id,
         contact=found.contact,
         decision=decision,
         whatsapp_capacity=found.tenant_has_available_phone,
+        refusal=refusal,
     )

@@ -48,14 +48,22 @@ def add_parser(commands: Any) -> None:
     dispatch.add_argument("--dry-run", action="store_true", help="return the plan, change nothing")
 
     route = _job_parser(jobs, "route", "one message to its phone's queue (RouterJobData)")
-    _lead_arguments(route)
+    route.add_argument(
+        "--tenant-id", type=argtypes.uuid, help="optional: checked against the lead's and the phone's tenant"
+    )
+    route.add_argument("--lead-id", required=True, type=argtypes.uuid)
     route.add_argument("--phone-id", required=True, type=argtypes.uuid)
     route.add_argument("--message-type", required=True, choices=[m.value for m in MessageType])
     route.add_argument(
         "--payload",
         required=True,
         type=argtypes.json_object,
-        help='JSON object, e.g. \'{"text": "Bună ziua"}\'',
+        help='JSON object, e.g. \'{"text": "Bună ziua"}\' (at most MAX_PAYLOAD_BYTES as JSON)',
+    )
+    route.add_argument(
+        "--send-now",
+        action="store_true",
+        help="a reply to the lead's own message: send even outside the tenant's sending window",
     )
 
     allocate = _job_parser(jobs, "allocate", "a phone for a lead (PhoneAllocationJobData)")
@@ -108,6 +116,7 @@ async def _enqueue(client: OutreachClient, args: argparse.Namespace) -> Enqueued
             phone_id=args.phone_id,
             message_type=args.message_type,
             payload=args.payload,
+            send_now=args.send_now,
         )
     if args.job == "allocate":
         return await client.allocate_phone(

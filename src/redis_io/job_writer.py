@@ -3,8 +3,10 @@
 arq has no bulk enqueue, and `ArqRedis.enqueue_job` costs three round trips a job (WATCH+EXISTS, MULTI,
 EXEC). One Lua call enqueues a whole batch and keeps arq's exact semantics for the pinned version
 (arq/connections.py): a job id whose `arq:job:` or `arq:result:` key exists is skipped; otherwise PSETEX
-the serialized job with arq's default expiry and ZADD it to its queue, scored with the enqueue time. A
-stock arq Worker consumes what it writes (tests/integration/test_outbound.py).
+the serialized job and ZADD it to its queue, scored with the instant it is due (the enqueue time unless
+it is deferred, as arq's `_defer_until`). Its expiry counts from that instant, as arq's does
+(`score - enqueue_time + expires_extra_ms`): a message deferred over a weekend must not expire before it
+is due. A stock arq Worker consumes what it writes (tests/integration/test_outbound.py).
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from redis.asyncio import Redis
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_serializer
 
-# arq.constants.expires_extra_ms: a job not started within a day expires.
+# arq.constants.expires_extra_ms: a job not started within a day of its due time expires.
 JOB_EXPIRES_MS = 86_400_000
 
 # Writes one job as arq stores it unless its id is taken (its job or result key exists): 1 when written.
+# `score` is the instant the job is due and `now` the enqueue time, both in ms; the job expires `extra`
+# ms after the later of the two (a score in the past never makes a negative expiry, which would fail the
+# script halfway through a batch). Formatted as an integer: PSETEX refuses "1.2e+11".
 # Shared by the bulk script below and the reserve-and-enqueue script of src/redis_io/quota_ledger.py.
 ENQUEUE_ONE_LUA = """
-local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, expires)
+local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, now, extra)
   if redis.call('EXISTS', job_key, result_key) == 0 then
-    redis.call('PSETEX', job_key, expires, body)
+    local expires = math.max(tonumber(score), tonumber(now)) - tonumber(now) + tonumber(extra)
+    redis.call('PSETEX', job_key, string.format('%d', expires), body)
     redis.call('ZADD', queue_key, score, job_id)
     return 1
   end
@@ -35,19 +41,21 @@ local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, 
 end
 """
 
-# ARGV[1]: expiry in ms, ARGV[2]: score (the enqueue time), ARGV[3] and ARGV[4]: arq's job and result key
-# prefixes, ARGV[5]: the batch, a JSON array of [job id, queue, the job as arq stores it] (one argument:
-# redis-py packs each argument in Python, which cost more than the script for a thousand jobs). The keys
-# are built here from the job ids, so the script suits one Redis, not a Redis Cluster (arq does not
-# support Cluster either). Returns 1 per job written, 0 per job skipped because its id is taken.
+# ARGV[1]: expiry in ms after the job is due, ARGV[2]: the enqueue time in ms (the score of a job that
+# carries none), ARGV[3] and ARGV[4]: arq's job and result key prefixes, ARGV[5]: the batch, a JSON array
+# of [job id, queue, the job as arq stores it] or [job id, queue, job, score] (one argument: redis-py
+# packs each argument in Python, which cost more than the script for a thousand jobs). The keys are built
+# here from the job ids, so the script suits one Redis, not a Redis Cluster (arq does not support Cluster
+# either). Returns 1 per job written, 0 per job skipped because its id is taken.
 _ENQUEUE_BATCH_LUA = (
     ENQUEUE_ONE_LUA
     + """
-local expires, score, job_prefix, result_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local extra, now, job_prefix, result_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for n, job in ipairs(cjson.decode(ARGV[5])) do
-  local job_id = job[1]
-  out[n] = enqueue_one(job_prefix .. job_id, result_prefix .. job_id, job[2], job_id, job[3], score, expires)
+  local job_id, score = job[1], job[4] or now
+  out[n] = enqueue_one(job_prefix .. job_id, result_prefix .. job_id, job[2], job_id, job[3], score, now,
+                       extra)
 end
 return out
 """
@@ -60,6 +68,12 @@ class OutgoingJob:
     queue: str
     function: str
     payload: dict[str, Any]
+    due_ms: int | None = None  # the host time in ms at which it is due; None: at once
+
+
+# One job as the batch carries it: job id, queue, the job as arq stores it, and optionally its score (the
+# host time in ms at which it is due; without it, the enqueue time).
+EncodedJob = tuple[str, str, bytes] | tuple[str, str, bytes, int | None]
 
 
 def job_keys(job_id: str, queue: str) -> list[str]:
@@ -78,25 +92,41 @@ def arq_job_bytes_from_json(function: str, payload_json: bytes, enqueue_ms: int)
     return b'{"t":null,"f":%b,"a":[%b],"k":{},"et":%d}' % (orjson.dumps(function), payload_json, enqueue_ms)
 
 
-def encode_batch(jobs: Iterable[tuple[str, str, bytes]]) -> bytes:
-    """(job id, queue, job as arq stores it) for each job, as the enqueue script takes them: what a
-    dispatch writes into its outbox row and then enqueues."""
-    return orjson.dumps([[job_id, queue, body.decode()] for job_id, queue, body in jobs])
+def encode_batch(jobs: Iterable[EncodedJob]) -> bytes:
+    """(job id, queue, job as arq stores it[, score]) for each job, as the enqueue script takes them: what
+    a dispatch writes into its outbox row and then enqueues."""
+    return orjson.dumps([_encoded(*job) for job in jobs])
+
+
+def _encoded(job_id: str, queue: str, body: bytes, score: int | None = None) -> list[str | int]:
+    if score is None:
+        return [job_id, queue, body.decode()]
+    return [job_id, queue, body.decode(), score]
 
 
 class JobWriter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, expires_extra_ms: int = JOB_EXPIRES_MS) -> None:
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
+        self._expires_extra_ms = expires_extra_ms
 
     async def enqueue(self, jobs: Sequence[OutgoingJob], *, now_ms: int) -> list[bool]:
-        """Enqueue every job whose id is free; True where this call wrote the job."""
+        """Enqueue every job whose id is free, each due at its `due_ms` (else now); True where this call
+        wrote the job."""
         if not jobs:
             return []
-        batch = encode_batch((j.job_id, j.queue, arq_job_bytes(j.function, j.payload, now_ms)) for j in jobs)
+        batch = encode_batch(
+            (j.job_id, j.queue, arq_job_bytes(j.function, j.payload, now_ms), j.due_ms) for j in jobs
+        )
         return await self.enqueue_batch(batch, now_ms=now_ms)
 
     async def enqueue_batch(self, batch: bytes, *, now_ms: int) -> list[bool]:
-        """`enqueue` for a batch already encoded by `encode_batch`."""
-        args: list[int | str | bytes] = [JOB_EXPIRES_MS, now_ms, ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX, batch]
+        """`enqueue` for a batch already encoded by `encode_batch`; `now_ms` is the enqueue time."""
+        args: list[int | str | bytes] = [
+            self._expires_extra_ms,
+            now_ms,
+            ARQ_JOB_PREFIX,
+            ARQ_RESULT_PREFIX,
+            batch,
+        ]
         written = await self._enqueue(keys=[], args=args)
         return [bool(flag) for flag in written]

@@ -83,8 +83,8 @@ return out
 # KEYS[1] reservations hash of the tenant and day, KEYS[2] counter of the wanted phone, KEYS[3..5] the
 # job's job key, result key and queue (src.redis_io.job_writer.job_keys)
 # ARGV[1] key TTL in seconds, ARGV[2] job id, ARGV[3] wanted phone id, ARGV[4] its daily limit,
-# ARGV[5] ids of the tenant's available phones, comma-separated, ARGV[6] job expiry in ms, ARGV[7] the
-# serialized job, ARGV[8] its score
+# ARGV[5] ids of the tenant's available phones, comma-separated, ARGV[6] job expiry in ms after it is
+# due, ARGV[7] the serialized job, ARGV[8] its score (when it is due), ARGV[9] the enqueue time
 # Returns the phone reserved ('' for none), 1 when an earlier reservation of the job id was reused, and
 # 1 or 0 when the job was or was not written, -1 when it was not enqueued: no reservation, or one an
 # earlier try made on another phone (the job names its phone, so the caller writes it for that phone).
@@ -107,7 +107,7 @@ elseif used < tonumber(ARGV[4]) then
 else
   return {'', 0, -1}
 end
-return {ARGV[3], reused, enqueue_one(KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[7], ARGV[8], ARGV[6])}
+return {ARGV[3], reused, enqueue_one(KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[7], ARGV[8], ARGV[9], ARGV[6])}
 """
 )
 
@@ -154,6 +154,11 @@ class QuotaLedger:
         phones = await cast(Awaitable[list[bytes | None]], pending)
         return {job_id: UUID(phone.decode()) for job_id, phone in zip(job_ids, phones, strict=True) if phone}
 
+    def _ttl(self, ahead_s: int) -> int:
+        """The keys of a day whose sends are `ahead_s` seconds away (a deferred message) live that much
+        longer: counted from now, QUOTA_KEY_TTL_S could end before that day does, and with it the count."""
+        return self._ttl_s + max(0, ahead_s)
+
     async def reserve(
         self,
         *,
@@ -161,14 +166,16 @@ class QuotaLedger:
         quota_date: date,
         phones: Sequence[PhoneLimit],
         requests: Sequence[ReservationRequest],
+        ahead_s: int = 0,
     ) -> tuple[list[Reservation], dict[UUID, int]]:
-        """Reserve one send per request, atomically; `phones` are the tenant's available phones."""
+        """Reserve one send per request, atomically; `phones` are the tenant's available phones.
+        `ahead_s`: how far ahead of now the sends are due."""
         if not requests:
             return [], {}
         position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
         keys = [quota_reservations_key(tenant_id, quota_date)]
         keys += [quota_key(phone.phone_id, quota_date) for phone in phones]
-        args: list[str | int] = [self._ttl_s, len(phones)]
+        args: list[str | int] = [self._ttl(ahead_s), len(phones)]
         args += [str(phone.phone_id) for phone in phones]
         args += [phone.daily_limit for phone in phones]
         for request in requests:
@@ -199,18 +206,21 @@ class QuotaLedger:
         """`reserve` of one request without fall-through, for `job.job_id`: `phone` or nothing, unless an
         earlier try of the same job id reserved one of the `available` phones (the tenant's ids,
         comma-separated), which is reused. When the reservation is on `phone`, `job` is enqueued in the
-        same script (as `JobWriter.enqueue` would). Returns the reservation and whether the job was
-        written, None when it was not enqueued (no reservation, or one on another phone)."""
+        same script (as `JobWriter.enqueue` would, due at `job.due_ms`). Returns the reservation and
+        whether the job was written, None when it was not enqueued (no reservation, or one on another
+        phone)."""
         keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
         keys += job_keys(job.job_id, job.queue)
+        due_ms = now_ms if job.due_ms is None else job.due_ms
         args: list[str | int | bytes] = [
-            self._ttl_s,
+            self._ttl((due_ms - now_ms) // 1000),
             job.job_id,
             str(phone.phone_id),
             phone.daily_limit,
             available,
             JOB_EXPIRES_MS,
             arq_job_bytes(job.function, job.payload, now_ms),
+            due_ms,
             now_ms,
         ]
         reserved, reused, written = await self._reserve_and_enqueue(keys=keys, args=args)

@@ -59,7 +59,7 @@ JOBS = {
 }
 REQUIRED = {
     "dispatch": ["correlationId", "tenantId"],
-    "route": ["tenantId", "leadId", "phoneId", "messageType", "payload"],
+    "route": ["leadId", "phoneId", "messageType", "payload"],  # tenantId is optional (the lead's own)
     "allocate_phone": ["tenantId", "leadId"],
     "select_channel": ["tenantId", "leadId"],
 }

@@ -78,20 +78,22 @@ async def test_no_phone_with_quota_is_a_result_not_a_failure(
     assert (await factory.journey(tenant, lead))["assigned_phone_id"] is None
 
 
-async def test_reads_and_writes_stay_in_the_tenant(deps: Deps, factory: Factory) -> None:
+async def test_reads_and_writes_stay_in_the_tenant(deps: Deps, factory: Factory, redis: Redis) -> None:
     mine, theirs = await factory.tenant(), await factory.tenant()
-    await factory.phone(mine)
-    their_phone = await factory.phone(theirs)
+    my_phone = await factory.phone(mine)
+    # Their phone has 5,000 times my phone's room: a pool that let it in would draw it nearly every time.
+    their_phone = await factory.phone(theirs, daily_limit=1_000_000)
     their_lead = await factory.lead(theirs)
 
     with pytest.raises(NotFound):
         await run(deps, mine, their_lead)
     assert (await factory.journey(theirs, their_lead))["assigned_phone_id"] is None
 
-    # A lead of mine never gets a phone of theirs, whatever the quotas say.
-    my_lead = await factory.lead(mine)
-    result = await run(deps, mine, my_lead)
-    assert result["allocatedPhoneId"] != str(their_phone)
+    # A lead of mine never gets a phone of theirs, whatever the quotas say: 20 draws, new and re-drawn.
+    results = [await run(deps, mine, lead) for lead in await factory.leads(mine, 10)]
+    results += [await run(deps, mine, lead, preferExisting=False) for lead in await factory.leads(mine, 10)]
+    assert {r["allocatedPhoneId"] for r in results} == {str(my_phone)}
+    assert not [key async for key in redis.scan_iter(match=f"*{their_phone}*")]
 
 
 async def test_200_concurrent_allocations_spread_over_4_phones(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -10,11 +13,25 @@ from redis.asyncio import Redis
 
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_deserializer, job_serializer
-from src.redis_io.job_writer import OutgoingJob
+from src.redis_io.job_writer import JOB_EXPIRES_MS, JobWriter, OutgoingJob, arq_job_bytes, encode_batch
 from src.runtime.deps import Deps
 from tests.conftest import TEST_REDIS_URL
 
 NOW_MS = 1_764_064_800_000
+
+
+def stock_worker(function: Callable[..., Awaitable[Any]], queue: str) -> Worker:
+    """arq's own Worker of the pinned version, in burst mode, as a sender would run it."""
+    return Worker(
+        functions=[func(function, name="send-whatsapp-initial")],
+        queue_name=queue,
+        redis_settings=RedisSettings.from_dsn(TEST_REDIS_URL),
+        burst=True,
+        poll_delay=0.01,
+        handle_signals=False,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+    )
 
 
 async def test_a_stock_arq_worker_consumes_what_the_script_wrote(deps: Deps, redis: Redis) -> None:
@@ -30,16 +47,7 @@ async def test_a_stock_arq_worker_consumes_what_the_script_wrote(deps: Deps, red
     ]
     assert await deps.job_writer.enqueue(jobs, now_ms=NOW_MS) == [True, True, True]
 
-    worker = Worker(
-        functions=[func(send_whatsapp_initial, name="send-whatsapp-initial")],
-        queue_name="q:wa:phone_07",
-        redis_settings=RedisSettings.from_dsn(TEST_REDIS_URL),
-        burst=True,
-        poll_delay=0.01,
-        handle_signals=False,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-    )
+    worker = stock_worker(send_whatsapp_initial, "q:wa:phone_07")
     try:
         await worker.async_run()
     finally:
@@ -87,3 +95,68 @@ async def test_same_semantics_as_arq_enqueue_job(deps: Deps, redis: Redis) -> No
         )
     finally:
         await pool.aclose()
+
+
+async def test_a_deferred_job_expires_a_day_after_it_is_due_as_arq_s_own(deps: Deps, redis: Redis) -> None:
+    """arq counts a job's expiry from its score (enqueue_job: score - enqueue_time + expires_extra_ms)."""
+    three_days = 3 * 86_400_000
+    due = OutgoingJob("monday", "q:wa:phone_07", "send-whatsapp-initial", {}, due_ms=NOW_MS + three_days)
+    now = OutgoingJob("now", "q:wa:phone_07", "send-whatsapp-initial", {})
+    past = OutgoingJob("late", "q:wa:phone_07", "send-whatsapp-initial", {}, due_ms=NOW_MS - three_days)
+
+    assert await deps.job_writer.enqueue([due, now, past], now_ms=NOW_MS) == [True, True, True]
+
+    scores = dict(await redis.zrange("q:wa:phone_07", 0, -1, withscores=True))
+    assert scores == {b"monday": NOW_MS + three_days, b"now": NOW_MS, b"late": NOW_MS - three_days}
+    assert (
+        three_days + JOB_EXPIRES_MS - 5_000
+        < await redis.pttl(ARQ_JOB_PREFIX + "monday")
+        <= three_days + JOB_EXPIRES_MS
+    )
+    for expiring_in_a_day in ("now", "late"):
+        assert JOB_EXPIRES_MS - 5_000 < await redis.pttl(ARQ_JOB_PREFIX + expiring_in_a_day) <= JOB_EXPIRES_MS
+
+
+async def test_a_batch_carries_a_score_per_job_defaulting_to_the_enqueue_time(
+    deps: Deps, redis: Redis
+) -> None:
+    body = arq_job_bytes("send-email-cold", {}, NOW_MS)
+    batch = encode_batch([("a", "q:email:cold", body), ("b", "q:email:cold", body, NOW_MS + 60_000)])
+
+    assert await deps.job_writer.enqueue_batch(batch, now_ms=NOW_MS) == [True, True]
+
+    assert await redis.zrange("q:email:cold", 0, -1, withscores=True) == [
+        (b"a", NOW_MS),
+        (b"b", NOW_MS + 60_000),
+    ]
+    assert 60_000 + JOB_EXPIRES_MS - 5_000 < await redis.pttl(ARQ_JOB_PREFIX + "b") <= 60_000 + JOB_EXPIRES_MS
+
+
+async def test_a_stock_arq_worker_runs_a_deferred_job_at_its_time_not_before_and_not_expired(
+    deps: Deps, redis: Redis
+) -> None:
+    """A job deferred past its writer's expiry margin: a stock worker leaves it until it is due, then runs it
+    (had its expiry counted from the enqueue time, it would have gone before it was due: 'job expired')."""
+    started: dict[str, float] = {}
+
+    async def send_whatsapp_initial(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
+        started[ctx["job_id"]] = time.time()
+        return "sent"
+
+    writer = JobWriter(redis, expires_extra_ms=500)
+    enqueued_ms = int(time.time() * 1000)
+    due_ms = enqueued_ms + 1_500
+    jobs = [
+        OutgoingJob("at-once", "q:wa:phone_08", "send-whatsapp-initial", {}),
+        OutgoingJob("deferred", "q:wa:phone_08", "send-whatsapp-initial", {}, due_ms=due_ms),
+    ]
+    assert await writer.enqueue(jobs, now_ms=enqueued_ms) == [True, True]
+
+    worker = stock_worker(send_whatsapp_initial, "q:wa:phone_08")
+    try:
+        await asyncio.wait_for(worker.async_run(), timeout=10)  # burst: until the queue is empty
+    finally:
+        await worker.close()
+
+    assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
+    assert started["at-once"] * 1000 < due_ms <= started["deferred"] * 1000

@@ -44,8 +44,8 @@ async def _use_up(deps: Deps, phone: UUID) -> None:
     await deps.redis.set(quota_key(phone, day), 200)
 
 
-async def select(deps: Deps, factory: Factory, **company: Any) -> dict[str, Any]:
-    tenant = await factory.tenant()
+async def select(deps: Deps, factory: Factory, *, status: str = "ACTIVE", **company: Any) -> dict[str, Any]:
+    tenant = await factory.tenant(status=status)
     await factory.phone(tenant)
     lead = await factory.lead(tenant, company=company)
     return await select_channel(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
@@ -61,12 +61,23 @@ async def no_channel(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dic
     return ChannelSelectionResult, result, result["reasonCode"]
 
 
+async def selection_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await select(deps, factory, status="SUSPENDED")
+    return ChannelSelectionResult, result, result["reasonCode"]
+
+
 async def allocation(
-    deps: Deps, factory: Factory, *, sticky: str | None = None, full: bool = False
+    deps: Deps,
+    factory: Factory,
+    *,
+    sticky: str | None = None,
+    full: bool = False,
+    tenant_status: str = "ACTIVE",
+    **lead: Any,
 ) -> dict[str, Any]:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(status=tenant_status)
     phone = await factory.phone(tenant)
-    journey: dict[str, Any] = {}
+    journey: dict[str, Any] = dict(lead)
     if sticky is not None:
         journey["assigned_phone_id"] = await factory.phone(tenant, status=sticky)
         if full:
@@ -102,6 +113,29 @@ async def none_left(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict
     return PhoneAllocationResult, result, result["reason"].split(":")[0]
 
 
+async def allocation_refused(
+    deps: Deps, factory: Factory, **lead: Any
+) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await allocation(deps, factory, sticky="ACTIVE", **lead)
+    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+
+
+async def allocation_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    return await allocation_refused(deps, factory, tenant_status="SUSPENDED")
+
+
+async def allocation_terminal(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    return await allocation_refused(deps, factory, engagement_stage="CONVERTED")
+
+
+async def allocation_held(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    return await allocation_refused(deps, factory, requires_human_review=True)
+
+
+async def allocation_opted_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    return await allocation_refused(deps, factory, whatsapp_opted_out=True)
+
+
 async def send(
     deps: Deps,
     factory: Factory,
@@ -109,9 +143,11 @@ async def send(
     status: str = "ACTIVE",
     full: bool = False,
     twice: bool = False,
+    tenant_row: dict[str, Any] | None = None,
+    without_tenant: bool = False,
     **journey: Any,
 ) -> dict[str, Any]:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**(tenant_row or {}))
     phone = await factory.phone(tenant, status=status)
     other = await factory.phone(tenant)
     if full:
@@ -125,6 +161,8 @@ async def send(
         "messageType": "FOLLOWUP",
         "payload": {"text": "Revin"},
     }
+    if without_tenant:
+        del payload["tenantId"]
     result = await route(job_ctx(deps, job_id="router-contract"), payload)
     if twice:
         result = await route(job_ctx(deps, job_id="router-contract"), payload)
@@ -143,6 +181,31 @@ async def rerouted(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[
 
 async def routed_again(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
     result = await send(deps, factory, twice=True)
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def routed_without_tenant(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, without_tenant=True)
+    return RouterResult, result, f"{result['reason']} for the lead's tenant"
+
+
+async def routed_later(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, tenant_row=window_from_tomorrow(deps))
+    return RouterResult, result, f"{result['reason']} deferred" if result["deferred"] else "not deferred"
+
+
+async def route_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, tenant_row={"status": "SUSPENDED"})
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def route_terminal(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, engagement_stage="DEAD")
+    return RouterResult, result, result["reason"].split(":")[0]
+
+
+async def route_held(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await send(deps, factory, requires_human_review=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
 
@@ -185,17 +248,19 @@ async def planned(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[s
     return DispatchResult, result, f"dry {result['dispatchedToWhatsApp']}+{result['dispatchedToEmail']}"
 
 
-async def outside_window(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    # A window open only on tomorrow's weekday.
+def window_from_tomorrow(deps: Deps) -> dict[str, Any]:
+    """A window open only on tomorrow's weekday."""
     local_day = deps.clock().astimezone(ZoneInfo("Europe/Bucharest")).isoweekday()
-    result = await run_dispatch(
-        deps,
-        factory,
-        send_days=[local_day % 7 + 1],
-        send_window_start=time(0),
-        send_window_end=time(0),
-        skip_public_holidays=False,
-    )
+    return {
+        "send_days": [local_day % 7 + 1],
+        "send_window_start": time(0),
+        "send_window_end": time(0),
+        "skip_public_holidays": False,
+    }
+
+
+async def outside_window(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+    result = await run_dispatch(deps, factory, **window_from_tomorrow(deps))
     return DispatchResult, result, f"outside {result['skippedOutsideHours']}"
 
 
@@ -228,14 +293,24 @@ async def fan_out_dry_run_left_out(
     [
         (selected, "WHATSAPP"),
         (no_channel, "NO_VERIFIED_CONTACT"),
+        (selection_suspended, "TENANT_SUSPENDED"),
         (allocated_new, "NEW"),
         (allocated_sticky, "STICKY"),
         (allocated_fallback, "FALLBACK"),
         (sticky_full, "STICKY_QUOTA_EXHAUSTED"),
         (none_left, "NO_PHONE_WITH_QUOTA"),
+        (allocation_suspended, "TENANT_SUSPENDED"),
+        (allocation_terminal, "TERMINAL_STAGE"),
+        (allocation_held, "HELD_FOR_REVIEW"),
+        (allocation_opted_out, "WHATSAPP_OPTED_OUT"),
         (routed, "ROUTED"),
         (rerouted, "REROUTED_PHONE_UNAVAILABLE"),
         (routed_again, "ALREADY_ROUTED"),
+        (routed_without_tenant, "ROUTED for the lead's tenant"),
+        (routed_later, "ROUTED deferred"),
+        (route_suspended, "TENANT_SUSPENDED"),
+        (route_terminal, "TERMINAL_STAGE"),
+        (route_held, "HELD_FOR_REVIEW"),
         (opted_out, "WHATSAPP_OPTED_OUT"),
         (quota_spent, "QUOTA_EXHAUSTED"),
         (nowhere_to_reroute, "NO_PHONE_WITH_QUOTA"),

@@ -53,6 +53,8 @@ async def test_routes_to_the_phone_queue_by_slot(deps: Deps, factory: Factory, r
         "reroutedFrom": None,
         "enqueued": True,
         "reason": "ROUTED",
+        "deferred": False,
+        "scheduledAt": None,
     }
     assert await queued(redis, "q:wa:phone_42") == ["routed:router-1"]
     job = loads(await redis.get(ARQ_JOB_PREFIX + "routed:router-1"))

@@ -51,6 +51,20 @@ async def test_every_job_can_be_enqueued_waited_for_and_looked_up(
         )  # fmt: skip
         assert again.code == 0
         assert "job route-once already exists" in again.out
+        # The specification's RouterJobData has no tenant: the lead's own. A reply goes out at once.
+        spec = await cli(
+            "enqueue", "route", "--lead-id", str(lead), "--phone-id", str(phone), "--message-type", "INITIAL",
+            "--payload", '{"text": "Revin"}', "--send-now", "--wait", "--json",
+        )  # fmt: skip
+        assert spec.code == 0, spec
+        spec_result: Any = spec.json()
+        assert (spec_result["result"]["routed"], spec_result["result"]["deferred"]) == (True, False)
+        too_big = await cli(
+            "enqueue", "route", "--lead-id", str(lead), "--phone-id", str(phone), "--message-type", "INITIAL",
+            "--payload", '{"text": "%s"}' % ("x" * 2000), MAX_PAYLOAD_BYTES="1024",
+        )  # fmt: skip
+        assert too_big.code == 2, too_big
+        assert "payload: 2011 bytes as JSON, over the limit of 1024 (MAX_PAYLOAD_BYTES)" in too_big.err
 
         dry = await cli("enqueue", "dispatch", "--tenant-id", str(tenant), "--dry-run", "--wait")
         assert dry.code == 0, dry

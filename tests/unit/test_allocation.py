@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -121,6 +122,46 @@ def test_new_leads_spread_in_proportion_to_remaining_quota() -> None:
     assert counts[full.id] == 0
     assert 2700 <= counts[big.id] <= 3300  # expected 3000 (300 of 400 remaining)
     assert 700 <= counts[small.id] <= 1300
+
+
+class RecordingRandom(random.Random):
+    """A seeded generator that also keeps the population and weights of every draw."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.draws: list[dict[object, float]] = []
+
+    def choices(self, population: Any, weights: Any = None, *, cum_weights: Any = None, k: int = 1) -> Any:
+        self.draws.append(dict(zip([p.id for p in population], weights, strict=True)))
+        return super().choices(population, weights, cum_weights=cum_weights, k=k)
+
+
+def test_the_draw_s_weights_are_the_phones_remaining_quota() -> None:
+    nearly_full, half, fresh = phone(used=199), phone(used=100), phone(used=0, limit=500)
+    others = [phone(used=200), phone(status="BANNED"), phone(tenant_id=OTHER_TENANT)]
+    rng = RecordingRandom(1)
+
+    allocate(
+        tenant_id=TENANT,
+        sticky_phone_id=None,
+        phones=[nearly_full, half, fresh, *others],
+        prefer_existing=True,
+        rng=rng,
+    )
+
+    assert rng.draws == [{nearly_full.id: 1, half.id: 100, fresh.id: 500}]
+
+
+def test_a_nearly_full_phone_is_drawn_as_seldom_as_its_room_says() -> None:
+    nearly_full, roomy = phone(used=199), phone(used=101)  # 1 and 99 left: 1 draw in 100
+    rng = random.Random(11)
+    counts = Counter(
+        allocate(
+            tenant_id=TENANT, sticky_phone_id=None, phones=[nearly_full, roomy], prefer_existing=True, rng=rng
+        ).phone_id
+        for _ in range(20_000)
+    )
+    assert 140 <= counts[nearly_full.id] <= 260  # expected 200 (sd 14); weights one higher would give 392
 
 
 def test_prefer_existing_false_draws_a_new_phone() -> None:

@@ -15,31 +15,54 @@ from uuid import UUID
 import asyncpg
 
 from src.db.queries.common import AVAILABLE_PHONE_SQL
-from src.db.queries.rows import PhoneRow, columns, decode
+from src.db.queries.rows import PhoneRow, Record, TenantRow, columns, decode, field_names, tenant_columns
 from src.domain.channels import LeadContact
+from src.domain.lead_gate import LeadStanding
 
 _AVAILABLE_IDS = f"""
     (SELECT string_agg(p.id::text, ',') FROM wa_phone_numbers p
      WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL})
 """
+# The tenant's row beside a phone's, renamed (t_id, t_status, ...): both have an id and a status, and
+# rows are decoded by column name.
+_TENANT_COLUMNS = tenant_columns("t", "t_")
+# What the refusals of src/domain/lead_gate.py read of the journey (alias j), with the tenant's t_status.
+_STANDING_COLUMNS = "j.engagement_stage, j.requires_human_review, j.whatsapp_opted_out"
+
+
+def _tenant(row: Record) -> TenantRow:
+    return TenantRow(**{name: row["t_" + name] for name in field_names(TenantRow)})
+
+
+def _standing(row: Record) -> LeadStanding:
+    return LeadStanding(
+        tenant_status=row["t_status"],
+        stage=row["engagement_stage"],
+        requires_human_review=row["requires_human_review"],
+        whatsapp_opted_out=row["whatsapp_opted_out"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
-    """select_channel: the lead's contact facts, and whether its tenant has any available phone."""
+    """select_channel: the lead's contact facts, whether its tenant has any available phone, and the
+    tenant's status."""
 
     lead_id: UUID
     contact: LeadContact
     tenant_has_available_phone: bool
+    tenant_status: str
 
 
 _CHANNEL_CONTEXT = f"""
     SELECT j.lead_id, j.engagement_stage, c.telefon_principal, c.hlr_reachable, c.email_principal,
            c.email_status, j.whatsapp_opted_out, j.email_opted_out, j.last_channel_used,
            EXISTS (SELECT 1 FROM wa_phone_numbers p
-                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS capacity
+                   WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS capacity,
+           t.status AS tenant_status
     FROM gold_lead_journey j
     JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id
+    JOIN tenants t ON t.id = j.tenant_id
     WHERE j.tenant_id = $1 AND j.lead_id = $2
 """
 
@@ -61,7 +84,7 @@ async def channel_context(
         email_opted_out=row["email_opted_out"],
         last_channel_used=row["last_channel_used"],
     )
-    return ChannelContext(row["lead_id"], contact, row["capacity"])
+    return ChannelContext(row["lead_id"], contact, row["capacity"], row["tenant_status"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +93,13 @@ class AllocationContext:
     the sticky phone alone when it is kept, else the tenant's available phones and the sticky one."""
 
     assigned_phone_id: UUID | None
-    tenant_timezone: str
+    tenant: TenantRow
+    standing: LeadStanding
     phones: list[PhoneRow]
 
 
 _ALLOCATION_CONTEXT = f"""
-    SELECT j.assigned_phone_id, t.timezone,
+    SELECT j.assigned_phone_id, {_TENANT_COLUMNS}, {_STANDING_COLUMNS},
            s.status, s.is_enabled, s.daily_limit, s.queue_slot, s.phone_number,
            pool.ids, pool.limits, pool.slots, pool.numbers
     FROM gold_lead_journey j
@@ -127,28 +151,31 @@ async def allocation_context(
                 daily_limit=row["daily_limit"],
             )
         )
-    return AllocationContext(sticky_id, row["timezone"], phones)
+    return AllocationContext(sticky_id, _tenant(row), _standing(row), phones)
 
 
 @dataclass(frozen=True, slots=True)
 class RouteContext:
-    """route: the lead, the phone asked for (None when it is not the tenant's), and the ids of the
-    tenant's available phones (where an earlier try's reservation may be reused)."""
+    """route: the lead's tenant and standing, the phone asked for (None when it is not that tenant's),
+    and the ids of the tenant's available phones (where an earlier try's reservation may be reused)."""
 
-    whatsapp_opted_out: bool
+    tenant: TenantRow
+    standing: LeadStanding
     assigned_phone_id: UUID | None
-    tenant_timezone: str
     phone: PhoneRow | None
     available_ids: str
 
 
+# Found by the company's primary key, whose tenant is the lead's: the caller's tenant when it names one
+# ($1), else whichever the lead has. The phone is looked for in that tenant only.
 _ROUTE_CONTEXT = f"""
-    SELECT j.whatsapp_opted_out, j.assigned_phone_id, t.timezone, {columns(PhoneRow, "p")},
+    SELECT j.assigned_phone_id, {_TENANT_COLUMNS}, {_STANDING_COLUMNS}, {columns(PhoneRow, "p")},
            coalesce({_AVAILABLE_IDS}, '') AS available_ids
-    FROM gold_lead_journey j
-    JOIN tenants t ON t.id = j.tenant_id
-    LEFT JOIN wa_phone_numbers p ON p.tenant_id = j.tenant_id AND p.id = $3
-    WHERE j.tenant_id = $1 AND j.lead_id = $2
+    FROM gold_companies c
+    JOIN gold_lead_journey j ON j.tenant_id = c.tenant_id AND j.lead_id = c.id
+    JOIN tenants t ON t.id = c.tenant_id
+    LEFT JOIN wa_phone_numbers p ON p.tenant_id = c.tenant_id AND p.id = $3
+    WHERE c.id = $2 AND ($1::uuid IS NULL OR c.tenant_id = $1)
 """
 _AVAILABLE_PHONES = f"""
     SELECT {columns(PhoneRow, "p")}
@@ -157,15 +184,16 @@ _AVAILABLE_PHONES = f"""
 
 
 async def route_context(
-    conn: asyncpg.Connection, *, tenant_id: UUID, lead_id: UUID, phone_id: UUID
+    conn: asyncpg.Connection, *, tenant_id: UUID | None, lead_id: UUID, phone_id: UUID
 ) -> RouteContext | None:
+    """The lead of `tenant_id`, or of its own tenant when `tenant_id` is None; None when there is none."""
     row = await conn.fetchrow(_ROUTE_CONTEXT, tenant_id, lead_id, phone_id)
     if row is None:
         return None
     return RouteContext(
-        whatsapp_opted_out=row["whatsapp_opted_out"],
+        tenant=_tenant(row),
+        standing=_standing(row),
         assigned_phone_id=row["assigned_phone_id"],
-        tenant_timezone=row["timezone"],
         phone=decode(PhoneRow, row) if row["id"] is not None else None,
         available_ids=row["available_ids"],
     )

@@ -76,9 +76,16 @@ class TenantRow:
 # The window's bounds are read as text: PostgreSQL's time type stores '24:00', which asyncpg cannot
 # decode into a datetime.time ("hour must be in 0..23"), and one such row failed the whole statement,
 # and with it the dispatch of every tenant.
-TENANT_COLUMNS = ", ".join(
-    f"{name}::text AS {name}" if name.startswith("send_window_") else name for name in field_names(TenantRow)
-)
+def tenant_columns(alias: str = "", prefix: str = "") -> str:
+    """The SELECT list of a TenantRow: from table `alias`, each column named `prefix` + field."""
+    table = f"{alias}." if alias else ""
+    return ", ".join(
+        f"{table}{name}{'::text' if name.startswith('send_window_') else ''} AS {prefix}{name}"
+        for name in field_names(TenantRow)
+    )
+
+
+TENANT_COLUMNS = tenant_columns()
 
 
 @dataclass(frozen=True, slots=True)

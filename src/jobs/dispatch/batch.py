@@ -45,9 +45,10 @@ from src.domain.dispatch import (
 )
 from src.domain.quota import quota_date
 from src.domain.windows import SendingWindow, next_dispatch_at
-from src.errors import ConfigurationError, NotFound
+from src.errors import NotFound
 from src.jobs.dispatch.outbox import publish, relay_orphans, running
 from src.jobs.dispatch.overlap import while_waiting
+from src.jobs.tenant import sending_window
 from src.redis_io.codec import dumps
 from src.redis_io.job_writer import arq_job_bytes_from_json, encode_batch
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
@@ -152,14 +153,6 @@ async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queri
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} not found")
     return tenant, sending_window(tenant)
-
-
-def sending_window(tenant: queries.TenantRow) -> SendingWindow:
-    """The tenant's window, or ConfigurationError (BAD_CONFIGURATION) naming what is wrong with its row."""
-    try:
-        return tenant.window()
-    except ValueError as exc:
-        raise ConfigurationError(f"tenant {tenant.id} has an unusable sending window: {exc}") from None
 
 
 async def _outside_window(

@@ -18,8 +18,9 @@ from src.contracts import DispatchJobData
 from src.db import queries
 from src.domain.windows import next_cron_tick
 from src.errors import JobError
-from src.jobs.dispatch.batch import dispatch_tenant, sending_window, stamp_processing_time
+from src.jobs.dispatch.batch import dispatch_tenant, stamp_processing_time
 from src.jobs.dispatch.outbox import relay_orphans
+from src.jobs.tenant import sending_window
 from src.names import Function, Queue, tenant_dispatch_job_id
 from src.redis_io.job_writer import OutgoingJob
 from src.results import Wire
