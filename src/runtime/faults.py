@@ -95,6 +95,12 @@ def transient_fault(exc: BaseException) -> Dependency | None:
     return Dependency.NETWORK
 
 
+def describe(exc: BaseException) -> str:
+    """A fault in one line: its type and the first line of its message (asyncpg's timeouts have none)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def backoff_seconds(job_try: int, *, base: float, cap: float) -> float:
     """Exponential backoff for the retry after try number `job_try` (1-based): base, 2*base, ... cap."""
     return float(min(cap, base * 2 ** max(0, job_try - 1)))

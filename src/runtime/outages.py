@@ -13,7 +13,7 @@ import time
 
 from loguru import logger
 
-from src.runtime.faults import Dependency
+from src.runtime.faults import Dependency, describe
 
 
 class OutageLog:
@@ -24,7 +24,7 @@ class OutageLog:
     def retrying(
         self, dependency: Dependency, exc: BaseException, *, job_try: int, max_tries: int, delay: float
     ) -> None:
-        fault = f"{type(exc).__name__}: {exc}"
+        fault = describe(exc)
         if dependency is Dependency.CONCURRENT_WRITER:
             logger.info(
                 "lost a race to a concurrent writer; retrying in {:.1f}s (try {} of {})",
