@@ -121,7 +121,7 @@ async def _try(body: JobBody[In], deps: Deps, data: In, info: JobInfo, deadline:
 
 def _retry_or_give_up(deps: Deps, info: JobInfo, dependency: Dependency, exc: Exception) -> Exception:
     config = deps.config
-    fault = describe(exc)
+    fault = f"{dependency}: {describe(exc)}"
     if info.job_try >= config.retry_max_tries:
         logger.error(
             "transient fault on try {} of {}, giving up: {}", info.job_try, config.retry_max_tries, fault

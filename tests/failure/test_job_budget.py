@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.config import JOB_TIMEOUT_S
 from src.contracts import ChannelSelectionJobData
+from src.errors import TransientFaultsExhausted
 from src.jobs.base import JobInfo, job
 from src.names import Function
 from src.results import Wire
@@ -44,9 +45,9 @@ async def slow_to_unwind(deps: Deps, data: ChannelSelectionJobData, info: JobInf
     return {}
 
 
-async def as_arq_runs_it(function: Any, deps: Deps) -> tuple[BaseException, float]:
+async def as_arq_runs_it(function: Any, deps: Deps, job_try: int = 1) -> tuple[BaseException, float]:
     started = time.monotonic()
-    task = asyncio.ensure_future(function(job_ctx(deps), INPUT))
+    task = asyncio.ensure_future(function(job_ctx(deps, job_try=job_try), INPUT))
     try:
         await asyncio.wait_for(task, JOB_TIMEOUT_S[SELECT])
     except (Exception, asyncio.CancelledError) as raised:
@@ -79,3 +80,10 @@ async def test_a_try_cut_by_arqs_own_timeout_is_retried_not_failed(deps: Deps) -
 
     assert isinstance(error, Retry), repr(error)
     assert took == pytest.approx(JOB_TIMEOUT_S[SELECT], abs=0.5)
+
+
+async def test_the_last_try_fails_naming_the_dependency_it_waited_on(deps: Deps) -> None:
+    error, _ = await as_arq_runs_it(hanging_statement, deps, job_try=deps.config.retry_max_tries)
+
+    assert isinstance(error, TransientFaultsExhausted), repr(error)
+    assert str(error).startswith("gave up after 5 tries; last fault: PostgreSQL: "), str(error)
