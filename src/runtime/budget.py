@@ -40,6 +40,9 @@ def budget_s(function: Function) -> float:
     return JOB_TIMEOUT_S[function] * BUDGET_SHARE
 
 
+_BUDGET_S = {function: budget_s(function) for function in Function}
+
+
 def bounded(timeout: float | None) -> float | None:
     """`timeout`, shortened to what is left of the current job's budget; unchanged outside a job."""
     deadline = _deadline.get()
@@ -50,19 +53,24 @@ def bounded(timeout: float | None) -> float | None:
 
 
 class JobDeadline:
-    """`async with JobDeadline(function):` runs a job try under its budget."""
+    """`async with JobDeadline(function):` runs a job try under its budget.
+
+    asyncio.timeout's logic, without its state machine (it runs once per job): at the deadline the task
+    is cancelled, and the CancelledError becomes DeadlineExceeded unless someone else (arq's timeout, a
+    shutdown) asked for a cancellation too."""
+
+    __slots__ = ("_cancelling", "_expired", "_task", "_timer", "_token", "_when", "budget_s", "function")
 
     def __init__(self, function: Function) -> None:
         self.function = function
-        self.budget_s = budget_s(function)
-        self._timeout: asyncio.Timeout | None = None
-        self._token: Token[float | None] | None = None
+        self.budget_s = _BUDGET_S[function]
+        self._when = 0.0
+        self._expired = False
 
     def passed(self) -> bool:
         """True once the deadline is reached: a cancellation that arrives now comes from arq's own
         timeout (or a shutdown) while the try unwinds, and the try is retried like any other."""
-        when = self._timeout.when() if self._timeout is not None else None
-        return when is not None and asyncio.get_running_loop().time() >= when
+        return self._when > 0 and asyncio.get_running_loop().time() >= self._when
 
     def exceeded(self) -> DeadlineExceeded:
         """The error of a try that ran out of time; raise it from what the try was waiting on."""
@@ -71,23 +79,30 @@ class JobDeadline:
             f"{self.function} used up its {self.budget_s:.2f}s budget (of its {timeout:.0f}s job timeout)"
         )
 
+    def _expire(self) -> None:
+        self._expired = True
+        self._task.cancel()
+
     async def __aenter__(self) -> JobDeadline:
-        self._timeout = asyncio.timeout(self.budget_s)
-        await self._timeout.__aenter__()
-        self._token = _deadline.set(self._timeout.when())
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task, self._cancelling = task, task.cancelling()
+        self._when = loop.time() + self.budget_s
+        self._timer = loop.call_at(self._when, self._expire)
+        self._token: Token[float | None] = _deadline.set(self._when)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._timeout is not None
-        assert self._token is not None
+        self._timer.cancel()
         _deadline.reset(self._token)
-        try:
-            await self._timeout.__aexit__(exc_type, exc, tb)
-        except TimeoutError as timed_out:
-            raise self.exceeded() from timed_out.__cause__ or timed_out
-        if self._timeout.expired() and isinstance(exc, TimeoutError):
+        if not self._expired:
+            return
+        if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise self.exceeded() from exc
+        if isinstance(exc, TimeoutError):
             # The cancellation was replaced while unwinding: a ROLLBACK past the deadline fails at once.
             raise self.exceeded() from exc
 

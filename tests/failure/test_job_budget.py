@@ -87,3 +87,21 @@ async def test_the_last_try_fails_naming_the_dependency_it_waited_on(deps: Deps)
 
     assert isinstance(error, TransientFaultsExhausted), repr(error)
     assert str(error).startswith("gave up after 5 tries; last fault: PostgreSQL: "), str(error)
+
+
+async def test_a_cancellation_within_the_budget_stays_a_cancellation(deps: Deps) -> None:
+    """A shutdown cancels in-flight jobs: arq puts them back in their queue, which needs CancelledError."""
+    job = asyncio.ensure_future(hanging_statement(job_ctx(deps), INPUT))
+    await asyncio.sleep(0.2)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    # arq's shutdown cancels its run_job task, which is inside wait_for: still a cancellation, even when
+    # the job's unwinding outlasts its budget
+    run_job = asyncio.ensure_future(
+        asyncio.wait_for(slow_to_unwind(job_ctx(deps), INPUT), JOB_TIMEOUT_S[SELECT])
+    )
+    await asyncio.sleep(0.2)
+    run_job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run_job
