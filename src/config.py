@@ -9,7 +9,20 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from src.names import Function
 from src.redis_io.connection import parse_redis_url
+
+# Each job's timeout (docs/contract.md §1). arq fails a job for good when it fires, so a job's dependency
+# calls must give up well inside it (src/runtime/budget.py).
+JOB_TIMEOUT_S: dict[Function, float] = {
+    Function.DISPATCH: 30.0,
+    Function.ROUTE: 5.0,
+    Function.ALLOCATE_PHONE: 3.0,
+    Function.SELECT_CHANNEL: 2.0,
+}
+# A connect or Redis command timeout may take at most this share of the shortest job timeout: it must fire
+# inside every job's budget (src/runtime/budget.py), with room left for a retry's bookkeeping.
+DEPENDENCY_TIMEOUT_SHARE = 0.5
 
 
 class Config(BaseSettings):
@@ -23,9 +36,13 @@ class Config(BaseSettings):
     # The jobs' asyncpg pool, per process, opened as needed: a per-lead job holds a connection for one or
     # two statements and a dispatch for its transaction, so a few connections serve hundreds of jobs a second.
     db_pool_size: int = Field(default=20, ge=1, le=500)
-    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Opening a PostgreSQL connection; reading a Redis reply, connecting to Redis, waiting for a pooled Redis
+    # connection. At most half the shortest job timeout (select_channel's 2 s): a dependency that hangs
+    # then fails a job's try, which is retried, before arq's job timeout fails the job for good. A job's
+    # statements and its wait for a PostgreSQL connection are bounded by the job's own budget instead.
+    db_connect_timeout_s: float = Field(default=1.0, gt=0)
     redis_max_connections: int = Field(default=200, ge=8)
-    redis_socket_timeout_s: float = Field(default=3.0, gt=0)
+    redis_socket_timeout_s: float = Field(default=1.0, gt=0)
 
     # Logging: text for people, json for log shippers (one object per line).
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -84,6 +101,19 @@ class Config(BaseSettings):
         if urlsplit(value).scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
             raise ValueError("DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
         return sqlalchemy_url(value)
+
+    @field_validator("db_connect_timeout_s", "redis_socket_timeout_s")
+    @classmethod
+    def _inside_every_job_timeout(cls, value: float) -> float:
+        function, shortest = min(JOB_TIMEOUT_S.items(), key=lambda item: item[1])
+        limit = DEPENDENCY_TIMEOUT_SHARE * shortest
+        if value > limit:
+            raise ValueError(
+                f"{value:g}s is more than {limit:g}s, half the shortest job timeout ({function}, "
+                f"{shortest:g}s): a hung dependency must fail a job's try, which is retried, before the "
+                "job's own timeout fails the job for good"
+            )
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -48,6 +48,9 @@ HEALTH_CHECK_SUFFIX = ":health-check"
 
 # Health key of the all-in-one process, written while all four queue workers run.
 ALL_QUEUES_HEALTH_KEY = "outreach:orchestrator:all" + HEALTH_CHECK_SUFFIX
+# Kept in Redis by the worker processes, without expiry: gone means Redis lost its data
+# (src/runtime/redis_watch.py).
+REDIS_MARKER_KEY = "outreach:orchestrator:redis-marker"
 
 
 def health_key(queue: str) -> str:

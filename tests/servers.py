@@ -1,10 +1,13 @@
-"""Real servers a failure test owns: a Redis it can stop and start, a TCP path to PostgreSQL it can cut."""
+"""Real servers a failure test owns: a Redis it can stop, freeze and empty, a TCP path to PostgreSQL it
+can cut or hang."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -68,6 +71,23 @@ class RedisServer:
         if self.process is not None:
             self.process.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: a hung server. Connections stay open and new ones are accepted by the kernel, but
+        nothing is answered until `thaw()`."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def wipe(self) -> None:
+        """Delete what a stopped server persisted: its next `start()` comes back empty, like a Redis
+        restarted without persistence."""
+        assert self.process is None or self.process.poll() is not None, "stop the server first"
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
@@ -77,36 +97,59 @@ class RedisServer:
 
 class CuttableProxy:
     """A TCP proxy in front of a real server. `cut()` drops every connection and refuses new ones, as if
-    the server had become unreachable; `restore()` accepts again."""
+    the server had become unreachable; `restore()` accepts again. `hang()` keeps every connection open and
+    accepts new ones but forwards nothing, as if the server had frozen (SIGSTOP); `resume()` delivers what
+    waited, in order, and forwards again."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.port = free_port()
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._sessions: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = asyncio.current_task()
+        assert session is not None
+        self._sessions.add(session)
+        self._writers.add(writer)
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.update((writer, upstream_writer))
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
-        )
+            await self._flowing.wait()
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+            except OSError:
+                self._writers.discard(writer)
+                writer.close()
+                return
+            self._writers.add(upstream_writer)
+            await asyncio.gather(
+                self._pipe(reader, upstream_writer),
+                self._pipe(upstream_reader, writer),
+                return_exceptions=True,
+            )
+        finally:
+            self._sessions.discard(session)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:
             self._writers.discard(writer)
             writer.close()
+
+    def hang(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def cut(self) -> None:
         server, self._server = self._server, None
@@ -123,3 +166,7 @@ class CuttableProxy:
 
     async def close(self) -> None:
         await self.cut()
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.cancel()
+        await asyncio.gather(*sessions, return_exceptions=True)

@@ -3,10 +3,14 @@
 This is the one place where an exception becomes an arq decision: bad input and other `JobError`s fail
 the job at once (arq does not retry a plain exception, so job_try stays 1); a transient fault becomes
 `Retry` with exponential backoff until `retry_max_tries`, then a permanent failure that says so.
+
+Each try runs within its budget (src/runtime/budget.py), well inside the job's arq timeout: a dependency
+that hangs ends the try as a transient fault, never as arq's own timeout, which arq would not retry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,8 +25,9 @@ from src.errors import InvalidJobInput, JobError, TransientFaultsExhausted
 from src.names import QUEUE_OF, Function
 from src.results import Wire
 from src.runtime import metrics
+from src.runtime.budget import JobDeadline
 from src.runtime.deps import Deps
-from src.runtime.faults import Dependency, backoff_seconds, transient_fault
+from src.runtime.faults import Dependency, backoff_seconds, describe, transient_fault
 from src.runtime.log import enrich_job
 from src.runtime.outages import OUTAGES
 
@@ -75,19 +80,13 @@ def job(
                     tenantId=str(getattr(data, "tenant_id", "")),
                     correlationId=getattr(data, "correlation_id", None),
                 )
-                try:
-                    result = await body(deps, data, info)
-                except JobError:
-                    raise
-                except Exception as exc:
-                    dependency = transient_fault(exc)
-                    if dependency is None:
-                        raise
-                    outcome = "retried"
-                    raise _retry_or_give_up(deps, info, dependency, exc) from exc
+                result = await _try(body, deps, data, info, JobDeadline(function))
                 outcome = "ok"
                 OUTAGES.succeeded(uses, started_at=started)
                 return result
+            except Retry:
+                outcome = "retried"
+                raise
             finally:
                 metrics.observe_job(function.value, outcome, time.monotonic() - started)
 
@@ -97,9 +96,32 @@ def job(
     return decorate
 
 
+async def _try(body: JobBody[In], deps: Deps, data: In, info: JobInfo, deadline: JobDeadline) -> Wire:
+    """One try of the body within its budget; a transient fault becomes Retry (or gives up)."""
+    try:
+        async with deadline:
+            return await body(deps, data, info)
+    except JobError:
+        raise
+    except Exception as exc:
+        dependency = transient_fault(exc)
+        if dependency is None:
+            raise
+        raise _retry_or_give_up(deps, info, dependency, exc) from exc
+    except asyncio.CancelledError as cancelled:
+        if not deadline.passed():
+            raise
+        # arq's own job timeout fired while the try unwound from its deadline. Left alone, arq would store
+        # a bare TimeoutError and never retry: the try is retried like any other that ran out of time.
+        exceeded = deadline.exceeded()
+        exceeded.__cause__ = cancelled
+        dependency = transient_fault(exceeded) or Dependency.NETWORK
+        raise _retry_or_give_up(deps, info, dependency, exceeded) from None
+
+
 def _retry_or_give_up(deps: Deps, info: JobInfo, dependency: Dependency, exc: Exception) -> Exception:
     config = deps.config
-    fault = f"{type(exc).__name__}: {exc}"
+    fault = f"{dependency}: {describe(exc)}"
     if info.job_try >= config.retry_max_tries:
         logger.error(
             "transient fault on try {} of {}, giving up: {}", info.job_try, config.retry_max_tries, fault

@@ -49,9 +49,12 @@ async def run(args: argparse.Namespace, config: Config) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PhoneQuota:
+    """A phone's quota today; without a quota day when its tenant's timezone is unusable (`problem`)."""
+
     phone: queries.PhoneOverview
-    quota_date: date
-    used: int
+    quota_date: date | None
+    used: int | None
+    problem: str | None = None
 
     @property
     def available(self) -> bool:
@@ -59,8 +62,11 @@ class PhoneQuota:
 
     @property
     def remaining(self) -> int | None:
-        """Sends left today; None for a phone that takes none (paused, banned or disabled)."""
-        return remaining(self.phone.daily_limit, self.used) if self.available else None
+        """Sends left today; None for a phone that takes none (paused, banned or disabled) or whose
+        tenant has no quota day."""
+        if not self.available or self.used is None:
+            return None
+        return remaining(self.phone.daily_limit, self.used)
 
     @property
     def queue(self) -> str:
@@ -78,6 +84,20 @@ class StatusReport:
     phones: list[PhoneQuota]
     workers: list[arq_state.WorkerHealth]
 
+    @property
+    def misconfigured(self) -> list[tuple[UUID, str, str]]:
+        """(tenant id, name, problem) of each tenant whose phones have no quota day."""
+        found = {(q.phone.tenant_id, q.phone.tenant_name, q.problem) for q in self.phones if q.problem}
+        return sorted(found, key=lambda tenant: (tenant[1], str(tenant[0])))
+
+
+def _quota_day(now: datetime, timezone: str) -> tuple[date | None, str | None]:
+    """The tenant-local date, or the reason there is none: one bad tenant row must not stop the report."""
+    try:
+        return quota_date(now, timezone), None
+    except ValueError as exc:  # an unknown timezone (src/domain/windows.py)
+        return None, str(exc)
+
 
 async def phone_quotas(
     engine: AsyncEngine, redis: Redis, *, now: datetime, tenant_id: UUID | None = None
@@ -85,12 +105,14 @@ async def phone_quotas(
     """Each phone's counter for today in its tenant's timezone (docs/contract.md §2)."""
     async with engine.connect() as conn:
         phones = await queries.phones_overview(conn, tenant_id=tenant_id)
-    days = [quota_date(now, phone.tenant_timezone) for phone in phones]
-    keys = [quota_key(phone.id, day) for phone, day in zip(phones, days, strict=True)]
-    counters = await redis.mget(keys) if keys else []
+    days = [_quota_day(now, phone.tenant_timezone) for phone in phones]
+    keys = [quota_key(phone.id, day) for phone, (day, _) in zip(phones, days, strict=True) if day]
+    counters = iter(await redis.mget(keys) if keys else [])
     return [
-        PhoneQuota(phone, day, int(counter or 0))
-        for phone, day, counter in zip(phones, days, counters, strict=True)
+        PhoneQuota(phone, day, int(next(counters) or 0), None)
+        if day
+        else PhoneQuota(phone, None, None, problem)
+        for phone, (day, problem) in zip(phones, days, strict=True)
     ]
 
 
@@ -129,12 +151,17 @@ def as_json(report: StatusReport) -> dict[str, object]:
                 "followupQueue": q.followup_queue,
                 "status": q.phone.status,
                 "isEnabled": q.phone.is_enabled,
-                "quotaDate": q.quota_date.isoformat(),
+                "quotaDate": q.quota_date.isoformat() if q.quota_date else None,
                 "used": q.used,
                 "dailyLimit": q.phone.daily_limit,
                 "remaining": q.remaining,
+                "problem": q.problem,
             }
             for q in report.phones
+        ],
+        "misconfiguredTenants": [
+            {"tenantId": str(tenant_id), "tenantName": name, "problem": problem}
+            for tenant_id, name, problem in report.misconfigured
         ],
         "workers": [
             {"name": w.name, "key": w.key, "up": w.up, "expiresInS": w.expires_in_s, "report": w.report}
@@ -154,7 +181,7 @@ def phone_table(phones: Sequence[PhoneQuota]) -> str:
                 q.phone.phone_number,
                 q.queue,
                 q.phone.status if q.phone.is_enabled else f"{q.phone.status} (disabled)",
-                q.quota_date.isoformat(),
+                q.quota_date.isoformat() if q.quota_date else q.problem,
                 q.used,
                 q.phone.daily_limit,
                 q.remaining,
@@ -187,5 +214,17 @@ def render(report: StatusReport) -> str:
             "",
             "Queue workers (arq health keys)",
             table(["WORKER", "STATE", "EXPIRES", "LAST REPORT"], worker_rows),
+            *_misconfigured_section(report),
         ]
     )
+
+
+def _misconfigured_section(report: StatusReport) -> list[str]:
+    if not report.misconfigured:
+        return []
+    return [
+        "",
+        "Misconfigured tenants: no quota day, and their jobs fail until tenants.timezone is an IANA name "
+        "such as Europe/Bucharest",
+        table(["TENANT", "NAME", "PROBLEM"], report.misconfigured),
+    ]

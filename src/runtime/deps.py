@@ -13,6 +13,7 @@ from src.config import Config
 from src.redis_io.connection import close_redis, create_redis_client
 from src.redis_io.job_writer import JobWriter
 from src.redis_io.quota_ledger import QuotaLedger
+from src.runtime.budget import BudgetedConnection, JobPool
 from src.runtime.clock import Clock, SystemClock
 
 
@@ -50,19 +51,26 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 async def create_job_pool(config: Config) -> asyncpg.Pool:
     """Connections open lazily (min_size 0): a worker starts even while PostgreSQL is down, and its jobs
-    retry until it answers. A connection the server closed is replaced when it is next acquired.
+    retry until it answers. A connection the server closed is replaced when it is next acquired. Inside a
+    job, every wait on PostgreSQL is bounded by the job's budget (src/runtime/budget.py).
 
     Plain asyncpg rather than SQLAlchemy: a job is a handful of statements, and SQLAlchemy's execution
     layer cost as much CPU as PostgreSQL's work on them (bench/README.md)."""
-    pool = await asyncpg.create_pool(
+    pool = JobPool(
         config.database_url_sync_scheme,
+        # asyncpg.create_pool's defaults, but for the classes and the sizes
+        connection_class=BudgetedConnection,
+        record_class=asyncpg.Record,
         min_size=0,
         max_size=config.db_pool_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
         timeout=config.db_connect_timeout_s,
         reset=_keep_session,
         server_settings={"application_name": "cerniq-outreach"},
     )
-    assert pool is not None
+    await pool
     return pool
 
 

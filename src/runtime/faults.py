@@ -40,9 +40,20 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A pooled connection the server terminated (restart, pg_terminate_backend) whose goodbye arrived just
+    # before the job's statement: the protocol refuses the statement ("cannot switch to state ...").
+    asyncpg.InternalClientError,
     sa_exc.InterfaceError,
     sa_exc.OperationalError,
     sa_exc.TimeoutError,
+)
+
+
+_POSTGRES_ERRORS = (
+    sa_exc.SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -69,7 +80,7 @@ def _owner(exc: BaseException) -> Dependency | None:
         return Dependency.CONCURRENT_WRITER
     if isinstance(exc, redis.exceptions.RedisError):
         return Dependency.REDIS
-    if isinstance(exc, sa_exc.SQLAlchemyError | asyncpg.PostgresError | asyncpg.InterfaceError):
+    if isinstance(exc, _POSTGRES_ERRORS):
         return Dependency.POSTGRESQL
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         module = str(frame.f_globals.get("__name__", ""))
@@ -93,6 +104,12 @@ def transient_fault(exc: BaseException) -> Dependency | None:
         if owner is not None:
             return owner
     return Dependency.NETWORK
+
+
+def describe(exc: BaseException) -> str:
+    """A fault in one line: its type and the first line of its message (asyncpg's timeouts have none)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def backoff_seconds(job_try: int, *, base: float, cap: float) -> float:

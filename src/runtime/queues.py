@@ -11,13 +11,13 @@ from typing import Any
 from arq.cron import cron
 from arq.worker import func
 
-from src.config import Config
+from src.config import JOB_TIMEOUT_S, Config
 from src.jobs.allocate_phone import allocate_phone
 from src.jobs.base import JobCoroutine
 from src.jobs.dispatch import dispatch, dispatch_cron
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
-from src.names import DISPATCH_CRON_NAME, Queue, health_key
+from src.names import DISPATCH_CRON_NAME, Function, Queue, health_key
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings
 from src.runtime.log import bind_job
@@ -35,11 +35,14 @@ class QueueSpec:
     with_cron: bool = False
 
 
+_TIMEOUT = JOB_TIMEOUT_S
 QUEUES: dict[Queue, QueueSpec] = {
-    Queue.DISPATCH: QueueSpec((dispatch,), 30, "dispatch_concurrency", with_cron=True),
-    Queue.ROUTER: QueueSpec((route,), 5, "router_concurrency"),
-    Queue.ALLOCATOR: QueueSpec((allocate_phone,), 3, "allocator_concurrency"),
-    Queue.SELECTOR: QueueSpec((select_channel,), 2, "selector_concurrency"),
+    Queue.DISPATCH: QueueSpec(
+        (dispatch,), _TIMEOUT[Function.DISPATCH], "dispatch_concurrency", with_cron=True
+    ),
+    Queue.ROUTER: QueueSpec((route,), _TIMEOUT[Function.ROUTE], "router_concurrency"),
+    Queue.ALLOCATOR: QueueSpec((allocate_phone,), _TIMEOUT[Function.ALLOCATE_PHONE], "allocator_concurrency"),
+    Queue.SELECTOR: QueueSpec((select_channel,), _TIMEOUT[Function.SELECT_CHANNEL], "selector_concurrency"),
 }
 
 

@@ -2,8 +2,10 @@
 
 arq gives a Worker exactly one queue, and a Redis disconnect ends `Worker.main()`. The supervisor owns
 one Worker per queue (handle_signals=False on each) and one SIGTERM/SIGINT handler for all of them:
-- a worker whose loop dies is restarted; when Redis is the cause, the supervisor logs the outage once,
-  waits until Redis answers again, logs the recovery once and restarts every stopped worker;
+- a worker whose loop dies is restarted; when Redis is the cause, it waits until Redis answers again and
+  restarts every stopped worker. A RedisWatch (src/runtime/redis_watch.py) probes Redis meanwhile and
+  all along: it logs an outage once when it starts (a drop, or a hang that ends no loop), once when it
+  ends, and once an ERROR when Redis comes back without its data;
 - on a signal every worker stops taking jobs, in-flight jobs get `shutdown_grace_s` to finish, and what
   is left is cancelled (arq puts a cancelled job back in its queue, so it runs again elsewhere).
 """
@@ -30,6 +32,7 @@ from src.names import ALL_QUEUES_HEALTH_KEY, Queue
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
 from src.runtime.faults import transient_fault
+from src.runtime.redis_watch import RedisWatch
 
 WorkerFactory = Callable[[Queue, ArqRedis], Worker]
 _RESTART_BACKOFF_MAX_S = 30.0
@@ -86,7 +89,9 @@ class QueueSupervisor:
         self._make_worker = make_worker
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._outage_since: float | None = None
+        self._watch = RedisWatch(
+            redis, timeout_s=config.redis_socket_timeout_s, on_back=self._restart_stopped
+        )
         self.restarts = 0
 
     def stop(self) -> None:
@@ -116,6 +121,7 @@ class QueueSupervisor:
     async def run(self) -> None:
         """Run until `stop()` or a signal; then drain every worker and return."""
         health = asyncio.create_task(self._record_health())
+        watch = asyncio.create_task(self._watch.run())
         try:
             while not self._stop.is_set():
                 await self._start_due_workers()
@@ -130,33 +136,28 @@ class QueueSupervisor:
                         await self._on_worker_exit(slot)
         finally:
             health.cancel()
+            watch.cancel()
             await self._drain()
 
     # ------------------------------------------------------------------ starting and restarting
 
     def _next_restart_in(self) -> float | None:
         pending = [slot.restart_at for slot in self._slots if slot.task is None]
-        if not pending:
+        if not pending or self._watch.down:  # the watch wakes the loop when Redis answers again
             return None
         return max(0.05, min(pending) - time.monotonic())
 
-    async def _start_due_workers(self) -> None:
+    def _restart_stopped(self) -> int:
         stopped = [slot for slot in self._slots if slot.task is None]
-        due = [slot for slot in stopped if slot.restart_at <= time.monotonic()]
-        if not due:
+        for slot in stopped:
+            slot.restart_at = time.monotonic()
+        self._wake.set()
+        return len(stopped)
+
+    async def _start_due_workers(self) -> None:
+        if self._watch.down:
             return
-        if self._outage_since is not None:
-            if not await self._redis_answers():
-                for slot in stopped:
-                    slot.restart_at = time.monotonic() + 1.0
-                return
-            logger.warning(
-                "Redis reachable again after {:.1f}s: restarting {} queue workers",
-                time.monotonic() - self._outage_since,
-                len(stopped),
-            )
-            self._outage_since = None
-            due = stopped
+        due = [slot for slot in self._slots if slot.task is None and slot.restart_at <= time.monotonic()]
         for slot in due:
             try:
                 pool = await create_pool(
@@ -166,26 +167,11 @@ class QueueSupervisor:
                     default_queue_name=slot.queue.value,
                 )
             except (redis.exceptions.RedisError, OSError) as exc:
-                self._note_outage(exc)
+                self._watch.lost(exc)
                 slot.restart_at = time.monotonic() + 1.0
                 continue
             slot.worker = self._make_worker(slot.queue, pool)
             slot.task = asyncio.create_task(slot.worker.async_run(), name=f"worker:{slot.queue.value}")
-
-    async def _redis_answers(self) -> bool:
-        try:
-            pool = await create_pool(self._redis_settings)
-        except (redis.exceptions.RedisError, OSError):
-            return False
-        await close_redis(pool)
-        return True
-
-    def _note_outage(self, exc: BaseException) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            logger.warning(
-                "Redis unreachable ({}: {}): queue workers paused until it answers", type(exc).__name__, exc
-            )
 
     async def _on_worker_exit(self, slot: _Slot) -> None:
         assert slot.task is not None
@@ -196,7 +182,7 @@ class QueueSupervisor:
         self.restarts += 1
         # A queue worker talks only to Redis: any transient fault that ends its loop is a Redis outage.
         if exc is not None and transient_fault(exc) is not None:
-            self._note_outage(exc)
+            self._watch.lost(exc)
             slot.restart_at = time.monotonic()
             return
         slot.failures += 1

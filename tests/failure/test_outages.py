@@ -48,10 +48,13 @@ async def scenario(factory: Factory) -> tuple[UUID, list[UUID], list[UUID]]:
 
 
 class Feeder:
-    """Keeps enqueueing a mix of all four jobs; remembers every job Redis acknowledged."""
+    """Keeps enqueueing a mix of all four jobs, `burst` at a time; remembers every job Redis acknowledged."""
 
-    def __init__(self, client: OutreachClient, tenant: UUID, phones: list[UUID], leads: list[UUID]) -> None:
+    def __init__(
+        self, client: OutreachClient, tenant: UUID, phones: list[UUID], leads: list[UUID], burst: int = 1
+    ) -> None:
         self.client, self.tenant, self.phones, self.leads = client, tenant, phones, leads
+        self.burst = burst
         self.acknowledged: list[EnqueuedJob[Any]] = []
         self.refused = 0
 
@@ -82,7 +85,8 @@ class Feeder:
                 self.refused += 1
                 await asyncio.sleep(0.2)
             n += 1
-            await asyncio.sleep(0.03)
+            if n % self.burst == 0:
+                await asyncio.sleep(0.03 * self.burst)
 
 
 async def all_results(
@@ -106,6 +110,14 @@ async def all_results(
 
 def lines(output: str, pattern: str) -> int:
     return len(re.findall(pattern, output))
+
+
+async def wait_for_line(worker: WorkerProcess, pattern: str, timeout: float) -> None:
+    """An outage's end is logged once jobs have succeeded for a quiet while (src/runtime/outages.py)."""
+    deadline = time.monotonic() + timeout
+    while not lines(worker.output(), pattern):
+        assert time.monotonic() < deadline, f"{pattern!r} not logged within {timeout}s:\n{worker.output()}"
+        await asyncio.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -195,6 +207,7 @@ async def test_postgres_unreachable_for_ten_seconds(
             assert worker.process is not None
             assert worker.process.poll() is None
             await (await client.dispatch(tenant_id=tenant, batch_size=5)).result(timeout=30)
+            await wait_for_line(worker, "PostgreSQL available to jobs again", timeout=20)
             output = worker.output()
     finally:
         with contextlib.suppress(Exception):
