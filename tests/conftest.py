@@ -1,49 +1,32 @@
-"""Shared fixtures: real PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), emptied before each test."""
+"""Shared fixtures: real PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), emptied before each test.
+
+The helpers behind them, which the benchmarks use too, are in tests/support.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.config import Config
-from src.runtime.clock import FixedClock as Clock
+from src.client import OutreachClient
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps, create_engine
-from tests.factories import Factory
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq_test"
+from tests.support.clock import OPEN_HOURS
+from tests.support.factories import Factory
+from tests.support.servers import RedisServer
+from tests.support.services import (
+    TABLES,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    alembic,
+    make_settings,
+    service_env,
 )
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
-
-
-def service_env(**extra: str) -> dict[str, str]:
-    """Environment for a subprocess (alembic, arq worker) pointed at the test services."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CHAOS_", "METRICS_"))}
-    env.update(DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL, PYTHONPATH=str(ROOT))
-    env.update(extra)
-    return env
-
-
-def alembic(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=ROOT,
-        env=service_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.workers import Workers
 
 
 @pytest.fixture(scope="session")
@@ -54,28 +37,9 @@ def migrated_database() -> str:
     return TEST_DATABASE_URL
 
 
-# A Wednesday, 10:00 in Bucharest: inside the default sending window, not a Romanian holiday.
-OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
-
-
-def make_settings(**overrides: Any) -> Config:
-    values: dict[str, Any] = {
-        "database_url": TEST_DATABASE_URL,
-        "redis_url": TEST_REDIS_URL,
-        "retry_backoff_base_s": 0.1,
-        "retry_backoff_max_s": 0.5,
-        "outbox_relay_grace_s": 0,
-        "db_pool_size": 60,
-    }
-    values.update(overrides)
-    return Config(_env_file=None, **values)  # type: ignore[call-arg]
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(OPEN_HOURS)
+def clock() -> FixedClock:
+    return FixedClock(OPEN_HOURS)
 
 
 @pytest.fixture
@@ -89,7 +53,7 @@ async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def deps(engine: AsyncEngine, clock: Clock) -> AsyncIterator[Deps]:
+async def deps(engine: AsyncEngine, clock: FixedClock) -> AsyncIterator[Deps]:
     """The jobs' resources, on emptied tables and an empty Redis database."""
     built = await build_deps(make_settings(), clock=clock)
     async with engine.begin() as conn:
@@ -111,6 +75,29 @@ def factory(deps: Deps, engine: AsyncEngine) -> Factory:
     return Factory(engine)
 
 
-def job_ctx(deps: Deps, job_id: str = "test-job", job_try: int = 1) -> dict[str, Any]:
-    """The ctx arq passes to a job function, for calling jobs directly."""
-    return {"deps": deps, "job_id": job_id, "job_try": job_try, "queue": "test"}
+@pytest.fixture
+async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
+    """The ops client on the test Redis, once the test's tables and Redis database are empty."""
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    """Makes the test's `arq src.worker.<Settings>` processes; kills any the test left running."""
+    made = Workers(service_env())
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, on a free port, that the test may stop, freeze or kill."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

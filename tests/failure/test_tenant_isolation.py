@@ -17,8 +17,8 @@ from src.jobs.dispatch import dispatch
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.jobs import job_ctx
 
 
 class Tenant:

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from src.jobs.dispatch import dispatch
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.jobs import job_ctx
 
 
 async def pool_pids(deps: Deps) -> set[int]:

@@ -14,9 +14,9 @@ from src.errors import NotFound
 from src.jobs.allocate_phone import allocate_phone
 from src.names import quota_key
 from src.runtime.deps import Deps
-from tests.conftest import OPEN_HOURS, job_ctx
-from tests.contract import checked
-from tests.factories import Factory
+from tests.support.clock import OPEN_HOURS
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 

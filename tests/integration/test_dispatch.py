@@ -16,10 +16,12 @@ from src.errors import InvalidJobInput, NotFound
 from src.jobs.dispatch import dispatch
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
-from tests.contract import checked
-from tests.factories import Factory
+from tests.support.clock import OPEN_HOURS
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
+from tests.support.services import make_settings
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
@@ -139,7 +141,7 @@ async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, r
 
 
 async def test_dispatching_twice_sends_nothing_twice(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant)
@@ -205,7 +207,7 @@ async def test_a_conversation_waits_for_its_own_phone(deps: Deps, factory: Facto
 
 
 async def test_outside_the_window_nothing_is_dispatched(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant)
@@ -240,7 +242,7 @@ async def test_dry_run_returns_the_plan_and_changes_nothing(
     assert plan["jobsCreated"] == real["jobsCreated"]
 
 
-async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clock: Clock) -> None:
+async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clock: FixedClock) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant)
     past = OPEN_HOURS - timedelta(days=1)
@@ -309,7 +311,7 @@ async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, 
 
 
 async def test_redis_unreachable_is_retried_and_leaves_nothing_half_written(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant)

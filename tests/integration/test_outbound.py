@@ -12,7 +12,7 @@ from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.job_writer import OutgoingJob
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL
+from tests.support.services import TEST_REDIS_URL
 
 NOW_MS = 1_764_064_800_000
 

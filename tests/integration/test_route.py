@@ -13,9 +13,9 @@ from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
 from src.runtime.deps import Deps
-from tests.conftest import OPEN_HOURS, job_ctx
-from tests.contract import checked
-from tests.factories import Factory
+from tests.support.clock import OPEN_HOURS
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
 
 TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 

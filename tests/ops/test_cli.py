@@ -14,8 +14,8 @@ from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.ops.seed import DEMO_TENANT_ID, LEADS, PHONES
 from src.redis_io.codec import job_serializer
 from src.runtime.deps import Deps
-from tests.factories import Factory
-from tests.ops.runner import cli
+from tests.support.commands import cli
+from tests.support.factories import Factory
 
 TENANT = "8f0e1d5c-3c7a-4b8e-9a57-0a4f6c2b1e11"
 LEAD = "1b6f8e90-52c4-4c7e-8f0e-5c1d2b3a4f11"

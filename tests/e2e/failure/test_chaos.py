@@ -14,9 +14,7 @@ import asyncio
 import random
 import signal
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from datetime import time as wall
 from uuid import UUID
 
 import pytest
@@ -27,10 +25,10 @@ from src.client import OutreachClient
 from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
 from src.redis_io.codec import job_deserializer
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import Factory, bulk_leads
-from tests.invariants import ledger
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory, bulk_leads
+from tests.support.invariants import ledger
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
 
 CHAOS_SECONDS = 35
 PROCESSES = 3
@@ -41,19 +39,7 @@ PHONES_PER_TENANT = 10
 DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~32,000 WhatsApp-reachable leads
 BATCH = 10
 BOOT_S = 1.5  # a restarted worker takes about a second to import and start taking jobs
-ALWAYS_OPEN = {
-    "send_window_start": wall(0),
-    "send_window_end": wall(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
 WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "LOG_LEVEL": "WARNING"}
-
-
-@pytest.fixture
-async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
 
 
 async def keep_queue_full(
@@ -93,7 +79,7 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_random_sigkills_lose_and_double_nothing(
-    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenants = [await factory.tenant(**ALWAYS_OPEN) for _ in range(2)]
     for n, tenant in enumerate(tenants):
@@ -103,7 +89,7 @@ async def test_random_sigkills_lose_and_double_nothing(
     today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     rng = random.Random()
 
-    workers = [WorkerProcess("DispatchSettings", **WORKER_ENV).start() for _ in range(PROCESSES)]
+    running = [workers.new("DispatchSettings", **WORKER_ENV).start() for _ in range(PROCESSES)]
     stop = asyncio.Event()
     feeder = asyncio.create_task(keep_queue_full(client, redis, tenants, stop))
     kills = 0
@@ -112,12 +98,12 @@ async def test_random_sigkills_lose_and_double_nothing(
         while time.monotonic() < deadline:
             await asyncio.sleep(rng.uniform(0.6, 1.4))
             # A worker still booting has no job to interrupt: kill one that has been taking jobs.
-            serving = [n for n, w in enumerate(workers) if time.monotonic() - w.started_at > BOOT_S]
+            serving = [n for n, w in enumerate(running) if time.monotonic() - w.started_at > BOOT_S]
             victim = rng.choice(serving or range(PROCESSES))
-            workers[victim].signal(signal.SIGKILL)
-            await workers[victim].wait_exit(timeout=10)
+            running[victim].signal(signal.SIGKILL)
+            await running[victim].wait_exit(timeout=10)
             kills += 1
-            workers[victim] = WorkerProcess("DispatchSettings", **WORKER_ENV).start()
+            running[victim] = workers.new("DispatchSettings", **WORKER_ENV).start()
         stop.set()
         await feeder
 
@@ -131,7 +117,7 @@ async def test_random_sigkills_lose_and_double_nothing(
             await (await client.dispatch(tenant_id=tenant, batch_size=BATCH)).result(timeout=30)
     finally:
         stop.set()
-        for worker in workers:
+        for worker in running:
             worker.kill()
 
     results, reruns = await interrupted_and_rerun(redis)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from tests.conftest import ROOT, service_env
+from tests.support.services import ROOT, service_env
 
 
 @dataclass(frozen=True)
