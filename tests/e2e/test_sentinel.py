@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from src.client import OutreachClient
 from src.jobs.allocate_phone import allocate_phone
+from src.runtime.clock import FixedClock
 from src.runtime.deps import build_deps, close_deps
 from tests.support.factories import Factory
 from tests.support.jobs import job_ctx
@@ -28,12 +29,12 @@ def sentinel_url() -> Iterator[str]:
 
 
 async def test_jobs_and_the_ops_client_work_through_sentinel(
-    sentinel_url: str, factory: Factory, redis: Redis, workers: Workers
+    sentinel_url: str, factory: Factory, redis: Redis, clock: FixedClock, workers: Workers
 ) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
-    deps = await build_deps(make_settings(redis_url=sentinel_url))
+    deps = await build_deps(make_settings(redis_url=sentinel_url), clock=clock)
     try:
         result = await allocate_phone(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
     finally:

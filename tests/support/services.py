@@ -21,8 +21,10 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 # Every table a test or a benchmark empties before it starts (TRUNCATE ... CASCADE).
 TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
 
-# Test-only settings a developer may have exported: a process gets them only when its caller says so.
-_NOT_INHERITED = ("CHAOS_", "METRICS_")
+# Test-only settings a developer may have exported: a process gets them only when its caller says so
+# (a test's worker processes get the test's CLOCK_SHIFT_S; the ops tool and the demo run on the host's
+# clock, which is the only one they read).
+_NOT_INHERITED = ("CHAOS_", "METRICS_", "CLOCK_SHIFT_S")
 
 
 def process_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:

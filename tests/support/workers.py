@@ -141,7 +141,8 @@ class WorkerProcess:
 
 
 class Workers:
-    """The `arq src.worker.<Settings>` processes of one test, all on the test services."""
+    """The `arq src.worker.<Settings>` processes of one test, all on the test services and, through the
+    CLOCK_SHIFT_S in `env`, on one clock (tests/conftest.py's `workers` fixture says which)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = dict(env)

@@ -144,7 +144,7 @@ async def snapshot(deps: Deps) -> tuple[Any, ...]:
 def runner(deps: Deps) -> Iterator[tuple[asyncio.Runner, Deps]]:
     """A private event loop with its own Deps: hypothesis runs a sync test, the jobs are async."""
     with asyncio.Runner() as loop:
-        own = loop.run(build_deps(make_settings()))
+        own = loop.run(build_deps(make_settings(), clock=deps.clock))
         try:
             yield loop, own
         finally:

@@ -14,7 +14,7 @@ import asyncio
 import random
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import date
 from uuid import UUID
 
 import pytest
@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
-from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
 from src.redis_io.codec import job_deserializer
 from tests.support.factories import Factory, bulk_leads
@@ -79,14 +78,13 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_random_sigkills_lose_and_double_nothing(
-    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers, today: date
 ) -> None:
     tenants = [await factory.tenant(**ALWAYS_OPEN) for _ in range(2)]
     for n, tenant in enumerate(tenants):
         for _ in range(PHONES_PER_TENANT):
             await factory.phone(tenant, daily_limit=DAILY_LIMIT)
         await bulk_leads(engine, tenant, LEADS_PER_TENANT, whatsapp_percent=80, offset=n * LEADS_PER_TENANT)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     rng = random.Random()
 
     running = [workers.new("DispatchSettings", **WORKER_ENV).start() for _ in range(PROCESSES)]

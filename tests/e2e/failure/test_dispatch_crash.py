@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import date
 from uuid import UUID
 
 import pytest
@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
-from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX
 from tests.support.factories import Factory
 from tests.support.invariants import ledger
@@ -52,10 +51,15 @@ async def queued_outreach_jobs(redis: Redis) -> int:
 
 @pytest.mark.parametrize("step", ["after_reserve", "after_commit", "after_enqueue"])
 async def test_sigkill_between_writes_loses_and_doubles_nothing(
-    step: str, factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers
+    step: str,
+    factory: Factory,
+    engine: AsyncEngine,
+    redis: Redis,
+    client: OutreachClient,
+    workers: Workers,
+    today: date,
 ) -> None:
     tenant, phones, leads = await tenant_under_quota_pressure(factory)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
 
     doomed = workers.new("DispatchSettings", CHAOS_PAUSE_AT=step, CHAOS_PAUSE_S="30", **NO_CRON).start()
     try:

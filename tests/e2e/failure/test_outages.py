@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import re
 import time
-from datetime import UTC, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -21,7 +21,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import EnqueuedJob, OutreachClient
-from src.domain.quota import quota_date
 from src.redis_io.codec import job_deserializer
 from tests.support.factories import Factory
 from tests.support.invariants import ledger
@@ -105,10 +104,9 @@ def lines(output: str, pattern: str) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_redis_stopped_for_ten_seconds(
-    own_redis: RedisServer, factory: Factory, engine: AsyncEngine, workers: Workers
+    own_redis: RedisServer, factory: Factory, engine: AsyncEngine, workers: Workers, today: date
 ) -> None:
     tenant, phones, leads = await scenario(factory)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     outage_redis = Redis.from_url(own_redis.url)
     # Dispatches pause 1.5 s after reserving quota, so that some are in flight when Redis goes away.
     slow = {"CHAOS_PAUSE_AT": "after_reserve", "CHAOS_PAUSE_S": "1.5"}
@@ -163,10 +161,9 @@ async def test_redis_stopped_for_ten_seconds(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_postgres_unreachable_for_ten_seconds(
-    factory: Factory, engine: AsyncEngine, redis: Redis, workers: Workers
+    factory: Factory, engine: AsyncEngine, redis: Redis, workers: Workers, today: date
 ) -> None:
     tenant, phones, leads = await scenario(factory)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     target = urlsplit(TEST_DATABASE_URL)
     proxy = CuttableProxy(target.port or 5432)
     await proxy.start()
