@@ -8,7 +8,7 @@ from uuid import uuid4
 from src.contracts import ChannelPreference, DispatchResult
 from src.domain import dispatch_report as report
 from src.domain.allocation import BatchAllocator
-from tests.unit.test_dispatch_plan import CONTACT, TENANT, lead, phone
+from tests.support.domain import CONTACT, TENANT, lead, phone
 
 NEXT = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
 
