@@ -5,6 +5,9 @@ database whose name does not start with `cerniq_bench` and any Redis database be
 elsewhere with BENCH_DATABASE_URL and BENCH_REDIS_URL (deliberately not DATABASE_URL / REDIS_URL, which
 may name a real deployment in the shell or in `.env`).
 
+The fixed instant, the always-open window, the table list and the environment of the processes they
+start are the tests' own (tests/support).
+
 Data is generated from a seeded RNG, so the same seed gives the same rows, ids included, and written
 with COPY (asyncpg's copy_records_to_table).
 """
@@ -18,8 +21,7 @@ import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
@@ -30,16 +32,14 @@ from redis.asyncio import Redis
 from src.config import Config
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps
+from tests.support.clock import OPEN_HOURS
+from tests.support.services import TABLES, alembic, process_env
+from tests.support.tenants import ALWAYS_OPEN
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/cerniq_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 BENCH_DATABASE_PREFIX = "cerniq_bench"
 FIRST_BENCH_REDIS_DB = 11
-
-# A Wednesday, 10:00 in Bucharest: inside the default sending window, not a Romanian holiday.
-OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
 
 
 # ------------------------------------------------------------------ where the benchmarks run
@@ -88,10 +88,7 @@ class Target:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of a subprocess (alembic, a worker) pointed at this target."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAOS_", "METRICS_"))}
-        env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, PYTHONPATH=str(ROOT))
-        env.update(extra)
-        return env
+        return process_env(self.database_url, self.redis_url, **extra)
 
 
 async def prepare(target: Target) -> None:
@@ -103,20 +100,9 @@ async def prepare(target: Target) -> None:
             await admin.execute(f'CREATE DATABASE "{target.database}"')
     finally:
         await admin.close()
-    migrate = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "alembic",
-        "upgrade",
-        "head",
-        cwd=ROOT,
-        env=target.env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await migrate.communicate()
+    migrate = await asyncio.to_thread(alembic, "upgrade", "head", env=target.env())
     if migrate.returncode:
-        sys.exit(f"alembic upgrade head failed:\n{stderr.decode()}")
+        sys.exit(f"alembic upgrade head failed:\n{migrate.stderr}")
 
 
 async def connect(target: Target) -> asyncpg.Connection:
@@ -135,12 +121,6 @@ async def bench_deps(target: Target, *, clock: datetime = OPEN_HOURS, **override
 
 # ------------------------------------------------------------------ generated data
 
-ALWAYS_OPEN = {
-    "send_window_start": time(0),
-    "send_window_end": time(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
 TENANT_COLUMNS = (
     "id",
     "name",

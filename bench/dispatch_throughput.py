@@ -48,7 +48,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import (
-    OPEN_HOURS,
     Target,
     TenantData,
     add_leads,
@@ -68,6 +67,8 @@ from src.redis_io.codec import job_deserializer, job_serializer
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
 from src.runtime.queues import freeze_startup_heap
+from tests.support.clock import OPEN_HOURS
+from tests.support.jobs import job_ctx
 
 TARGET_RATIO = 10.0
 DAILY_LIMIT = 500
@@ -132,7 +133,7 @@ async def run_service(
         async def loop(name: int) -> None:
             while True:
                 job_id = f"bench-dispatch-{name}-{counts['calls']}"
-                ctx = {"deps": deps, "job_id": job_id, "job_try": 1, "queue": Queue.DISPATCH}
+                ctx = job_ctx(deps, job_id=job_id, queue=Queue.DISPATCH)
                 result = await dispatch(ctx, payload)
                 counts["calls"] += 1
                 if not result["totalEligibleLeads"]:

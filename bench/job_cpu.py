@@ -30,6 +30,7 @@ from src.names import Function
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
 from src.runtime.queues import freeze_startup_heap
+from tests.support.jobs import job_ctx
 
 JOBS: dict[Function, Any] = {
     Function.SELECT_CHANNEL: select_channel,
@@ -52,7 +53,7 @@ async def measure(
             if profiler:
                 profiler.enable()
             for outgoing in jobs_for(function, scenario, count, seed=2):
-                ctx = {"deps": deps, "job_id": outgoing.job_id, "job_try": 1, "queue": outgoing.queue}
+                ctx = job_ctx(deps, job_id=outgoing.job_id, queue=outgoing.queue)
                 await job(ctx, outgoing.payload)
             if profiler:
                 profiler.disable()

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -43,7 +41,6 @@ import psutil
 import uvloop
 
 from bench.common import (
-    ROOT,
     Target,
     TenantData,
     add_leads,
@@ -54,10 +51,12 @@ from bench.common import (
     reset,
     verdict,
 )
-from src.names import ALL_QUEUES_HEALTH_KEY, QUEUE_OF, Function
+from src.names import QUEUE_OF, Function
 from src.redis_io.job_writer import OutgoingJob
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
+from tests.support.services import ROOT
+from tests.support.workers import WorkerProcess
 
 TARGET_SHARE = 0.70
 TARGET_RSS_MB = 150
@@ -138,33 +137,40 @@ async def enqueue(target: Target, jobs: list[OutgoingJob]) -> None:
         await close_deps(deps)
 
 
-def _sample_rss(process: asyncio.subprocess.Process, peak: float) -> float:
+def _sample_rss(worker: WorkerProcess, peak: float) -> float:
     try:
-        return max(peak, psutil.Process(process.pid).memory_info().rss / 2**20)
+        return max(peak, psutil.Process(worker.pid).memory_info().rss / 2**20)
     except psutil.NoSuchProcess:
         return peak
 
 
 async def run_worker(target: Target, queue: str, *, noop: bool, profile: Path | None) -> Measured:
-    command = [sys.executable, "-m", "bench.worker_process", "--queue", queue]
-    if noop:
-        command.append("--noop")
-    if profile is not None:
-        command += ["--profile", str(profile)]
-    with tempfile.TemporaryFile() as log:
-        process = await asyncio.create_subprocess_exec(
-            *command, cwd=ROOT, env=target.env(LOG_LEVEL="INFO"), stdout=asyncio.subprocess.PIPE, stderr=log
-        )
-        peak = 0.0
-        while process.returncode is None:
-            peak = _sample_rss(process, peak)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), timeout=0.02)
-        out = (await process.stdout.read()).decode() if process.stdout else ""
-        if process.returncode:
-            log.seek(0)
-            sys.exit(f"worker for {queue} exited with {process.returncode}:\n{log.read().decode()[-3000:]}")
-    report = json.loads(out.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
+        report_path = Path(scratch) / "report.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.worker_process",
+            "--queue",
+            queue,
+            "--report",
+            str(report_path),
+        ]
+        if noop:
+            command.append("--noop")
+        if profile is not None:
+            command += ["--profile", str(profile)]
+        worker = WorkerProcess(command, env=target.env(LOG_LEVEL="INFO")).start()
+        try:
+            peak = 0.0
+            while worker.running:
+                peak = _sample_rss(worker, peak)
+                await asyncio.sleep(0.02)
+            if code := await worker.wait_exit():
+                sys.exit(f"worker for {queue} exited with {code}:\n{worker.output()[-3000:]}")
+            report = json.loads(report_path.read_text())
+        finally:
+            worker.close()
     peak = max(peak, report["peak_rss_kb"] / 1024)
     return Measured(report["jobs"], report["failed"], report["seconds"], peak, report["cpu_seconds"])
 
@@ -190,37 +196,26 @@ async def all_queues_process(target: Target, args: argparse.Namespace) -> tuple[
     jobs = [job for f in KINDS for job in jobs_for(f, scenario, args.jobs, seed=args.seed)]
     env = target.env(LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", HEALTH_CHECK_INTERVAL_S="5")
     deps = await bench_deps(target)
-    with tempfile.TemporaryFile() as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "arq", "src.worker.Settings", cwd=ROOT, env=env, stdout=log, stderr=log
-        )
-        try:
-            peak = 0.0
-            deadline = time.monotonic() + 30
-            while not await deps.redis.exists(ALL_QUEUES_HEALTH_KEY):
-                if process.returncode is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    sys.exit(
-                        f"arq src.worker.Settings did not become healthy:\n{log.read().decode()[-3000:]}"
-                    )
-                peak = _sample_rss(process, peak)
-                await asyncio.sleep(0.05)
-            started = time.perf_counter()
-            await enqueue(target, jobs)
-            queues = [QUEUE_OF[f] for f in KINDS]
-            while sum([await deps.redis.zcard(q) for q in queues]) or await _in_progress(deps):
-                peak = _sample_rss(process, peak)
-                await asyncio.sleep(0.02)
-            seconds = time.perf_counter() - started
-            peak = _sample_rss(process, peak)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-            await close_deps(deps)
+    worker = WorkerProcess.arq("Settings", env=env).start()
+    try:
+        peak = 0.0
+        deadline = time.monotonic() + 30
+        while not await worker.healthy(deps.redis):
+            if time.monotonic() > deadline:
+                sys.exit(f"arq src.worker.Settings did not become healthy:\n{worker.output()[-3000:]}")
+            peak = _sample_rss(worker, peak)
+            await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await enqueue(target, jobs)
+        queues = [QUEUE_OF[f] for f in KINDS]
+        while sum([await deps.redis.zcard(q) for q in queues]) or await _in_progress(deps):
+            peak = _sample_rss(worker, peak)
+            await asyncio.sleep(0.02)
+        seconds = time.perf_counter() - started
+        peak = _sample_rss(worker, peak)
+    finally:
+        await worker.stop()
+        await close_deps(deps)
     return peak, len(jobs) / seconds, len(jobs)
 
 

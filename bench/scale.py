@@ -37,7 +37,6 @@ import asyncpg
 import uvloop
 
 from bench.common import (
-    OPEN_HOURS,
     Target,
     TenantData,
     add_leads,
@@ -53,6 +52,8 @@ from src.jobs.dispatch import dispatch
 from src.names import Queue
 from src.runtime.deps import Deps, close_deps
 from src.runtime.log import configure_logging
+from tests.support.clock import OPEN_HOURS
+from tests.support.jobs import job_ctx
 
 TARGET_RATIO = 1.5
 GENERATOR_VERSION = 1
@@ -158,7 +159,7 @@ async def restore(db: Database) -> None:
 
 async def tick(db: Database, n: int) -> tuple[float, int]:
     assert db.deps is not None
-    ctx = {"deps": db.deps, "job_id": f"bench-tick-{db.label}-{n}", "job_try": 1, "queue": Queue.DISPATCH}
+    ctx = job_ctx(db.deps, job_id=f"bench-tick-{db.label}-{n}", queue=Queue.DISPATCH)
     payload = {"correlationId": "bench-scale", "tenantId": str(db.tenant_id), "batchSize": 100}
     started = time.perf_counter()
     result = await dispatch(ctx, payload)

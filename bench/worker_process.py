@@ -1,6 +1,6 @@
 """One queue's arq worker, as `arq src.worker.<Queue>Settings` runs it, for bench/per_lead_jobs.py.
 
-    python -m bench.worker_process --queue selector [--noop] [--profile FILE]
+    python -m bench.worker_process --queue selector --report FILE [--noop] [--profile FILE]
 
 Same process model as the per-queue Settings of src/worker.py: a uvloop event loop, one arq Worker built
 from `src.worker.worker_options(queue, settings)` (the project's max_jobs, poll_delay, timeouts, JSON
@@ -8,9 +8,12 @@ serializer, keep_result, on_job_start hook), logging configured by `configure_lo
 in on_startup, then the start-up heap frozen. Settings come from the environment (DATABASE_URL,
 REDIS_URL), as for the real worker.
 
-The worker runs in burst mode (it exits when its queue is empty) and prints one JSON line: jobs
-complete and failed, the instants the first job started and the last one ended, and the process's peak
-RSS. With --noop the queue's job function is replaced by one that does nothing, under the same name,
+The worker runs in burst mode (it exits when its queue is empty) and writes a JSON report to the file
+--report names: jobs complete and failed, the seconds from the first job's start to the last one's end,
+the CPU time in between, and the process's peak RSS. bench/per_lead_jobs.py starts it as a
+tests/support WorkerProcess, which keeps the process's output (its log) apart from that report.
+
+With --noop the queue's job function is replaced by one that does nothing, under the same name,
 timeout and retry settings: the baseline of arq's own cost on the same worker.
 """
 
@@ -20,7 +23,6 @@ import argparse
 import asyncio
 import json
 import resource
-import sys
 import time
 from typing import Any
 
@@ -90,6 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queue", choices=sorted(QUEUES), required=True)
     parser.add_argument("--noop", action="store_true")
+    parser.add_argument("--report", required=True, help="write the JSON report of the run to this file")
     parser.add_argument("--profile", help="write a pyinstrument profile of the run to this file")
     args = parser.parse_args()
 
@@ -115,7 +118,8 @@ def main() -> int:
         "cpu_seconds": stamps.get("cpu_at_end", 0.0) - stamps.get("cpu_at_start", 0.0),
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
-    sys.stdout.write(json.dumps(report) + "\n")
+    with open(args.report, "w") as out:
+        out.write(json.dumps(report) + "\n")
     return 0
 
 

@@ -1,49 +1,50 @@
-"""Shared fixtures: real PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), emptied before each test."""
+"""Shared fixtures: real PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), emptied before each test,
+and a clock that starts each test at TEST_NOW (tests/support/clock.py), worker processes included.
+
+The helpers behind them, which the benchmarks use too, are in tests/support.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.config import Config
-from src.runtime.clock import FixedClock as Clock
+from src.client import OutreachClient
+from src.domain.quota import quota_date
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps, create_engine
-from tests.factories import Factory
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq_test"
+from tests.support.clock import clock_shift_s, configured_now
+from tests.support.factories import Factory
+from tests.support.servers import RedisServer
+from tests.support.services import (
+    TABLES,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    alembic,
+    make_settings,
+    service_env,
 )
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+from tests.support.workers import Workers
 
 
-def service_env(**extra: str) -> dict[str, str]:
-    """Environment for a subprocess (alembic, arq worker) pointed at the test services."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("CHAOS_", "METRICS_"))}
-    env.update(DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL, PYTHONPATH=str(ROOT))
-    env.update(extra)
-    return env
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        configured_now()
+    except ValueError as bad:
+        raise pytest.UsageError(str(bad)) from None
 
 
-def alembic(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", *args],
-        cwd=ROOT,
-        env=service_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def pytest_report_header(config: pytest.Config) -> str:
+    value = os.environ.get("TEST_NOW") or ""
+    if value.strip().lower() == "now":
+        return "TEST_NOW=now: each test starts at the real current instant"
+    return f"TEST_NOW={value or '(unset)'}: each test starts at {configured_now().isoformat()}"
 
 
 @pytest.fixture(scope="session")
@@ -54,28 +55,16 @@ def migrated_database() -> str:
     return TEST_DATABASE_URL
 
 
-# A Wednesday, 10:00 in Bucharest: inside the default sending window, not a Romanian holiday.
-OPEN_HOURS = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
-
-
-def make_settings(**overrides: Any) -> Config:
-    values: dict[str, Any] = {
-        "database_url": TEST_DATABASE_URL,
-        "redis_url": TEST_REDIS_URL,
-        "retry_backoff_base_s": 0.1,
-        "retry_backoff_max_s": 0.5,
-        "outbox_relay_grace_s": 0,
-        "db_pool_size": 60,
-    }
-    values.update(overrides)
-    return Config(_env_file=None, **values)  # type: ignore[call-arg]
+@pytest.fixture
+def clock() -> FixedClock:
+    """The test's clock: it stands at TEST_NOW (tests/support/clock.py) until the test sets it."""
+    return FixedClock(configured_now())
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(OPEN_HOURS)
+def today(clock: FixedClock) -> date:
+    """The quota day at the test's start in Europe/Bucharest, a tenant's timezone unless it says otherwise."""
+    return quota_date(clock(), "Europe/Bucharest")
 
 
 @pytest.fixture
@@ -89,7 +78,7 @@ async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def deps(engine: AsyncEngine, clock: Clock) -> AsyncIterator[Deps]:
+async def deps(engine: AsyncEngine, clock: FixedClock) -> AsyncIterator[Deps]:
     """The jobs' resources, on emptied tables and an empty Redis database."""
     built = await build_deps(make_settings(), clock=clock)
     async with engine.begin() as conn:
@@ -111,6 +100,38 @@ def factory(deps: Deps, engine: AsyncEngine) -> Factory:
     return Factory(engine)
 
 
-def job_ctx(deps: Deps, job_id: str = "test-job", job_try: int = 1) -> dict[str, Any]:
-    """The ctx arq passes to a job function, for calling jobs directly."""
-    return {"deps": deps, "job_id": job_id, "job_try": job_try, "queue": "test"}
+@pytest.fixture
+async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
+    """The ops client on the test Redis, once the test's tables and Redis database are empty."""
+    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
+        yield connected
+
+
+@pytest.fixture
+def workers(clock: FixedClock) -> Iterator[Workers]:
+    """Makes the test's `arq src.worker.<Settings>` processes, on the test's clock; kills any the test left
+    running.
+
+    Every worker gets the same CLOCK_SHIFT_S, computed once here as the test starts: TEST_NOW minus the
+    host's now. So a worker's clock reads, when the test starts, what the test's clock reads, and runs
+    on from there; all the workers of a test share one clock, a worker started after another was killed
+    too. Computing it per worker instead would start each one at TEST_NOW again, set back by however
+    long the test had run. The test's own clock stands still: the workers are ahead of it by the test's
+    duration, the same day unless TEST_NOW is that close to midnight.
+    """
+    made = Workers(service_env(CLOCK_SHIFT_S=repr(clock_shift_s(clock.now))))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, on a free port, that the test may stop, freeze or kill."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import AsyncIterator
-from datetime import time
 from uuid import UUID
 
 import pytest
@@ -14,38 +12,25 @@ from redis.asyncio import Redis
 from src.client import JobFailed, OutreachClient
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import Factory
-from tests.workers import WorkerProcess, arq_check
+from tests.support.factories import Factory
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
 
-ALWAYS_OPEN = {
-    "send_window_start": time(0),
-    "send_window_end": time(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
 PER_QUEUE = ("DispatchSettings", "RouterSettings", "AllocatorSettings", "SelectorSettings")
 
 
-@pytest.fixture
-async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
-
-
 async def test_one_process_serves_all_four_queues(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000077")
     lead = await factory.lead(tenant)
     await factory.leads(tenant, 3)
 
-    worker = WorkerProcess("Settings")
-    async with worker:
+    async with workers.new("Settings") as worker:
         await worker.wait_healthy(redis)
         for settings in ("Settings", *PER_QUEUE):
-            check = arq_check(settings)
+            check = workers.check(settings)
             assert check.returncode == 0, check.stdout + check.stderr
 
         selected = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=10)
@@ -82,16 +67,16 @@ async def test_one_process_serves_all_four_queues(
         assert await worker.wait_exit(timeout=30) == 0
 
     assert not await redis.exists(ALL_QUEUES_HEALTH_KEY, *(health_key(q) for q in Queue))
-    assert arq_check("Settings").returncode == 1
+    assert workers.check("Settings").returncode == 1
 
 
 async def test_a_single_queue_settings_runs_that_queue_alone(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenant = await factory.tenant()
     lead = await factory.lead(tenant, company={"hlr_reachable": False})
 
-    async with WorkerProcess("SelectorSettings") as worker:
+    async with workers.new("SelectorSettings") as worker:
         await worker.wait_healthy(redis)
         result = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=10)
         assert result.selected_channel == "EMAIL_COLD"
@@ -103,11 +88,11 @@ async def test_a_single_queue_settings_runs_that_queue_alone(
 
 
 async def test_json_logs_are_one_object_per_line_from_the_first_line(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenant = await factory.tenant()
     lead = await factory.lead(tenant)
-    async with WorkerProcess("Settings", LOG_FORMAT="json") as worker:
+    async with workers.new("Settings", LOG_FORMAT="json") as worker:
         await worker.wait_healthy(redis)
         job = await client.select_channel(tenant_id=tenant, lead_id=lead, correlation_id="corr-json")
         await job.result(timeout=10)

@@ -21,7 +21,7 @@ from arq.worker import Worker, func
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings
 from src.runtime.supervisor import SupervisedWorker
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
 
 async def _abandon_a_result_write(worker_class: type[Worker], server: RedisServer) -> list[dict[str, Any]]:

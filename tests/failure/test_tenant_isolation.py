@@ -17,8 +17,9 @@ from src.jobs.dispatch import dispatch
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.jobs import job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 
 class Tenant:
@@ -29,7 +30,7 @@ class Tenant:
 async def two_tenants(factory: Factory) -> tuple[Tenant, Tenant]:
     made = []
     for _ in range(2):
-        tenant = await factory.tenant()
+        tenant = await factory.tenant(**ALWAYS_OPEN)
         phone = await factory.phone(tenant)
         lead = await factory.lead(tenant, assigned_phone_id=phone, engagement_stage="CONTACTED_WA")
         made.append(Tenant(tenant, phone, lead))

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from src.jobs.dispatch import dispatch
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.jobs import job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 
 async def pool_pids(deps: Deps) -> set[int]:
@@ -28,7 +29,7 @@ async def pool_pids(deps: Deps) -> set[int]:
 async def test_jobs_run_on_new_connections_after_the_server_closed_the_pooled_ones(
     deps: Deps, factory: Factory, engine: AsyncEngine
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     lead = await factory.lead(tenant, company={"telefon_principal": "0721 555 666"})
     selection = {"tenantId": str(tenant), "leadId": str(lead)}

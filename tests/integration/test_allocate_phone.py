@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,11 +15,8 @@ from src.errors import NotFound
 from src.jobs.allocate_phone import allocate_phone
 from src.names import quota_key
 from src.runtime.deps import Deps
-from tests.conftest import OPEN_HOURS, job_ctx
-from tests.contract import checked
-from tests.factories import Factory
-
-TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
 
 
 async def run(deps: Deps, tenant: UUID, lead: UUID, **extra: Any) -> dict[str, Any]:
@@ -27,11 +25,12 @@ async def run(deps: Deps, tenant: UUID, lead: UUID, **extra: Any) -> dict[str, A
     return checked(PhoneAllocationResult, result)
 
 
-async def use_quota(redis: Redis, phone: UUID, used: int) -> None:
-    await redis.set(quota_key(phone, TODAY), used)
+async def use_quota(deps: Deps, phone: UUID, used: int) -> None:
+    """`used` sends counted today (in Europe/Bucharest, at the test's clock) for `phone`."""
+    await deps.redis.set(quota_key(phone, quota_date(deps.clock(), "Europe/Bucharest")), used)
 
 
-async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory) -> None:
+async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory, today: date) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
@@ -44,7 +43,7 @@ async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory) 
         "currentUsage": 0,
         "remaining": 200,
         "dailyLimit": 200,
-        "quotaDate": str(TODAY),
+        "quotaDate": str(today),
     }
     assert (again["allocatedPhoneId"], again["allocationType"]) == (str(phone), "STICKY")
     assert (await factory.journey(tenant, lead))["assigned_phone_id"] == phone
@@ -68,7 +67,7 @@ async def test_no_phone_with_quota_is_a_result_not_a_failure(
 ) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant, daily_limit=10)
-    await use_quota(redis, phone, 10)
+    await use_quota(deps, phone, 10)
     lead = await factory.lead(tenant)
 
     result = await run(deps, tenant, lead)
@@ -102,7 +101,7 @@ async def test_200_concurrent_allocations_spread_over_4_phones(
     tenant = await factory.tenant()
     phones = [await factory.phone(tenant) for _ in range(4)]
     full = await factory.phone(tenant)
-    await use_quota(redis, full, 200)
+    await use_quota(deps, full, 200)
     leads = await factory.leads(tenant, 200)
     slots = asyncio.Semaphore(50)  # the allocator queue's concurrency
 

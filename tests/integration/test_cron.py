@@ -10,8 +10,8 @@ from src.jobs.dispatch import dispatch_cron
 from src.names import DISPATCH_CRON_NAME, Queue
 from src.runtime.deps import Deps
 from src.runtime.queues import CRON_KEEP_RESULT_S, worker_options
-from tests.conftest import make_settings
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.services import make_settings
 
 TICK_MS = int(datetime(2026, 11, 25, 8, 5, 0, 123_456, tzinfo=UTC).timestamp() * 1000)
 

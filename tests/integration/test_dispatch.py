@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,12 +16,13 @@ from src.errors import InvalidJobInput, NotFound
 from src.jobs.dispatch import dispatch
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
-from tests.contract import checked
-from tests.factories import Factory
-
-TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
+from tests.support.clock import OPEN_HOURS
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
+from tests.support.services import make_settings
+from tests.support.tenants import ALWAYS_OPEN
 
 
 async def run(deps: Deps, tenant: UUID | str, job_id: str = "dispatch-1", **extra: Any) -> dict[str, Any]:
@@ -45,8 +46,10 @@ async def snapshot(factory: Factory, redis: Redis) -> tuple[Any, ...]:
     return rows, outbox, keys
 
 
-async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant()
+async def test_every_lead_situation_in_one_batch(
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock, today: date
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000011")
     banned = await factory.phone(tenant, phone_number="+40721000012", status="BANNED")
     whatsapp = await factory.lead(
@@ -60,7 +63,7 @@ async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, r
     on_banned = await factory.lead(tenant, assigned_phone_id=banned, engagement_stage="CONTACTED_WA")
     held = await factory.lead(tenant, requires_human_review=True)
     converted = await factory.lead(tenant, engagement_stage="CONVERTED")
-    later = await factory.lead(tenant, next_action_at=OPEN_HOURS + timedelta(hours=1))
+    later = await factory.lead(tenant, next_action_at=clock.now + timedelta(hours=1))
 
     result = await run(deps, tenant)
 
@@ -97,13 +100,13 @@ async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, r
     assert decisions[email_only]["channel"] == "EMAIL_COLD"
     assert decisions[warm_email]["channel"] == "EMAIL_WARM"
 
-    wa_job = f"wa:{tenant}:{whatsapp}:-:0:{TODAY}"
+    wa_job = f"wa:{tenant}:{whatsapp}:-:0:{today}"
     assert sorted(await queue(redis, "q:wa:phone_11")) == sorted(
-        [wa_job, f"wa:{tenant}:{on_banned}:-:0:{TODAY}"]
+        [wa_job, f"wa:{tenant}:{on_banned}:-:0:{today}"]
     )
     assert await queue(redis, "q:wa:phone_12") == []
-    assert await queue(redis, "q:email:cold") == [f"email:{tenant}:{email_only}:-:0:{TODAY}"]
-    assert await queue(redis, "q:email:warm") == [f"email:{tenant}:{warm_email}:-:2:{TODAY}"]
+    assert await queue(redis, "q:email:cold") == [f"email:{tenant}:{email_only}:-:0:{today}"]
+    assert await queue(redis, "q:email:warm") == [f"email:{tenant}:{warm_email}:-:2:{today}"]
     job = await job_payload(redis, wa_job)
     assert job["f"] == "send-whatsapp-initial"
     assert job["a"][0] == {
@@ -126,14 +129,14 @@ async def test_every_lead_situation_in_one_batch(deps: Deps, factory: Factory, r
     assert {j["jobId"] for j in result["jobsCreated"]} == {
         d["jobId"] for d in result["decisions"] if d["jobId"]
     }
-    assert int(await redis.get(quota_key(phone, TODAY))) == 2
+    assert int(await redis.get(quota_key(phone, today))) == 2
 
     journey = await factory.journey(tenant, on_banned)
     assert journey["assigned_phone_id"] == phone
-    assert journey["last_dispatched_at"] == OPEN_HOURS
+    assert journey["last_dispatched_at"] == clock.now
     assert journey["last_channel_used"] == "WHATSAPP"
-    assert journey["next_action_at"] == OPEN_HOURS + timedelta(days=1)
-    assert (await factory.journey(tenant, opted_out))["next_action_at"] == OPEN_HOURS + timedelta(hours=6)
+    assert journey["next_action_at"] == clock.now + timedelta(days=1)
+    assert (await factory.journey(tenant, opted_out))["next_action_at"] == clock.now + timedelta(hours=6)
     assert (await factory.journey(tenant, held))["next_action_at"] is None
     assert await factory.scalar("SELECT count(*) FROM dispatch_outbox") == 0
 
@@ -162,9 +165,9 @@ async def test_an_address_goes_out_as_stored_without_the_whitespace_around_it(
 
 
 async def test_dispatching_twice_sends_nothing_twice(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     await factory.leads(tenant, 30)
 
@@ -180,7 +183,7 @@ async def test_dispatching_twice_sends_nothing_twice(
 async def test_concurrent_dispatches_for_one_tenant_share_no_lead(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     for _ in range(3):
         await factory.phone(tenant)
     leads = await factory.leads(tenant, 120)
@@ -195,17 +198,20 @@ async def test_concurrent_dispatches_for_one_tenant_share_no_lead(
 
 
 async def test_phone_at_199_of_200_sends_exactly_one_of_five(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
+    # About the calendar too (when the skipped leads come back), so on a known day in the default window.
+    clock.now = OPEN_HOURS
+    today = quota_date(OPEN_HOURS, "Europe/Bucharest")
     tenant = await factory.tenant()
     phone = await factory.phone(tenant)
-    await redis.set(quota_key(phone, TODAY), 199)
+    await redis.set(quota_key(phone, today), 199)
     await factory.leads(tenant, 5, company={"email_status": "unknown"})
 
     result = await run(deps, tenant)
 
     assert (result["dispatchedToWhatsApp"], result["skippedQuotaExceeded"]) == (1, 4)
-    assert int(await redis.get(quota_key(phone, TODAY))) == 200
+    assert int(await redis.get(quota_key(phone, today))) == 200
     waiting = await factory.scalar(
         "SELECT count(*) FROM gold_lead_journey WHERE next_action_at = :next",
         next=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
@@ -213,11 +219,13 @@ async def test_phone_at_199_of_200_sends_exactly_one_of_five(
     assert waiting == 4  # tomorrow 09:00 Bucharest, when the quota is fresh
 
 
-async def test_a_conversation_waits_for_its_own_phone(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant()
+async def test_a_conversation_waits_for_its_own_phone(
+    deps: Deps, factory: Factory, redis: Redis, today: date
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     busy = await factory.phone(tenant, daily_limit=50)
     await factory.phone(tenant)  # plenty of room, but not this lead's number
-    await redis.set(quota_key(busy, TODAY), 50)
+    await redis.set(quota_key(busy, today), 50)
     lead = await factory.lead(tenant, assigned_phone_id=busy, engagement_stage="CONTACTED_WA")
 
     result = await run(deps, tenant)
@@ -228,7 +236,7 @@ async def test_a_conversation_waits_for_its_own_phone(deps: Deps, factory: Facto
 
 
 async def test_outside_the_window_nothing_is_dispatched(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
     tenant = await factory.tenant()
     await factory.phone(tenant)
@@ -248,7 +256,7 @@ async def test_outside_the_window_nothing_is_dispatched(
 async def test_dry_run_returns_the_plan_and_changes_nothing(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     await factory.leads(tenant, 4)
     await factory.lead(tenant, company={"hlr_reachable": False})
@@ -263,10 +271,10 @@ async def test_dry_run_returns_the_plan_and_changes_nothing(
     assert plan["jobsCreated"] == real["jobsCreated"]
 
 
-async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clock: Clock) -> None:
-    tenant = await factory.tenant()
+async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clock: FixedClock) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
-    past = OPEN_HOURS - timedelta(days=1)
+    past = clock.now - timedelta(days=1)
     low = await factory.lead(tenant, priority="LOW")
     normal_late = await factory.lead(tenant, next_action_at=past + timedelta(hours=2))
     normal_early = await factory.lead(tenant, next_action_at=past)
@@ -280,14 +288,14 @@ async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clo
 
 
 async def test_an_import_of_new_leads_does_not_hold_back_overdue_follow_ups(
-    deps: Deps, factory: Factory
+    deps: Deps, factory: Factory, clock: FixedClock
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     await factory.leads(tenant, 6)  # never scheduled: a fresh import
     overdue = [
         await factory.lead(
-            tenant, engagement_stage="CONTACTED_WA", next_action_at=OPEN_HOURS - timedelta(hours=hours)
+            tenant, engagement_stage="CONTACTED_WA", next_action_at=clock.now - timedelta(hours=hours)
         )
         for hours in (1, 30)
     ]
@@ -297,8 +305,8 @@ async def test_an_import_of_new_leads_does_not_hold_back_overdue_follow_ups(
     assert [UUID(d["leadId"]) for d in result["decisions"]] == overdue[::-1]  # oldest first
 
 
-async def test_filters_narrow_the_selection(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+async def test_filters_narrow_the_selection(deps: Deps, factory: Factory, today: date) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     wanted = await factory.lead(tenant, priority="HIGH", current_sequence_id="seq-a")
     await factory.lead(tenant, priority="HIGH", current_sequence_id="seq-b")
@@ -307,11 +315,11 @@ async def test_filters_narrow_the_selection(deps: Deps, factory: Factory) -> Non
     result = await run(deps, tenant, priorityFilter="HIGH", sequenceFilter="seq-a")
 
     assert [d["leadId"] for d in result["decisions"]] == [str(wanted)]
-    assert result["jobsCreated"][0]["jobId"].endswith(f"{wanted}:seq-a:0:{TODAY}")
+    assert result["jobsCreated"][0]["jobId"].endswith(f"{wanted}:seq-a:0:{today}")
 
 
 async def test_channel_preference_email_never_overrides_opt_out(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     await factory.lead(tenant, email_opted_out=True)
 
@@ -339,7 +347,7 @@ async def test_all_fans_out_one_job_per_active_tenant(deps: Deps, factory: Facto
 
 
 async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.leads(tenant, 2)
     before = await snapshot(factory, redis)
     with pytest.raises(InvalidJobInput, match="batchSize"):
@@ -350,9 +358,9 @@ async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, 
 
 
 async def test_redis_unreachable_is_retried_and_leaves_nothing_half_written(
-    deps: Deps, factory: Factory, redis: Redis, clock: Clock
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     await factory.leads(tenant, 3)
     before = await snapshot(factory, redis)

@@ -15,7 +15,7 @@ from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.job_writer import JOB_EXPIRES_MS, JobWriter, OutgoingJob, arq_job_bytes, encode_batch
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL
+from tests.support.services import TEST_REDIS_URL
 
 NOW_MS = 1_764_064_800_000
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -7,17 +8,13 @@ import pytest
 from redis.asyncio import Redis
 
 from src.contracts import RouterResult
-from src.domain.quota import quota_date
 from src.errors import NotFound, TenantMismatch
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
 from src.runtime.deps import Deps
-from tests.conftest import OPEN_HOURS, job_ctx
-from tests.contract import checked
-from tests.factories import Factory
-
-TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
 
 
 async def run(
@@ -38,7 +35,9 @@ async def queued(redis: Redis, queue: str) -> list[str]:
     return [member.decode() for member in await redis.zrange(queue, 0, -1)]
 
 
-async def test_routes_to_the_phone_queue_by_slot(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_routes_to_the_phone_queue_by_slot(
+    deps: Deps, factory: Factory, redis: Redis, today: date
+) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant, phone_number="+40721000042")
     lead = await factory.lead(tenant, assigned_phone_id=phone)
@@ -68,7 +67,7 @@ async def test_routes_to_the_phone_queue_by_slot(deps: Deps, factory: Factory, r
             "correlationId": "corr-1",
         }
     ]
-    assert int(await redis.get(quota_key(phone, TODAY))) == 1
+    assert int(await redis.get(quota_key(phone, today))) == 1
 
 
 async def test_followup_goes_to_the_followup_queue(deps: Deps, factory: Factory, redis: Redis) -> None:
@@ -84,7 +83,7 @@ async def test_followup_goes_to_the_followup_queue(deps: Deps, factory: Factory,
 
 
 async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant, phone_number="+40721000044")
@@ -96,7 +95,7 @@ async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
     assert first["jobId"] == second["jobId"] == "routed:router-7"
     assert (first["enqueued"], second["enqueued"]) == (True, False)
     assert await queued(redis, "q:wa:phone_44") == ["routed:router-7"]
-    assert int(await redis.get(quota_key(phone, TODAY))) == 1
+    assert int(await redis.get(quota_key(phone, today))) == 1
 
 
 async def test_dead_phone_is_rerouted_and_the_lead_follows(
@@ -151,21 +150,23 @@ async def test_opted_out_lead_is_not_routed(deps: Deps, factory: Factory, redis:
     assert await redis.dbsize() == 0
 
 
-async def test_phone_without_quota_is_not_routed(deps: Deps, factory: Factory, redis: Redis) -> None:
+async def test_phone_without_quota_is_not_routed(
+    deps: Deps, factory: Factory, redis: Redis, today: date
+) -> None:
     tenant = await factory.tenant()
     phone = await factory.phone(tenant, daily_limit=3)
-    await redis.set(quota_key(phone, TODAY), 3)
+    await redis.set(quota_key(phone, today), 3)
     lead = await factory.lead(tenant)
 
     result = await run(deps, tenant, lead, phone)
 
     assert result["routed"] is False
     assert result["reason"].startswith("QUOTA_EXHAUSTED")
-    assert int(await redis.get(quota_key(phone, TODAY))) == 3
+    assert int(await redis.get(quota_key(phone, today))) == 3
 
 
 async def test_a_retried_reroute_keeps_its_reservation_on_a_now_full_phone(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
     tenant = await factory.tenant()
     banned = await factory.phone(tenant, status="BANNED")
@@ -177,4 +178,4 @@ async def test_a_retried_reroute_keeps_its_reservation_on_a_now_full_phone(
 
     assert (first["routed"], first["phoneId"], first["enqueued"]) == (True, str(only), True)
     assert (retry["routed"], retry["phoneId"], retry["enqueued"]) == (True, str(only), False)
-    assert int(await redis.get(quota_key(only, TODAY))) == 1
+    assert int(await redis.get(quota_key(only, today))) == 1

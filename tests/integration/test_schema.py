@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from src.db import queries
 from src.domain.allocation import is_available
 from src.runtime.deps import Deps
-from tests.factories import Factory
+from tests.support.factories import Factory
 
 
 async def slot_of(engine: AsyncEngine, number: str) -> str:

@@ -9,9 +9,8 @@ from src.contracts import ChannelSelectionResult
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.contract import checked
-from tests.factories import Factory
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
 
 
 async def run(deps: Deps, **payload: Any) -> dict[str, Any]:

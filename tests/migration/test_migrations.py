@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import TEST_DATABASE_URL, alembic
+from tests.support.services import TEST_DATABASE_URL, alembic
 
 
 def run_sql(sql: str) -> None:

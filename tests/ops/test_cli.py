@@ -14,8 +14,8 @@ from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.ops.seed import DEMO_TENANT_ID, LEADS, PHONES
 from src.redis_io.codec import job_serializer
 from src.runtime.deps import Deps
-from tests.factories import Factory
-from tests.ops.runner import cli
+from tests.support.commands import cli
+from tests.support.factories import Factory
 
 TENANT = "8f0e1d5c-3c7a-4b8e-9a57-0a4f6c2b1e11"
 LEAD = "1b6f8e90-52c4-4c7e-8f0e-5c1d2b3a4f11"
@@ -166,15 +166,20 @@ async def test_seed_demo_refuses_to_seed_twice_and_resets_on_request(deps: Deps,
 async def test_status_splits_every_queue_and_reads_quota_on_the_tenants_day(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    # 23:30 UTC is already tomorrow in Auckland: the counter read must be the tenant's date.
-    tenant = await factory.tenant(name="Ferma Kiwi SRL", timezone="Pacific/Auckland")
+    # The ops tool reads the host's clock (it ignores CLOCK_SHIFT_S, and so TEST_NOW), so the test does too.
+    # The tenant lives where the date is not UTC's right now, at least half an hour from its midnight (UTC+14
+    # after 10:30 UTC, UTC-11 before): the counter read must be the tenant's date.
+    now = datetime.now(UTC)
+    zone = "Pacific/Kiritimati" if (now.hour, now.minute) >= (10, 30) else "Pacific/Pago_Pago"
+    tenant = await factory.tenant(name="Ferma Pacific SRL", timezone=zone)
     phone = await factory.phone(tenant, phone_number="+40722000077", daily_limit=50)
     paused = await factory.phone(tenant, phone_number="+40722000088", status="PAUSED")
-    day = quota_date(datetime.now(UTC), "Pacific/Auckland")
+    day = quota_date(now, zone)
+    assert day != now.date()
     await redis.set(quota_key(phone, day), 12)
     await redis.set(quota_key(paused, day), 3)
 
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    now_ms = int(now.timestamp() * 1000)
     job = job_serializer(
         {"t": 1, "f": "send-whatsapp-initial", "a": [{"tenantId": str(tenant)}], "k": {}, "et": 0}
     )
@@ -202,7 +207,7 @@ async def test_status_splits_every_queue_and_reads_quota_on_the_tenants_day(
     text = await cli("status")
     assert text.code == 0
     assert "q:wa:phone_77" in text.out
-    assert "Ferma Kiwi SRL" in text.out
+    assert "Ferma Pacific SRL" in text.out
     assert "DOWN" in text.out
 
 

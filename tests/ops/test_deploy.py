@@ -17,7 +17,7 @@ import pytest
 from dotenv import dotenv_values
 
 from src.config import Config
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "compose-test-password"}
 

@@ -19,23 +19,9 @@ from src.domain.allocation import (
     deciding_counters,
     is_available,
 )
+from tests.support.domain import TENANT, phone
 
-TENANT = uuid4()
 OTHER_TENANT = uuid4()
-
-
-def phone(used: int = 0, limit: int = 200, **changes: object) -> PhoneState:
-    values: dict[str, object] = {
-        "id": uuid4(),
-        "tenant_id": TENANT,
-        "status": "ACTIVE",
-        "is_enabled": True,
-        "daily_limit": limit,
-        "used_today": used,
-        "queue_slot": "01",
-    }
-    values.update(changes)
-    return PhoneState(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

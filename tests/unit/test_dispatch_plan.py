@@ -2,15 +2,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from uuid import uuid4
 
 import pytest
 
 from src.contracts import AllocationType, Channel, ChannelPreference
-from src.domain.allocation import AllocationReason, BatchAllocator, PhoneState
-from src.domain.channels import LeadContact
+from src.domain.allocation import AllocationReason, BatchAllocator
 from src.domain.dispatch import (
-    DueLead,
     Outcome,
     job_id_for,
     next_actions,
@@ -19,42 +16,10 @@ from src.domain.dispatch import (
     settle_reservations,
 )
 from src.domain.windows import SendingWindow
+from tests.support.domain import CONTACT, TENANT, lead, phone
 
-TENANT = uuid4()
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # Wednesday 10:00 in Bucharest
 WINDOW = SendingWindow("Europe/Bucharest", time(9), time(18), frozenset({1, 2, 3, 4, 5}), "RO")
-CONTACT = LeadContact("COLD", "0721000001", True, "a@b.ro", "valid", False, False, None)
-
-
-def lead(**changes: object) -> DueLead:
-    values: dict[str, object] = {
-        "journey_id": uuid4(),
-        "lead_id": uuid4(),
-        "contact": CONTACT,
-        "sticky_phone_id": None,
-        "sequence_id": None,
-        "sequence_step": 0,
-        "company_name": "Agroferma Someșul SRL",
-        "contact_name": "Ana Pop",
-        "judet": "Cluj",
-        "localitate": "Dej",
-    }
-    values.update(changes)
-    return DueLead(**values)  # type: ignore[arg-type]
-
-
-def phone(used: int = 0, limit: int = 200, **changes: object) -> PhoneState:
-    values: dict[str, object] = {
-        "id": uuid4(),
-        "tenant_id": TENANT,
-        "status": "ACTIVE",
-        "is_enabled": True,
-        "daily_limit": limit,
-        "used_today": used,
-        "queue_slot": "07",
-    }
-    values.update(changes)
-    return PhoneState(**values)  # type: ignore[arg-type]
 
 
 def test_plan_covers_every_outcome() -> None:

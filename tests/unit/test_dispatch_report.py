@@ -9,7 +9,7 @@ from src import results
 from src.contracts import ChannelPreference, DispatchResult
 from src.domain.allocation import BatchAllocator
 from src.errors import ConfigurationError
-from tests.unit.test_dispatch_plan import CONTACT, TENANT, lead, phone
+from tests.support.domain import CONTACT, TENANT, lead, phone
 
 NEXT = datetime(2026, 11, 25, 8, 5, tzinfo=UTC)
 

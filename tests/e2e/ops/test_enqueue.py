@@ -7,14 +7,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from src.runtime.deps import Deps
-from tests.e2e.test_worker import ALWAYS_OPEN
-from tests.factories import Factory
-from tests.ops.runner import cli
-from tests.workers import WorkerProcess
+from tests.support.commands import cli
+from tests.support.factories import Factory
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
 
 
 async def test_every_job_can_be_enqueued_waited_for_and_looked_up(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, workers: Workers
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000077")
@@ -22,7 +22,7 @@ async def test_every_job_can_be_enqueued_waited_for_and_looked_up(
     ids = {"--tenant-id": str(tenant), "--lead-id": str(lead)}
     lead_args = [part for pair in ids.items() for part in pair]
 
-    async with WorkerProcess("Settings") as worker:
+    async with workers.new("Settings") as worker:
         await worker.wait_healthy(redis)
 
         select = await cli(

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import date
 from uuid import UUID
 
 import pytest
@@ -20,34 +19,18 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
-from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import Factory
-from tests.invariants import ledger
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory
+from tests.support.invariants import ledger
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import WorkerProcess, Workers
 
-ALWAYS_OPEN = {
-    "send_window_start": "00:00",
-    "send_window_end": "00:00",
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
 NO_CRON = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "0"}
-
-
-@pytest.fixture
-async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
 
 
 async def tenant_under_quota_pressure(factory: Factory) -> tuple[UUID, list[UUID], list[UUID]]:
     """50 WhatsApp leads for 2 phones of 20 sends each, and 10 e-mail-only leads: 40 + 10 go out."""
-    from datetime import time as wall
-
-    values = dict(ALWAYS_OPEN, send_window_start=wall(0), send_window_end=wall(0))
-    tenant = await factory.tenant(**values)
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phones = [await factory.phone(tenant, daily_limit=20) for _ in range(2)]
     leads = await factory.leads(tenant, 50, company={"email_status": "unknown"})
     leads += await factory.leads(tenant, 10, company={"hlr_reachable": False})
@@ -68,12 +51,17 @@ async def queued_outreach_jobs(redis: Redis) -> int:
 
 @pytest.mark.parametrize("step", ["after_reserve", "after_commit", "after_enqueue"])
 async def test_sigkill_between_writes_loses_and_doubles_nothing(
-    step: str, factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+    step: str,
+    factory: Factory,
+    engine: AsyncEngine,
+    redis: Redis,
+    client: OutreachClient,
+    workers: Workers,
+    today: date,
 ) -> None:
     tenant, phones, leads = await tenant_under_quota_pressure(factory)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
 
-    doomed = WorkerProcess("DispatchSettings", CHAOS_PAUSE_AT=step, CHAOS_PAUSE_S="30", **NO_CRON).start()
+    doomed = workers.new("DispatchSettings", CHAOS_PAUSE_AT=step, CHAOS_PAUSE_S="30", **NO_CRON).start()
     try:
         await doomed.wait_healthy(redis)
         killed = await client.dispatch(tenant_id=tenant, batch_size=100, job_id="killed-dispatch")
@@ -94,7 +82,7 @@ async def test_sigkill_between_writes_loses_and_doubles_nothing(
     else:
         assert (marked, left.outbox, await queued_outreach_jobs(redis)) == (50, 50, 50)
 
-    async with WorkerProcess("DispatchSettings", **NO_CRON) as survivor:
+    async with workers.new("DispatchSettings", **NO_CRON) as survivor:
         await survivor.wait_healthy(redis)
         # The next tick for the tenant: relays what the outbox holds, dispatches what is still due.
         tick = await (await client.dispatch(tenant_id=tenant, batch_size=100, job_id="next-tick")).result(

@@ -6,26 +6,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
+from datetime import date
 
-import pytest
 from redis.asyncio import Redis
 
 from src.client import EnqueuedJob, OutreachClient
 from src.contracts import DispatchResult
-from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL
-from tests.e2e.test_worker import ALWAYS_OPEN
-from tests.factories import Factory
-from tests.workers import WorkerProcess
-
-
-@pytest.fixture
-async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
+from tests.support.factories import Factory
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
 
 
 async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20.0) -> None:
@@ -36,14 +27,12 @@ async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20
 
 
 async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant, phone_number="+40721000077")
     await factory.leads(tenant, 3)
-    worker = WorkerProcess(
-        "Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="2", SHUTDOWN_GRACE_S="20"
-    )
+    worker = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="2", SHUTDOWN_GRACE_S="20")
     async with worker:
         await worker.wait_healthy(redis)
         job = await client.dispatch(tenant_id=tenant)
@@ -61,12 +50,12 @@ async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
 
 
 async def test_a_job_outliving_the_grace_is_cancelled_stays_queued_and_runs_again(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers, today: date
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000077")
     await factory.leads(tenant, 2)
-    slow = WorkerProcess("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="25", SHUTDOWN_GRACE_S="1")
+    slow = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="25", SHUTDOWN_GRACE_S="1")
     async with slow:
         await slow.wait_healthy(redis)
         job = await client.dispatch(tenant_id=tenant)
@@ -82,13 +71,13 @@ async def test_a_job_outliving_the_grace_is_cancelled_stays_queued_and_runs_agai
     assert await redis.zscore(Queue.DISPATCH.value, job.job_id) is not None
     assert await redis.zcard("q:wa:phone_77") == 0  # cancelled before anything was committed
 
-    async with WorkerProcess("Settings") as fresh:
+    async with workers.new("Settings") as fresh:
         await fresh.wait_healthy(redis)
         result = await job.result(timeout=20)
     assert result.dispatched_to_whatsapp == 2
     assert await redis.zcard("q:wa:phone_77") == 2
     state = await client.job_state(job.job_id)
     assert state.job_try == 2
-    # The reservation of the cancelled try is reused, not taken twice.
-    day = quota_date(deps.clock(), "Europe/Bucharest")
-    assert int(await redis.get(quota_key(phone, day)) or 0) == 2
+    # The reservation of the cancelled try is reused, not taken twice (on the worker's day, which is the
+    # test's: the workers run on the test's clock).
+    assert int(await redis.get(quota_key(phone, today)) or 0) == 2

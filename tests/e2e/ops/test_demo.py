@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.ops.seed import DEMO_TENANT_ID
 from src.runtime.deps import Deps
-from tests.conftest import TABLES, TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.factories import Factory
-from tests.ops.runner import Run, run
+from tests.support.commands import Run, run
+from tests.support.factories import Factory
+from tests.support.services import TABLES, TEST_DATABASE_URL, TEST_REDIS_URL
 
 
 async def demo(tmp_path: Path, **env: str) -> Run:

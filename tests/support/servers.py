@@ -1,5 +1,5 @@
-"""Real servers a failure test owns: a Redis it can stop, freeze and empty, a TCP path to PostgreSQL it
-can cut or hang."""
+"""Real servers a test owns: a Redis it can stop, freeze and empty, a Sentinel in front of the test
+Redis, a TCP path to PostgreSQL it can cut or hang."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.net import free_port
 
 
 class RedisServer:
@@ -91,6 +87,43 @@ class RedisServer:
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelServer:
+    """A Redis Sentinel on its own port that monitors the Redis of `redis_url` as master `cerniq`; `url`
+    reaches the same database through it."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.port = free_port()
+        self._target = urlsplit(redis_url)
+        self.dir = Path(tempfile.mkdtemp(prefix="sentinel-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/cerniq/{self._target.path.strip('/') or 0}"
+
+    def start(self) -> None:
+        config = self.dir / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor cerniq {self._target.hostname} {self._target.port or 6379} 1\n"
+        )
+        self.process = subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True)
+            if ping.stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
             self.process.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
 

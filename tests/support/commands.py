@@ -1,4 +1,7 @@
-"""Running the ops tool and the demo script as an operator would: a real process, its exit code and output."""
+"""Running the ops tool and the demo script as an operator would: a real process, its exit code and output.
+
+They run on the host's clock, not at TEST_NOW: the ops tool reads the time itself and ignores CLOCK_SHIFT_S,
+so a test of it compares with the host's clock (and the demo's worker gets no shift either)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from tests.conftest import ROOT, service_env
+from tests.support.services import ROOT, service_env
 
 
 @dataclass(frozen=True)

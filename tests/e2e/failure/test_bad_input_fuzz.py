@@ -26,9 +26,10 @@ from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.redis_io.codec import job_deserializer
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.conftest import TEST_REDIS_URL, make_settings
-from tests.factories import Factory
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory
+from tests.support.jobs import job_ctx
+from tests.support.services import TEST_REDIS_URL, make_settings
+from tests.support.workers import Workers
 
 T, L, P = str(uuid4()), str(uuid4()), str(uuid4())
 VALID: dict[str, dict[str, Any]] = {
@@ -143,7 +144,7 @@ async def snapshot(deps: Deps) -> tuple[Any, ...]:
 def runner(deps: Deps) -> Iterator[tuple[asyncio.Runner, Deps]]:
     """A private event loop with its own Deps: hypothesis runs a sync test, the jobs are async."""
     with asyncio.Runner() as loop:
-        own = loop.run(build_deps(make_settings()))
+        own = loop.run(build_deps(make_settings(), clock=deps.clock))
         try:
             yield loop, own
         finally:
@@ -158,7 +159,7 @@ def test_every_broken_payload_is_refused_naming_a_field(
     loop, deps = runner
     job, payload, field = case
     before = loop.run(snapshot(deps))
-    ctx = {"deps": deps, "job_id": f"fuzz-{uuid4()}", "job_try": 1, "queue": "fuzz"}
+    ctx = job_ctx(deps, job_id=f"fuzz-{uuid4()}", queue="fuzz")
     with pytest.raises(InvalidJobInput) as caught:
         loop.run(JOBS[job](ctx, payload))
     error = caught.value
@@ -184,7 +185,7 @@ def test_a_payload_that_is_not_an_object_is_refused(
     runner: tuple[asyncio.Runner, Deps], payload: Any
 ) -> None:
     loop, deps = runner
-    ctx = {"deps": deps, "job_id": "fuzz", "job_try": 1, "queue": "fuzz"}
+    ctx = job_ctx(deps, job_id="fuzz", queue="fuzz")
     for job in JOBS.values():
         with pytest.raises(InvalidJobInput, match=r"invalid job input"):
             loop.run(job(ctx, payload))
@@ -193,7 +194,7 @@ def test_a_payload_that_is_not_an_object_is_refused(
 
 
 async def test_the_real_worker_rejects_bad_input_once_and_writes_only_its_result(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, workers: Workers
 ) -> None:
     await factory.tenant()
     samples = [
@@ -206,7 +207,7 @@ async def test_the_real_worker_rejects_bad_input_once_and_writes_only_its_result
         ("select_channel", {**VALID["select_channel"], "preferredChannel": 3.5}, "preferredChannel"),
         ("select_channel", {**VALID["select_channel"], "tenantId": 10**40}, "tenantId"),
     ]
-    async with WorkerProcess("Settings") as worker, OutreachClient.connect(TEST_REDIS_URL) as client:
+    async with workers.new("Settings") as worker, OutreachClient.connect(TEST_REDIS_URL) as client:
         await worker.wait_healthy(redis)
         before = await snapshot(deps)
         jobs = [await client.enqueue_raw(job, payload) for job, payload, _ in samples]

@@ -18,9 +18,7 @@ import asyncio
 import random
 import signal
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from datetime import time as wall
+from datetime import date
 from uuid import UUID
 
 import pytest
@@ -28,13 +26,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
-from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
 from src.redis_io.codec import job_deserializer
-from tests.conftest import TEST_REDIS_URL
-from tests.factories import Factory, bulk_leads
-from tests.invariants import ledger
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory, bulk_leads
+from tests.support.invariants import ledger
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import WorkerProcess, Workers
 
 CHAOS_SECONDS = 35
 PROCESSES = 3
@@ -45,26 +42,14 @@ PHONES_PER_TENANT = 10
 DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~32,000 WhatsApp-reachable leads
 BATCH = 10
 BOOT_S = 1.5  # a restarted worker takes about a second to import and start taking jobs
-ALWAYS_OPEN = {
-    "send_window_start": wall(0),
-    "send_window_end": wall(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
 WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "3600", "LOG_LEVEL": "WARNING"}
 # Worker 0 pauses after each commit: with 20 dispatches at once, a kill there lands mostly in the pause.
 PAUSING_ENV = {**WORKER_ENV, "CHAOS_PAUSE_AT": "after_commit", "CHAOS_PAUSE_S": "0.5"}
 OWN_RELAY_LINE = "jobs of its own earlier try"
 
 
-def worker(slot: int) -> WorkerProcess:
-    return WorkerProcess("DispatchSettings", **(PAUSING_ENV if slot == 0 else WORKER_ENV)).start()
-
-
-@pytest.fixture
-async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
+def worker(workers: Workers, slot: int) -> WorkerProcess:
+    return workers.new("DispatchSettings", **(PAUSING_ENV if slot == 0 else WORKER_ENV)).start()
 
 
 async def keep_queue_full(
@@ -107,18 +92,17 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_random_sigkills_lose_and_double_nothing(
-    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers, today: date
 ) -> None:
     tenants = [await factory.tenant(**ALWAYS_OPEN) for _ in range(2)]
     for n, tenant in enumerate(tenants):
         for _ in range(PHONES_PER_TENANT):
             await factory.phone(tenant, daily_limit=DAILY_LIMIT)
         await bulk_leads(engine, tenant, LEADS_PER_TENANT, whatsapp_percent=80, offset=n * LEADS_PER_TENANT)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
     rng = random.Random()
 
-    workers = [worker(slot) for slot in range(PROCESSES)]
-    every_worker = list(workers)
+    running = [worker(workers, slot) for slot in range(PROCESSES)]
+    every_worker = list(running)
     stop = asyncio.Event()
     feeder = asyncio.create_task(keep_queue_full(client, redis, tenants, stop))
     kills = 0
@@ -127,13 +111,13 @@ async def test_random_sigkills_lose_and_double_nothing(
         while time.monotonic() < deadline:
             await asyncio.sleep(rng.uniform(0.6, 1.4))
             # A worker still booting has no job to interrupt: kill one that has been taking jobs.
-            serving = [n for n, w in enumerate(workers) if time.monotonic() - w.started_at > BOOT_S]
+            serving = [n for n, w in enumerate(running) if time.monotonic() - w.started_at > BOOT_S]
             victim = rng.choice(serving or range(PROCESSES))
-            workers[victim].signal(signal.SIGKILL)
-            await workers[victim].wait_exit(timeout=10)
+            running[victim].signal(signal.SIGKILL)
+            await running[victim].wait_exit(timeout=10)
             kills += 1
-            workers[victim] = worker(victim)
-            every_worker.append(workers[victim])
+            running[victim] = worker(workers, victim)
+            every_worker.append(running[victim])
         stop.set()
         await feeder
 
@@ -146,13 +130,11 @@ async def test_random_sigkills_lose_and_double_nothing(
         book = await ledger(engine, redis, today)
     finally:
         stop.set()
-        for process in workers:
+        for process in running:
             process.kill()
 
     results, reruns = await interrupted_and_rerun(redis)
     own_relays = sum(process.output().count(OWN_RELAY_LINE) for process in every_worker)
-    for process in every_worker:
-        process.log_path.unlink(missing_ok=True)
     print(
         f"\nchaos: {kills} SIGKILLs in {CHAOS_SECONDS}s, {results} dispatch jobs completed, {reruns} of them "
         f"re-run after a kill, {own_relays} of those relayed their own killed try's batch; "

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -16,17 +14,10 @@ from redis.asyncio import Redis
 from src.client import OutreachClient
 from src.runtime import metrics
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL
-from tests.e2e.test_worker import ALWAYS_OPEN
-from tests.factories import Factory
-from tests.workers import WorkerProcess
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.factories import Factory
+from tests.support.net import free_port
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -43,14 +34,8 @@ def sample(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
     return metrics.get((name, frozenset(labels.items())), 0.0)
 
 
-@pytest.fixture
-async def client(deps: Deps) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
-
-
 async def test_metrics_count_leads_time_jobs_and_show_quota(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000077", daily_limit=120)
@@ -59,7 +44,7 @@ async def test_metrics_count_leads_time_jobs_and_show_quota(
     await factory.lead(tenant, whatsapp_opted_out=True, email_opted_out=True)
     port = free_port()
 
-    async with WorkerProcess("Settings", METRICS_PORT=str(port)) as worker:
+    async with workers.new("Settings", METRICS_PORT=str(port)) as worker:
         await worker.wait_healthy(redis)
         result = await (await client.dispatch(tenant_id=tenant)).result(timeout=20)
         assert (result.dispatched_to_whatsapp, result.dispatched_to_email) == (2, 1)
@@ -81,9 +66,9 @@ async def test_metrics_count_leads_time_jobs_and_show_quota(
     assert sample(metrics, "cerniq_phone_quota_limit", **labels) == 120
 
 
-async def test_metrics_are_off_by_default(deps: Deps, redis: Redis) -> None:
+async def test_metrics_are_off_by_default(deps: Deps, redis: Redis, workers: Workers) -> None:
     port = free_port()
-    async with WorkerProcess("Settings") as worker:
+    async with workers.new("Settings") as worker:
         await worker.wait_healthy(redis)
         with pytest.raises(urllib.error.URLError, match="Connection refused"):  # nothing listens
             await asyncio.to_thread(scrape, port)
