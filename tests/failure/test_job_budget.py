@@ -22,7 +22,7 @@ from src.names import Function
 from src.results import Wire
 from src.runtime.budget import budget_s
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
+from tests.support.jobs import job_ctx
 
 SELECT = Function.SELECT_CHANNEL
 INPUT = {"tenantId": "8f0e1d5c-3c7a-4b8e-9a57-0a4f6c2b1e11", "leadId": "1b6f8e90-52c4-4c7e-8f0e-5c1d2b3a4f11"}

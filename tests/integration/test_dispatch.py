@@ -10,7 +10,6 @@ import pytest
 from arq.worker import Retry
 from redis.asyncio import Redis
 
-from src.contracts import DispatchResult
 from src.domain.quota import quota_date
 from src.errors import InvalidJobInput, NotFound
 from src.jobs.dispatch import dispatch
@@ -20,18 +19,9 @@ from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.clock import OPEN_HOURS
 from tests.support.factories import Factory
-from tests.support.jobs import checked, job_ctx
+from tests.support.jobs import job_ctx, queued, run_dispatch
 from tests.support.services import make_settings
 from tests.support.tenants import ALWAYS_OPEN
-
-
-async def run(deps: Deps, tenant: UUID | str, job_id: str = "dispatch-1", **extra: Any) -> dict[str, Any]:
-    payload = {"correlationId": "corr-1", "tenantId": str(tenant), **extra}
-    return checked(DispatchResult, await dispatch(job_ctx(deps, job_id=job_id), payload))
-
-
-async def queue(redis: Redis, name: str) -> list[str]:
-    return [member.decode() for member in await redis.zrange(name, 0, -1)]
 
 
 async def job_payload(redis: Redis, job_id: str) -> dict[str, Any]:
@@ -65,7 +55,7 @@ async def test_every_lead_situation_in_one_batch(
     converted = await factory.lead(tenant, engagement_stage="CONVERTED")
     later = await factory.lead(tenant, next_action_at=clock.now + timedelta(hours=1))
 
-    result = await run(deps, tenant)
+    result = await run_dispatch(deps, tenant)
 
     assert {
         key: result[key]
@@ -101,12 +91,12 @@ async def test_every_lead_situation_in_one_batch(
     assert decisions[warm_email]["channel"] == "EMAIL_WARM"
 
     wa_job = f"wa:{tenant}:{whatsapp}:-:0:{today}"
-    assert sorted(await queue(redis, "q:wa:phone_11")) == sorted(
+    assert sorted(await queued(redis, "q:wa:phone_11")) == sorted(
         [wa_job, f"wa:{tenant}:{on_banned}:-:0:{today}"]
     )
-    assert await queue(redis, "q:wa:phone_12") == []
-    assert await queue(redis, "q:email:cold") == [f"email:{tenant}:{email_only}:-:0:{today}"]
-    assert await queue(redis, "q:email:warm") == [f"email:{tenant}:{warm_email}:-:2:{today}"]
+    assert await queued(redis, "q:wa:phone_12") == []
+    assert await queued(redis, "q:email:cold") == [f"email:{tenant}:{email_only}:-:0:{today}"]
+    assert await queued(redis, "q:email:warm") == [f"email:{tenant}:{warm_email}:-:2:{today}"]
     job = await job_payload(redis, wa_job)
     assert job["f"] == "send-whatsapp-initial"
     assert job["a"][0] == {
@@ -142,9 +132,9 @@ async def test_every_lead_situation_in_one_batch(
 
 
 async def test_an_address_goes_out_as_stored_without_the_whitespace_around_it(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     padded = await factory.lead(
         tenant, company={"hlr_reachable": False, "email_principal": "  office@fermă.ro \u00a0"}
     )
@@ -152,16 +142,16 @@ async def test_an_address_goes_out_as_stored_without_the_whitespace_around_it(
         tenant, company={"hlr_reachable": False, "email_principal": "  ion popescu@fermă.ro \u00a0"}
     )
 
-    result = await run(deps, tenant)
+    result = await run_dispatch(deps, tenant)
 
     outcomes = {UUID(d["leadId"]): (d["outcome"], d["reason"]) for d in result["decisions"]}
     assert outcomes == {
         padded: ("DISPATCHED", "BEST_SCORE"),
         spaced: ("SKIPPED_NO_CHANNEL", "NO_VERIFIED_CONTACT"),
     }
-    job = await job_payload(redis, f"email:{tenant}:{padded}:-:0:{TODAY}")
+    job = await job_payload(redis, f"email:{tenant}:{padded}:-:0:{today}")
     assert job["a"][0]["recipientEmail"] == "office@fermă.ro"
-    assert await queue(redis, "q:email:cold") == [f"email:{tenant}:{padded}:-:0:{TODAY}"]
+    assert await queued(redis, "q:email:cold") == [f"email:{tenant}:{padded}:-:0:{today}"]
 
 
 async def test_dispatching_twice_sends_nothing_twice(
@@ -171,9 +161,9 @@ async def test_dispatching_twice_sends_nothing_twice(
     await factory.phone(tenant)
     await factory.leads(tenant, 30)
 
-    first = await run(deps, tenant, job_id="d1")
+    first = await run_dispatch(deps, tenant, job_id="d1")
     clock.now += timedelta(minutes=5)
-    second = await run(deps, tenant, job_id="d2")
+    second = await run_dispatch(deps, tenant, job_id="d2")
 
     assert first["dispatchedToWhatsApp"] == 30
     assert second["totalEligibleLeads"] == 0
@@ -188,7 +178,9 @@ async def test_concurrent_dispatches_for_one_tenant_share_no_lead(
         await factory.phone(tenant)
     leads = await factory.leads(tenant, 120)
 
-    results = await asyncio.gather(*(run(deps, tenant, job_id=f"d{n}", batchSize=40) for n in range(4)))
+    results = await asyncio.gather(
+        *(run_dispatch(deps, tenant, job_id=f"d{n}", batchSize=40) for n in range(4))
+    )
 
     seen = Counter(d["leadId"] for r in results for d in r["decisions"])
     assert all(count == 1 for count in seen.values()), seen.most_common(3)
@@ -208,7 +200,7 @@ async def test_phone_at_199_of_200_sends_exactly_one_of_five(
     await redis.set(quota_key(phone, today), 199)
     await factory.leads(tenant, 5, company={"email_status": "unknown"})
 
-    result = await run(deps, tenant)
+    result = await run_dispatch(deps, tenant)
 
     assert (result["dispatchedToWhatsApp"], result["skippedQuotaExceeded"]) == (1, 4)
     assert int(await redis.get(quota_key(phone, today))) == 200
@@ -228,7 +220,7 @@ async def test_a_conversation_waits_for_its_own_phone(
     await redis.set(quota_key(busy, today), 50)
     lead = await factory.lead(tenant, assigned_phone_id=busy, engagement_stage="CONTACTED_WA")
 
-    result = await run(deps, tenant)
+    result = await run_dispatch(deps, tenant)
 
     assert result["decisions"][0]["reason"] == "STICKY_QUOTA_EXHAUSTED"
     assert result["skippedQuotaExceeded"] == 1
@@ -244,7 +236,7 @@ async def test_outside_the_window_nothing_is_dispatched(
     clock.now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a Saturday
     before = await snapshot(factory, redis)
 
-    result = await run(deps, tenant, batchSize=5)
+    result = await run_dispatch(deps, tenant, batchSize=5)
 
     assert result["skippedOutsideHours"] == 5
     assert result["outsideSendingWindow"] is True
@@ -262,10 +254,10 @@ async def test_dry_run_returns_the_plan_and_changes_nothing(
     await factory.lead(tenant, company={"hlr_reachable": False})
     before = await snapshot(factory, redis)
 
-    plan = await run(deps, tenant, dryRun=True)
+    plan = await run_dispatch(deps, tenant, dryRun=True)
 
     assert await snapshot(factory, redis) == before
-    real = await run(deps, tenant)
+    real = await run_dispatch(deps, tenant)
     assert plan["dryRun"] is True
     assert plan["decisions"] == real["decisions"]
     assert plan["jobsCreated"] == real["jobsCreated"]
@@ -281,7 +273,7 @@ async def test_priority_first_then_next_action(deps: Deps, factory: Factory, clo
     high = await factory.lead(tenant, priority="HIGH", next_action_at=past + timedelta(hours=5))
     normal_new = await factory.lead(tenant)
 
-    result = await run(deps, tenant, batchSize=4)
+    result = await run_dispatch(deps, tenant, batchSize=4)
 
     assert [UUID(d["leadId"]) for d in result["decisions"]] == [high, normal_early, normal_late, normal_new]
     assert low not in {UUID(d["leadId"]) for d in result["decisions"]}
@@ -300,7 +292,7 @@ async def test_an_import_of_new_leads_does_not_hold_back_overdue_follow_ups(
         for hours in (1, 30)
     ]
 
-    result = await run(deps, tenant, batchSize=2)
+    result = await run_dispatch(deps, tenant, batchSize=2)
 
     assert [UUID(d["leadId"]) for d in result["decisions"]] == overdue[::-1]  # oldest first
 
@@ -312,7 +304,7 @@ async def test_filters_narrow_the_selection(deps: Deps, factory: Factory, today:
     await factory.lead(tenant, priority="HIGH", current_sequence_id="seq-b")
     await factory.lead(tenant, priority="LOW", current_sequence_id="seq-a")
 
-    result = await run(deps, tenant, priorityFilter="HIGH", sequenceFilter="seq-a")
+    result = await run_dispatch(deps, tenant, priorityFilter="HIGH", sequenceFilter="seq-a")
 
     assert [d["leadId"] for d in result["decisions"]] == [str(wanted)]
     assert result["jobsCreated"][0]["jobId"].endswith(f"{wanted}:seq-a:0:{today}")
@@ -323,7 +315,7 @@ async def test_channel_preference_email_never_overrides_opt_out(deps: Deps, fact
     await factory.phone(tenant)
     await factory.lead(tenant, email_opted_out=True)
 
-    result = await run(deps, tenant, channelPreference="EMAIL")
+    result = await run_dispatch(deps, tenant, channelPreference="EMAIL")
 
     assert result["dispatchedToEmail"] == 0
     assert result["decisions"][0]["reason"] == "PREFERENCE_NOT_ALLOWED"
@@ -333,14 +325,14 @@ async def test_all_fans_out_one_job_per_active_tenant(deps: Deps, factory: Facto
     active = [await factory.tenant(), await factory.tenant()]
     await factory.tenant(status="SUSPENDED")
 
-    first = await run(deps, "ALL", job_id="manual-all")
-    again = await run(deps, "ALL", job_id="manual-all")
+    first = await run_dispatch(deps, "ALL", job_id="manual-all")
+    again = await run_dispatch(deps, "ALL", job_id="manual-all")
 
     expected = sorted(f"dispatch:{t}:manual-all" for t in active)
     assert sorted(t["jobId"] for t in first["tenantJobs"]) == expected
     assert all(t["enqueued"] for t in first["tenantJobs"])
     assert not any(t["enqueued"] for t in again["tenantJobs"])
-    assert sorted(await queue(redis, "outreach:orchestrator:dispatch")) == expected
+    assert sorted(await queued(redis, "outreach:orchestrator:dispatch")) == expected
     child = await job_payload(redis, expected[0])
     assert child["f"] == "dispatch"
     assert child["a"][0]["correlationId"] == "corr-1"
@@ -351,9 +343,9 @@ async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, 
     await factory.leads(tenant, 2)
     before = await snapshot(factory, redis)
     with pytest.raises(InvalidJobInput, match="batchSize"):
-        await run(deps, tenant, batchSize=5000)
+        await run_dispatch(deps, tenant, batchSize=5000)
     with pytest.raises(NotFound, match=r"tenant .* not found"):
-        await run(deps, "6a1b2c3d-0000-4000-8000-000000000000")
+        await run_dispatch(deps, "6a1b2c3d-0000-4000-8000-000000000000")
     assert await snapshot(factory, redis) == before
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.errors import ConfigurationError
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
-from tests.conftest import Clock
-from tests.factories import Factory
-from tests.integration.test_dispatch import queue, run
+from tests.support.factories import Factory
+from tests.support.jobs import queued, run_dispatch
 
 EVERY_DAY = {"send_days": [1, 2, 3, 4, 5, 6, 7], "skip_public_holidays": False}
 
@@ -52,7 +52,7 @@ async def test_a_window_ending_at_24_00_is_open_until_midnight(
     deps: Deps,
     factory: Factory,
     engine: AsyncEngine,
-    clock: Clock,
+    clock: FixedClock,
     local_time: str,
     utc: datetime,
     is_open: bool,
@@ -60,8 +60,8 @@ async def test_a_window_ending_at_24_00_is_open_until_midnight(
     tenant = await tenant_with(factory, engine, send_window_start="09:00", send_window_end="24:00")
     clock.now = utc
 
-    plan = await run(deps, tenant, dryRun=True)
-    real = await run(deps, tenant)
+    plan = await run_dispatch(deps, tenant, dryRun=True)
+    real = await run_dispatch(deps, tenant)
 
     for result in (plan, real):
         assert result["outsideSendingWindow"] is not is_open, local_time
@@ -84,7 +84,7 @@ async def test_a_row_the_service_cannot_use_fails_its_own_dispatch(
     tenant = await tenant_with(factory, engine, **columns)
     for dry_run in (True, False):
         with pytest.raises(ConfigurationError, match=message):
-            await run(deps, tenant, dryRun=dry_run)
+            await run_dispatch(deps, tenant, dryRun=dry_run)
 
 
 @pytest.mark.parametrize(
@@ -104,11 +104,11 @@ async def test_the_fan_out_leaves_out_a_tenant_it_cannot_use_and_sends_the_rest(
     office = await tenant_with(factory, engine, send_window_start="00:00", send_window_end="00:00")
     broken = await tenant_with(factory, engine, **columns)
 
-    fanned = await run(deps, "ALL", job_id="tick-1")
-    planned = await run(deps, "ALL", job_id="tick-2", dryRun=True)
+    fanned = await run_dispatch(deps, "ALL", job_id="tick-1")
+    planned = await run_dispatch(deps, "ALL", job_id="tick-2", dryRun=True)
 
     assert [t["tenantId"] for t in fanned["tenantJobs"]] == [str(office)]
-    assert await queue(redis, "outreach:orchestrator:dispatch") == [f"dispatch:{office}:tick-1"]
+    assert await queued(redis, "outreach:orchestrator:dispatch") == [f"dispatch:{office}:tick-1"]
     assert [p["tenantId"] for p in planned["tenantPlans"]] == [str(office)]
     assert planned["dispatchedToWhatsApp"] == 2
     for result in (fanned, planned):

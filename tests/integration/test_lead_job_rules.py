@@ -16,10 +16,9 @@ from src.jobs.dispatch import dispatch
 from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.contract import checked
-from tests.factories import Factory
-from tests.integration.test_route_rules import REFUSED_LEADS
+from tests.support.factories import REFUSED_LEADS, Factory
+from tests.support.jobs import checked, job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 
 def inputs(tenant: UUID, lead: UUID, phone: UUID) -> dict[str, tuple[Any, dict[str, Any]]]:
@@ -61,7 +60,7 @@ async def test_an_unusable_tenant_row_is_bad_configuration_in_every_job(
 
 
 async def test_a_suspended_tenant_gets_no_phone_and_no_channel(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant(status="SUSPENDED")
+    tenant = await factory.tenant(**ALWAYS_OPEN, status="SUSPENDED")
     await factory.phone(tenant)
     lead = await factory.lead(tenant)
     data = {"tenantId": str(tenant), "leadId": str(lead)}
@@ -87,7 +86,7 @@ async def test_a_suspended_tenant_gets_no_phone_and_no_channel(deps: Deps, facto
 async def test_allocate_phone_gives_no_phone_to_a_lead_that_may_get_no_message(
     deps: Deps, factory: Factory, redis: Redis, journey: dict[str, Any], code: str, prefer_existing: bool
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(tenant, status="BANNED")
     await factory.phone(tenant)
     lead = await factory.lead(tenant, assigned_phone_id=banned, **journey)

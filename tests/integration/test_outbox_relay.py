@@ -1,7 +1,7 @@
 """Outbox rows left by a dispatch interrupted between its commit and its enqueue: who relays them, when.
 
 A dispatch is interrupted here in-process: it pauses right after its commit (CHAOS_PAUSE_AT) and its task
-is cancelled there, which leaves what a SIGKILL leaves (tests/failure/test_outbox_relay.py does it with
+is cancelled there, which leaves what a SIGKILL leaves (tests/e2e/failure/test_outbox_relay.py does it with
 real processes). The grace is an hour throughout, so that anything relayed at once is relayed because
 its job is known dead, not because it is old.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -19,20 +19,19 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.domain.quota import quota_date
-from src.jobs.dispatch import dispatch
 from src.names import ARQ_IN_PROGRESS_PREFIX
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.conftest import OPEN_HOURS, Clock, job_ctx, make_settings
-from tests.factories import Factory
-from tests.invariants import ledger
+from tests.support.factories import Factory, tenant_with_leads
+from tests.support.invariants import ledger
+from tests.support.jobs import run_dispatch
+from tests.support.services import make_settings
 
 GRACE = {"outbox_relay_grace_s": 3600}
-TODAY = quota_date(OPEN_HOURS, "Europe/Bucharest")
 
 
 @pytest.fixture
-async def patient(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
+async def patient(deps: Deps, clock: FixedClock) -> AsyncIterator[Deps]:
     """Dispatch's resources with an hour of OUTBOX_RELAY_GRACE_S."""
     built = await build_deps(make_settings(**GRACE), clock=clock)
     try:
@@ -42,7 +41,7 @@ async def patient(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
 
 
 @pytest.fixture
-async def pausing(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
+async def pausing(deps: Deps, clock: FixedClock) -> AsyncIterator[Deps]:
     """The same, for a dispatch that stops right after its commit."""
     config = make_settings(**GRACE, chaos_pause_at="after_commit", chaos_pause_s=60)
     built = await build_deps(config, clock=clock)
@@ -52,23 +51,11 @@ async def pausing(deps: Deps, clock: Clock) -> AsyncIterator[Deps]:
         await close_deps(built)
 
 
-async def tenant_with_leads(factory: Factory, count: int) -> UUID:
-    tenant = await factory.tenant()
-    await factory.phone(tenant)
-    await factory.leads(tenant, count)
-    return tenant
-
-
-async def run(deps: Deps, tenant: UUID, job_id: str, job_try: int = 1, **extra: Any) -> dict[str, Any]:
-    payload = {"correlationId": "relay", "tenantId": str(tenant), "batchSize": 10, **extra}
-    return await dispatch(job_ctx(deps, job_id=job_id, job_try=job_try), payload)
-
-
 async def committed_not_enqueued(
     pausing: Deps, factory: Factory, tenant: UUID, job_id: str
 ) -> asyncio.Task[Any]:
     """A dispatch of 10 leads stopped between its commit and its enqueue; still running (paused)."""
-    task = asyncio.create_task(run(pausing, tenant, job_id))
+    task = asyncio.create_task(run_dispatch(pausing, tenant, job_id, batchSize=10))
     sql = "SELECT count(*) FROM dispatch_outbox WHERE dispatch_job_id = :job_id"
     for _ in range(200):
         if await factory.scalar(sql, job_id=job_id):
@@ -91,19 +78,19 @@ async def outbox_jobs_of(factory: Factory) -> dict[str, int]:
 
 
 async def test_a_rerun_relays_its_own_earlier_try_at_once(
-    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis
+    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, today: date
 ) -> None:
     tenant = await tenant_with_leads(factory, 10)
     await killed_after_commit(pausing, factory, tenant, "killed-job")
     # arq starts try 2 of the job: its in-progress key exists again, as for any job that is running.
     await redis.set(ARQ_IN_PROGRESS_PREFIX + "killed-job", b"1", px=40_000)
 
-    rerun = await run(patient, tenant, "killed-job", job_try=2)
+    rerun = await run_dispatch(patient, tenant, "killed-job", batchSize=10, job_try=2)
 
     assert rerun["relayedFromOutbox"] == 10
     assert rerun["totalEligibleLeads"] == 0
     assert await outbox_jobs_of(factory) == {}
-    book = await ledger(engine, redis, TODAY)
+    book = await ledger(engine, redis, today)
     book.assert_clean()
     assert len(book.jobs_per_lead) == 10
 
@@ -117,7 +104,7 @@ async def test_a_dead_jobs_row_goes_at_once_and_a_running_ones_waits(
     here = await committed_not_enqueued(pausing, factory, tenant, "here-job")  # runs in this process
     try:
         await killed_after_commit(pausing, factory, tenant, "dead-job")
-        tick = await run(patient, tenant, "next-tick")
+        tick = await run_dispatch(patient, tenant, "next-tick", batchSize=10)
         left = await outbox_jobs_of(factory)
     finally:
         here.cancel()
@@ -129,18 +116,19 @@ async def test_a_dead_jobs_row_goes_at_once_and_a_running_ones_waits(
 
 
 async def test_the_grace_is_measured_on_the_database_clock(
-    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, clock: Clock
+    patient: Deps, pausing: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, clock: FixedClock
 ) -> None:
     tenant = await tenant_with_leads(factory, 10)
     await killed_after_commit(pausing, factory, tenant, "slow-job")
     await redis.set(ARQ_IN_PROGRESS_PREFIX + "slow-job", b"1", px=40_000)
 
-    clock.now = OPEN_HOURS + timedelta(days=3650)  # the service's clock says the row is ten years old
-    young = await run(patient, tenant, "tick-1", priorityFilter="HIGH")
+    start = clock.now
+    clock.now = start + timedelta(days=3650)  # the service's clock says the row is ten years old
+    young = await run_dispatch(patient, tenant, "tick-1", batchSize=10, priorityFilter="HIGH")
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE dispatch_outbox SET created_at = now() - interval '61 minutes'"))
-    clock.now = OPEN_HOURS - timedelta(days=3650)  # and now ten years younger than its commit
-    old = await run(patient, tenant, "tick-2", priorityFilter="HIGH")
+    clock.now = start - timedelta(days=3650)  # and now ten years younger than its commit
+    old = await run_dispatch(patient, tenant, "tick-2", batchSize=10, priorityFilter="HIGH")
 
     assert young["relayedFromOutbox"] == 0
     assert old["relayedFromOutbox"] == 10

@@ -8,12 +8,10 @@ a real job into one outcome, and the result must round-trip through its model un
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import time
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -26,15 +24,9 @@ from src.jobs.route import route
 from src.jobs.select_channel import select_channel
 from src.names import quota_key
 from src.runtime.deps import Deps
-from tests.conftest import job_ctx
-from tests.factories import Factory
-
-ALWAYS_OPEN = {
-    "send_window_start": time(0),
-    "send_window_end": time(0),
-    "send_days": [1, 2, 3, 4, 5, 6, 7],
-    "skip_public_holidays": False,
-}
+from tests.support.factories import Factory
+from tests.support.jobs import checked, job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 Scenario = Callable[[Deps, Factory], Awaitable[tuple[type[BaseModel], dict[str, Any], str]]]
 
@@ -45,7 +37,7 @@ async def _use_up(deps: Deps, phone: UUID) -> None:
 
 
 async def select(deps: Deps, factory: Factory, *, status: str = "ACTIVE", **company: Any) -> dict[str, Any]:
-    tenant = await factory.tenant(status=status)
+    tenant = await factory.tenant(**ALWAYS_OPEN, status=status)
     await factory.phone(tenant)
     lead = await factory.lead(tenant, company=company)
     return await select_channel(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
@@ -75,7 +67,7 @@ async def allocation(
     tenant_status: str = "ACTIVE",
     **lead: Any,
 ) -> dict[str, Any]:
-    tenant = await factory.tenant(status=tenant_status)
+    tenant = await factory.tenant(**ALWAYS_OPEN, status=tenant_status)
     phone = await factory.phone(tenant)
     journey: dict[str, Any] = dict(lead)
     if sticky is not None:
@@ -147,7 +139,7 @@ async def send(
     without_tenant: bool = False,
     **journey: Any,
 ) -> dict[str, Any]:
-    tenant = await factory.tenant(**(tenant_row or {}))
+    tenant = await factory.tenant(**{**ALWAYS_OPEN, **(tenant_row or {})})
     phone = await factory.phone(tenant, status=status)
     other = await factory.phone(tenant)
     if full:
@@ -251,12 +243,7 @@ async def planned(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[s
 def window_from_tomorrow(deps: Deps) -> dict[str, Any]:
     """A window open only on tomorrow's weekday."""
     local_day = deps.clock().astimezone(ZoneInfo("Europe/Bucharest")).isoweekday()
-    return {
-        "send_days": [local_day % 7 + 1],
-        "send_window_start": time(0),
-        "send_window_end": time(0),
-        "skip_public_holidays": False,
-    }
+    return {**ALWAYS_OPEN, "send_days": [local_day % 7 + 1]}
 
 
 async def outside_window(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
@@ -329,9 +316,4 @@ async def test_every_result_is_its_contract_model(
 ) -> None:
     model, result, reached = await scenario(deps, factory)
     assert reached == outcome  # the scenario reached the outcome it names
-    assert as_json(model.model_validate(result).model_dump(mode="json", by_alias=True)) == as_json(result)
-
-
-def as_json(value: dict[str, Any]) -> bytes:
-    """JSON with sorted keys: equal only when every value has the same JSON type (True is not 1)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    checked(model, result)

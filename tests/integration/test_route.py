@@ -14,7 +14,8 @@ from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
-from tests.support.jobs import checked, job_ctx
+from tests.support.jobs import checked, job_ctx, queued
+from tests.support.tenants import ALWAYS_OPEN
 
 
 async def run(
@@ -31,14 +32,10 @@ async def run(
     return checked(RouterResult, await route(job_ctx(deps, job_id=job_id), payload))
 
 
-async def queued(redis: Redis, queue: str) -> list[str]:
-    return [member.decode() for member in await redis.zrange(queue, 0, -1)]
-
-
 async def test_routes_to_the_phone_queue_by_slot(
     deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000042")
     lead = await factory.lead(tenant, assigned_phone_id=phone)
 
@@ -71,7 +68,7 @@ async def test_routes_to_the_phone_queue_by_slot(
 
 
 async def test_followup_goes_to_the_followup_queue(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000043")
     lead = await factory.lead(tenant)
 
@@ -85,7 +82,7 @@ async def test_followup_goes_to_the_followup_queue(deps: Deps, factory: Factory,
 async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
     deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000044")
     lead = await factory.lead(tenant)
 
@@ -101,7 +98,7 @@ async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
 async def test_dead_phone_is_rerouted_and_the_lead_follows(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(tenant, phone_number="+40721000045", status="BANNED")
     healthy = await factory.phone(tenant, phone_number="+40721000046")
     lead = await factory.lead(tenant, assigned_phone_id=banned)
@@ -118,7 +115,7 @@ async def test_dead_phone_is_rerouted_and_the_lead_follows(
 async def test_phone_of_another_tenant_is_refused_and_touches_nothing(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    mine, theirs = await factory.tenant(), await factory.tenant()
+    mine, theirs = await factory.tenant(**ALWAYS_OPEN), await factory.tenant(**ALWAYS_OPEN)
     lead = await factory.lead(mine)
     await factory.phone(mine)
     their_phone = await factory.phone(theirs)
@@ -129,7 +126,7 @@ async def test_phone_of_another_tenant_is_refused_and_touches_nothing(
 
 
 async def test_unknown_phone_and_unknown_lead_are_not_found(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     lead = await factory.lead(tenant)
     phone = await factory.phone(tenant)
     with pytest.raises(NotFound, match=r"phone .* not found"):
@@ -139,7 +136,7 @@ async def test_unknown_phone_and_unknown_lead_are_not_found(deps: Deps, factory:
 
 
 async def test_opted_out_lead_is_not_routed(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant, whatsapp_opted_out=True)
 
@@ -153,7 +150,7 @@ async def test_opted_out_lead_is_not_routed(deps: Deps, factory: Factory, redis:
 async def test_phone_without_quota_is_not_routed(
     deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, daily_limit=3)
     await redis.set(quota_key(phone, today), 3)
     lead = await factory.lead(tenant)
@@ -168,7 +165,7 @@ async def test_phone_without_quota_is_not_routed(
 async def test_a_retried_reroute_keeps_its_reservation_on_a_now_full_phone(
     deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(tenant, status="BANNED")
     only = await factory.phone(tenant, phone_number="+40721000047", daily_limit=1)
     lead = await factory.lead(tenant, assigned_phone_id=banned)

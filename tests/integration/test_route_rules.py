@@ -20,23 +20,13 @@ from src.redis_io.codec import loads
 from src.redis_io.job_writer import JOB_EXPIRES_MS
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
-from tests.conftest import TEST_REDIS_URL, job_ctx
-from tests.contract import checked
-from tests.factories import Factory
+from tests.support.factories import REFUSED_LEADS, Factory
+from tests.support.jobs import checked, job_ctx
+from tests.support.services import TEST_REDIS_URL
+from tests.support.tenants import ALWAYS_OPEN
 
-TODAY = date(2026, 11, 25)  # OPEN_HOURS in Bucharest
 CHRISTMAS_3AM = datetime(2026, 12, 25, 1, 0, tzinfo=UTC)  # a Friday, a public holiday, 03:00 in Bucharest
 MONDAY_9AM = datetime(2026, 12, 28, 7, 0, tzinfo=UTC)  # the window's next opening
-
-
-# Leads that may get no WhatsApp message, and the reason code route and allocate_phone give.
-REFUSED_LEADS: list[tuple[dict[str, Any], str]] = [
-    ({"engagement_stage": "CONVERTED"}, "TERMINAL_STAGE"),
-    ({"engagement_stage": "DEAD"}, "TERMINAL_STAGE"),
-    ({"engagement_stage": "PAUSED"}, "TERMINAL_STAGE"),
-    ({"requires_human_review": True}, "HELD_FOR_REVIEW"),
-    ({"whatsapp_opted_out": True}, "WHATSAPP_OPTED_OUT"),
-]
 
 
 def message(lead: UUID, phone: UUID, tenant: UUID | None = None, **extra: Any) -> dict[str, Any]:
@@ -52,10 +42,11 @@ async def run(deps: Deps, data: dict[str, Any], job_id: str = "router-1") -> dic
 
 
 async def test_the_specification_s_input_routes_for_the_lead_s_own_tenant(
-    deps: Deps, factory: Factory, redis: Redis
+    deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    await factory.phone(await factory.tenant(), daily_limit=1_000_000)  # another tenant's, with more room
-    tenant = await factory.tenant()
+    # A phone of another tenant, with more room than the lead's tenant's.
+    await factory.phone(await factory.tenant(**ALWAYS_OPEN), daily_limit=1_000_000)
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000051")
     lead = await factory.lead(tenant)
 
@@ -64,13 +55,13 @@ async def test_the_specification_s_input_routes_for_the_lead_s_own_tenant(
     assert (result["routed"], result["targetQueue"], result["phoneId"]) == (True, "q:wa:phone_51", str(phone))
     job = loads(await redis.get(ARQ_JOB_PREFIX + result["jobId"]))
     assert job["a"][0]["tenantId"] == str(tenant)
-    assert int(await redis.get(quota_key(phone, TODAY))) == 1
+    assert int(await redis.get(quota_key(phone, today))) == 1
 
 
 async def test_without_a_tenant_another_tenant_s_phone_is_answered_as_an_unknown_phone(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    mine, theirs = await factory.tenant(), await factory.tenant()
+    mine, theirs = await factory.tenant(**ALWAYS_OPEN), await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(mine)
     lead = await factory.lead(mine)
     their_phone = await factory.phone(theirs)
@@ -95,9 +86,9 @@ async def test_without_a_tenant_another_tenant_s_phone_is_answered_as_an_unknown
 async def test_without_a_tenant_a_reroute_stays_in_the_lead_s_tenant(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    theirs = await factory.tenant()
+    theirs = await factory.tenant(**ALWAYS_OPEN)
     their_roomy_phone = await factory.phone(theirs, daily_limit=1_000_000)
-    mine = await factory.tenant()
+    mine = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(mine, status="BANNED")
     my_last_send = await factory.phone(mine, daily_limit=1)
     lead = await factory.lead(mine, assigned_phone_id=banned)
@@ -119,7 +110,7 @@ async def test_without_a_tenant_a_reroute_stays_in_the_lead_s_tenant(
 async def test_a_lead_that_may_get_no_message_is_not_routed(
     deps: Deps, factory: Factory, redis: Redis, journey: dict[str, Any], code: str, send_now: bool
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant, **journey)
 
@@ -130,7 +121,7 @@ async def test_a_lead_that_may_get_no_message_is_not_routed(
 
 
 async def test_a_suspended_tenant_routes_nothing(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant(status="SUSPENDED")
+    tenant = await factory.tenant(**ALWAYS_OPEN, status="SUSPENDED")
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
 
@@ -242,7 +233,7 @@ def payload_of_size(size: int) -> dict[str, str]:
 async def test_a_payload_over_max_payload_bytes_is_refused_naming_payload(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
     limit = deps.config.max_payload_bytes
@@ -261,7 +252,7 @@ async def test_a_payload_over_max_payload_bytes_is_refused_naming_payload(
 async def test_the_client_routes_without_a_tenant_and_refuses_a_big_payload_before_enqueueing(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import alembic
-from tests.migration.test_migrations import run_sql
+from tests.support.services import alembic, run_sql
 
 BAD_TENANT = "6a1b2c3d-0000-4000-8000-0000000000cc"
 INSERT_BAD = (

@@ -2,24 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
-from tests.support.services import TEST_DATABASE_URL, alembic
-
-
-def run_sql(sql: str) -> None:
-    async def execute() -> None:
-        engine = create_async_engine(TEST_DATABASE_URL)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text(sql))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(execute())
+from tests.support.services import alembic, run_sql
 
 
 def test_upgrade_check_downgrade_upgrade(migrated_database: str) -> None:

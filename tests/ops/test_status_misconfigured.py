@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from src.domain.quota import quota_date
 from src.names import quota_key
 from src.runtime.deps import Deps
-from tests.factories import Factory
-from tests.ops.runner import Run, cli
+from tests.support.commands import Run, cli
+from tests.support.factories import Factory
 
 BAD_ZONE = "Mars/Olympus_Mons"
 PROBLEM = f"unknown timezone {BAD_ZONE!r}"
@@ -23,6 +23,7 @@ async def two_tenants(factory: Factory, redis: Redis) -> None:
     bad = await factory.tenant(name="Ferma Marte SRL", timezone=BAD_ZONE)
     phone = await factory.phone(good, phone_number="+40722000011", daily_limit=50)
     await factory.phone(bad, phone_number="+40722000022")
+    # The ops tool reads the host's clock, not the test's (tests/support/commands.py): its quota day.
     await redis.set(quota_key(phone, quota_date(datetime.now(UTC), "Europe/Bucharest")), 7)
 
 

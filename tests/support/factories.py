@@ -9,7 +9,18 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.tenants import ALWAYS_OPEN
+
 _numbers = itertools.count(1)
+
+# Journeys of leads that may get no WhatsApp message, and the reason code route and allocate_phone give.
+REFUSED_LEADS: list[tuple[dict[str, Any], str]] = [
+    ({"engagement_stage": "CONVERTED"}, "TERMINAL_STAGE"),
+    ({"engagement_stage": "DEAD"}, "TERMINAL_STAGE"),
+    ({"engagement_stage": "PAUSED"}, "TERMINAL_STAGE"),
+    ({"requires_human_review": True}, "HELD_FOR_REVIEW"),
+    ({"whatsapp_opted_out": True}, "WHATSAPP_OPTED_OUT"),
+]
 
 
 def _insert(table: str, values: dict[str, Any]) -> Any:
@@ -78,6 +89,14 @@ class Factory:
     async def scalar(self, sql: str, **params: Any) -> Any:
         async with self.engine.connect() as conn:
             return (await conn.execute(text(sql), params)).scalar()
+
+
+async def tenant_with_leads(factory: Factory, count: int) -> UUID:
+    """An always-open tenant with one phone and `count` due leads."""
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    await factory.phone(tenant)
+    await factory.leads(tenant, count)
+    return tenant
 
 
 def new_id() -> UUID:

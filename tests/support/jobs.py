@@ -1,12 +1,17 @@
-"""Calling a job function in-process, as arq would, and checking what it returns against its contract."""
+"""Calling a job function in-process, as arq would, checking what it returns against its contract, and
+reading what it queued."""
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
+from src.contracts import DispatchResult
+from src.jobs.dispatch import dispatch
 from src.runtime.deps import Deps
 
 
@@ -22,5 +27,20 @@ def checked(model: type[BaseModel], result: dict[str, Any]) -> dict[str, Any]:
     """
     expected = model.model_validate(result).model_dump(mode="json", by_alias=True)
     # As JSON with sorted keys: equal only when every value has the same JSON type (True is not 1).
-    assert orjson.dumps(expected, option=orjson.OPT_SORT_KEYS) == orjson.dumps(result, option=orjson.OPT_SORT_KEYS)
+    assert orjson.dumps(expected, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        result, option=orjson.OPT_SORT_KEYS
+    )
     return result
+
+
+async def run_dispatch(
+    deps: Deps, tenant: UUID | str, job_id: str = "dispatch-1", job_try: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """dispatch of `tenant` (or "ALL") as arq runs it, with the input fields in `extra`; its result checked."""
+    payload = {"correlationId": "corr-1", "tenantId": str(tenant), **extra}
+    return checked(DispatchResult, await dispatch(job_ctx(deps, job_id=job_id, job_try=job_try), payload))
+
+
+async def queued(redis: Redis, queue: str) -> list[str]:
+    """The ids of the jobs waiting in `queue`, the earliest due first."""
+    return [member.decode() for member in await redis.zrange(queue, 0, -1)]

@@ -3,12 +3,16 @@ benchmarks start against a PostgreSQL and a Redis (alembic, worker processes, th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from src.config import Config
 
@@ -64,3 +68,17 @@ def make_settings(**overrides: Any) -> Config:
     }
     values.update(overrides)
     return Config(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def run_sql(sql: str) -> None:
+    """One statement on the test database, committed, from a test without an event loop of its own."""
+
+    async def execute() -> None:
+        engine = create_async_engine(TEST_DATABASE_URL)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(execute())
