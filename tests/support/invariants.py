@@ -93,3 +93,8 @@ async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
 
 def lead_ids(values: list[UUID]) -> set[str]:
     return {str(value) for value in values}
+
+
+async def queued_outreach_jobs(redis: Redis) -> int:
+    """How many jobs wait in the outreach queues (the per-phone WhatsApp and the e-mail queues)."""
+    return sum([await redis.zcard(key) async for key in redis.scan_iter(match="q:*")])

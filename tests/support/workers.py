@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -138,6 +139,20 @@ class WorkerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def lines(output: str, pattern: str) -> int:
+    """How many times the regular expression `pattern` matches a worker's output."""
+    return len(re.findall(pattern, output))
+
+
+async def wait_for_line(worker: WorkerProcess, pattern: str, timeout: float = 20.0) -> None:
+    """Until the worker has logged a line matching `pattern` (a regular expression)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, worker.output()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not logged within {timeout}s:\n{worker.output()}")
+        await asyncio.sleep(0.1)
 
 
 class Workers:

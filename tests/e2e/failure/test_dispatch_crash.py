@@ -8,9 +8,6 @@ tenant (the next cron tick), then arq running the killed job again once its in-p
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import time
 from datetime import date
 from uuid import UUID
 
@@ -20,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
 from src.names import ARQ_IN_PROGRESS_PREFIX
+from tests.support.crashes import dispatch_killed_at
 from tests.support.factories import Factory
-from tests.support.invariants import ledger
+from tests.support.invariants import ledger, queued_outreach_jobs
 from tests.support.tenants import ALWAYS_OPEN
-from tests.support.workers import WorkerProcess, Workers
+from tests.support.workers import Workers
 
 NO_CRON = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "0"}
 
@@ -35,18 +33,6 @@ async def tenant_under_quota_pressure(factory: Factory) -> tuple[UUID, list[UUID
     leads = await factory.leads(tenant, 50, company={"email_status": "unknown"})
     leads += await factory.leads(tenant, 10, company={"hlr_reachable": False})
     return tenant, phones, leads
-
-
-async def wait_for_line(worker: WorkerProcess, text: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in worker.output():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not logged within {timeout}s:\n{worker.output()}")
-        await asyncio.sleep(0.05)
-
-
-async def queued_outreach_jobs(redis: Redis) -> int:
-    return sum([await redis.zcard(key) async for key in redis.scan_iter(match="q:*")])
 
 
 @pytest.mark.parametrize("step", ["after_reserve", "after_commit", "after_enqueue"])
@@ -61,15 +47,9 @@ async def test_sigkill_between_writes_loses_and_doubles_nothing(
 ) -> None:
     tenant, phones, leads = await tenant_under_quota_pressure(factory)
 
-    doomed = workers.new("DispatchSettings", CHAOS_PAUSE_AT=step, CHAOS_PAUSE_S="30", **NO_CRON).start()
-    try:
-        await doomed.wait_healthy(redis)
-        killed = await client.dispatch(tenant_id=tenant, batch_size=100, job_id="killed-dispatch")
-        await wait_for_line(doomed, "chaos: pausing")
-        doomed.signal(signal.SIGKILL)
-        assert await doomed.wait_exit(timeout=10) == -signal.SIGKILL
-    finally:
-        doomed.kill()
+    killed = await dispatch_killed_at(
+        step, workers, redis, client, tenant, job_id="killed-dispatch", batch_size=100, **NO_CRON
+    )
 
     # The state the kill left behind.
     left = await ledger(engine, redis, today)

@@ -20,11 +20,11 @@ import pytest
 from redis.asyncio import Redis
 
 from src.client import EnqueuedJob, OutreachClient
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.factories import Factory
-from tests.failure.test_outages import all_results, lines, scenario
-from tests.servers import CuttableProxy, RedisServer
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory
+from tests.support.outages import all_results, scenario
+from tests.support.servers import CuttableProxy, RedisServer
+from tests.support.services import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.support.workers import Workers, lines
 
 HANG_S = 6  # longer than the timeout of every per-lead job (route's 5 s)
 PER_KIND = 10
@@ -99,11 +99,13 @@ def assert_quiet_about_timeouts(output: str, dependency: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_jobs_in_flight_outlive_a_hung_redis(own_redis: RedisServer, factory: Factory) -> None:
+async def test_jobs_in_flight_outlive_a_hung_redis(
+    own_redis: RedisServer, factory: Factory, workers: Workers
+) -> None:
     tenant, phones, leads = await scenario(factory)
     own = Redis.from_url(own_redis.url)
     async with postgres_proxy() as (proxy, database_url):
-        worker = WorkerProcess("Settings", REDIS_URL=own_redis.url, DATABASE_URL=database_url)
+        worker = workers.new("Settings", REDIS_URL=own_redis.url, DATABASE_URL=database_url)
         async with worker, OutreachClient.connect(own_redis.url) as client:
             await worker.wait_healthy(own)
             await warm_up(client, tenant, phones, leads)
@@ -127,10 +129,12 @@ async def test_jobs_in_flight_outlive_a_hung_redis(own_redis: RedisServer, facto
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_jobs_in_flight_outlive_a_hung_postgres(factory: Factory, redis: Redis) -> None:
+async def test_jobs_in_flight_outlive_a_hung_postgres(
+    factory: Factory, redis: Redis, workers: Workers
+) -> None:
     tenant, phones, leads = await scenario(factory)
     async with postgres_proxy() as (proxy, database_url):
-        worker = WorkerProcess("Settings", DATABASE_URL=database_url)
+        worker = workers.new("Settings", DATABASE_URL=database_url)
         async with worker, OutreachClient.connect(TEST_REDIS_URL) as client:
             await worker.wait_healthy(redis)
             await warm_up(client, tenant, phones, leads)

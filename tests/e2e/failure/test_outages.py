@@ -9,108 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from datetime import date
-from typing import Any
 from urllib.parse import urlsplit
-from uuid import UUID
 
 import pytest
-import redis.exceptions
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.client import EnqueuedJob, OutreachClient
-from src.redis_io.codec import job_deserializer
+from src.client import OutreachClient
 from tests.support.factories import Factory
 from tests.support.invariants import ledger
+from tests.support.outages import Feeder, all_results, scenario
 from tests.support.servers import CuttableProxy, RedisServer
 from tests.support.services import TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.support.tenants import ALWAYS_OPEN
-from tests.support.workers import Workers
+from tests.support.workers import Workers, lines, wait_for_line
 
 OUTAGE_S = 10
 WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "RETRY_BACKOFF_BASE_S": "1"}
-
-
-async def scenario(factory: Factory) -> tuple[UUID, list[UUID], list[UUID]]:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    phones = [await factory.phone(tenant, daily_limit=60) for _ in range(3)]
-    leads = await factory.leads(tenant, 120)
-    return tenant, phones, leads
-
-
-class Feeder:
-    """Keeps enqueueing a mix of all four jobs, `burst` at a time; remembers every job Redis acknowledged."""
-
-    def __init__(
-        self, client: OutreachClient, tenant: UUID, phones: list[UUID], leads: list[UUID], burst: int = 1
-    ) -> None:
-        self.client, self.tenant, self.phones, self.leads = client, tenant, phones, leads
-        self.burst = burst
-        self.acknowledged: list[EnqueuedJob[Any]] = []
-        self.refused = 0
-
-    async def run(self, stop: asyncio.Event) -> None:
-        n = 0
-        while not stop.is_set():
-            lead = self.leads[n % len(self.leads)]
-            try:
-                match n % 4:
-                    case 0:
-                        job: EnqueuedJob[Any] = await self.client.select_channel(
-                            tenant_id=self.tenant, lead_id=lead
-                        )
-                    case 1:
-                        job = await self.client.allocate_phone(tenant_id=self.tenant, lead_id=lead)
-                    case 2:
-                        job = await self.client.route(
-                            tenant_id=self.tenant,
-                            lead_id=lead,
-                            phone_id=self.phones[n % len(self.phones)],
-                            message_type="FOLLOWUP",
-                            payload={"n": n},
-                        )
-                    case _:
-                        job = await self.client.dispatch(tenant_id=self.tenant, batch_size=5)
-                self.acknowledged.append(job)
-            except (redis.exceptions.RedisError, OSError):
-                self.refused += 1
-                await asyncio.sleep(0.2)
-            n += 1
-            if n % self.burst == 0:
-                await asyncio.sleep(0.03 * self.burst)
-
-
-async def all_results(
-    jobs: list[EnqueuedJob[Any]], redis_client: Redis, timeout: float
-) -> list[dict[str, Any]]:
-    """The stored result of every job, waiting up to `timeout` for the last ones."""
-    deadline = time.monotonic() + timeout
-    pending = {job.job_id for job in jobs}
-    results: dict[str, dict[str, Any]] = {}
-    while pending:
-        for job_id in list(pending):
-            raw = await redis_client.get(f"arq:result:{job_id}")
-            if raw is not None:
-                results[job_id] = job_deserializer(raw)
-                pending.discard(job_id)
-        if pending:
-            assert time.monotonic() < deadline, f"{len(pending)} acknowledged jobs never completed"
-            await asyncio.sleep(0.5)
-    return [results[job.job_id] for job in jobs]
-
-
-def lines(output: str, pattern: str) -> int:
-    return len(re.findall(pattern, output))
-
-
-async def wait_for_line(worker: WorkerProcess, pattern: str, timeout: float) -> None:
-    """An outage's end is logged once jobs have succeeded for a quiet while (src/runtime/outages.py)."""
-    deadline = time.monotonic() + timeout
-    while not lines(worker.output(), pattern):
-        assert time.monotonic() < deadline, f"{pattern!r} not logged within {timeout}s:\n{worker.output()}"
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -11,72 +11,38 @@ expire it at once instead of waiting.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from uuid import UUID
+from datetime import date
 
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from src.client import EnqueuedJob, OutreachClient
-from src.contracts import DispatchResult
-from src.domain.quota import quota_date
+from src.client import OutreachClient
 from src.jobs.dispatch import dispatch
 from src.names import ARQ_IN_PROGRESS_PREFIX
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.conftest import TEST_REDIS_URL, job_ctx, make_settings
-from tests.factories import Factory
-from tests.failure.test_chaos import ALWAYS_OPEN
-from tests.failure.test_dispatch_crash import queued_outreach_jobs, wait_for_line
-from tests.invariants import ledger
-from tests.workers import WorkerProcess
+from tests.support.crashes import dispatch_killed_at
+from tests.support.factories import Factory, tenant_with_leads
+from tests.support.invariants import ledger, queued_outreach_jobs
+from tests.support.jobs import job_ctx
+from tests.support.services import make_settings
+from tests.support.workers import Workers, wait_for_line
 
 PATIENT = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "3600"}
 
 
-@pytest.fixture
-async def client(engine: AsyncEngine) -> AsyncIterator[OutreachClient]:
-    async with OutreachClient.connect(TEST_REDIS_URL) as connected:
-        yield connected
-
-
-async def tenant_with_leads(factory: Factory, count: int) -> UUID:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(tenant)
-    await factory.leads(tenant, count)
-    return tenant
-
-
-async def kill_after_commit(
-    client: OutreachClient, redis: Redis, tenant: UUID, job_id: str, batch_size: int
-) -> EnqueuedJob[DispatchResult]:
-    """Run `job_id` on a worker that pauses right after its commit, and SIGKILL the worker there."""
-    doomed = WorkerProcess("DispatchSettings", CHAOS_PAUSE_AT="after_commit", CHAOS_PAUSE_S="30", **PATIENT)
-    doomed.start()
-    try:
-        await doomed.wait_healthy(redis)
-        killed = await client.dispatch(tenant_id=tenant, batch_size=batch_size, job_id=job_id)
-        await wait_for_line(doomed, "chaos: pausing")
-        doomed.signal(signal.SIGKILL)
-        assert await doomed.wait_exit(timeout=10) == -signal.SIGKILL
-    finally:
-        doomed.kill()
-    return killed
-
-
 async def test_the_rerun_of_a_killed_dispatch_relays_its_own_batch_at_once(
-    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers, today: date
 ) -> None:
     tenant = await tenant_with_leads(factory, 20)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
-    killed = await kill_after_commit(client, redis, tenant, "killed-dispatch", batch_size=100)
+    killed = await dispatch_killed_at(
+        "after_commit", workers, redis, client, tenant, job_id="killed-dispatch", batch_size=100, **PATIENT
+    )
     left = await ledger(engine, redis, today)
     assert (len(left.marked), left.outbox, await queued_outreach_jobs(redis)) == (20, 20, 0)
 
     await redis.pexpire(ARQ_IN_PROGRESS_PREFIX + "killed-dispatch", 1)
-    async with WorkerProcess("DispatchSettings", **PATIENT) as survivor:
+    async with workers.new("DispatchSettings", **PATIENT) as survivor:
         await survivor.wait_healthy(redis)
         rerun = await killed.result(timeout=20)
         state = await client.job_state("killed-dispatch")
@@ -92,21 +58,29 @@ async def test_the_rerun_of_a_killed_dispatch_relays_its_own_batch_at_once(
 
 
 async def test_a_dead_dispatchers_batch_goes_with_the_next_dispatch_and_a_running_ones_stays(
-    deps: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient
+    deps: Deps,
+    factory: Factory,
+    engine: AsyncEngine,
+    redis: Redis,
+    client: OutreachClient,
+    workers: Workers,
+    clock: FixedClock,
+    today: date,
 ) -> None:
     tenant = await tenant_with_leads(factory, 20)
-    today = quota_date(datetime.now(UTC), "Europe/Bucharest")
-    dead = await kill_after_commit(client, redis, tenant, "dead-dispatch", batch_size=10)
+    dead = await dispatch_killed_at(
+        "after_commit", workers, redis, client, tenant, job_id="dead-dispatch", batch_size=10, **PATIENT
+    )
     # One job at a time: paused on live-dispatch, this worker cannot start dead-dispatch's rerun.
-    paused = WorkerProcess(
+    paused = workers.new(
         "DispatchSettings",
         CHAOS_PAUSE_AT="after_commit",
         CHAOS_PAUSE_S="10",
         DISPATCH_CONCURRENCY="1",
         **PATIENT,
     )
-    # The next dispatch of the tenant, in this process, on the workers' clock.
-    next_tick = await build_deps(make_settings(outbox_relay_grace_s=3600))
+    # The next dispatch of the tenant, in this process, on the test's clock (the workers' too).
+    next_tick = await build_deps(make_settings(outbox_relay_grace_s=3600), clock=clock)
     async with paused:
         await paused.wait_healthy(redis)
         live = await client.dispatch(tenant_id=tenant, batch_size=10, job_id="live-dispatch")

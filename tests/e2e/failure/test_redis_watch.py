@@ -7,23 +7,22 @@ import asyncio
 import re
 
 import pytest
-from loguru import logger
 from redis.asyncio import Redis
 
 from src.names import REDIS_MARKER_KEY
-from src.runtime.redis_watch import RedisWatch
-from tests.failure.test_outages import lines, wait_for_line
-from tests.servers import RedisServer
-from tests.workers import WorkerProcess
+from tests.support.servers import RedisServer
+from tests.support.workers import Workers, lines, wait_for_line
 
 HANG_S = 8
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-async def test_a_hang_a_drop_and_a_loss_of_data_are_each_said_once(own_redis: RedisServer) -> None:
+async def test_a_hang_a_drop_and_a_loss_of_data_are_each_said_once(
+    own_redis: RedisServer, workers: Workers
+) -> None:
     own = Redis.from_url(own_redis.url)
-    worker = WorkerProcess("Settings", REDIS_URL=own_redis.url)
+    worker = workers.new("Settings", REDIS_URL=own_redis.url)
     async with worker:
         await worker.wait_healthy(own)
         await asyncio.sleep(1.5)  # the watch has seen the marker
@@ -53,25 +52,3 @@ async def test_a_hang_a_drop_and_a_loss_of_data_are_each_said_once(own_redis: Re
         assert what in lost, lost
     noise = re.findall(r"^.*\| (?:WARNING|ERROR|CRITICAL) +\|.*$", output, flags=re.MULTILINE)
     assert len(noise) == 5, "\n".join(noise)
-
-
-async def test_the_watch_reports_a_lost_marker_once_and_sets_it_again(redis: Redis) -> None:
-    said: list[str] = []
-    sink = logger.add(lambda m: said.append(f"{m.record['level'].name} {m.record['message']}"), level="INFO")
-    watch = RedisWatch(redis, timeout_s=1.0, on_back=lambda: 0)
-    other = RedisWatch(redis, timeout_s=1.0, on_back=lambda: 0)  # a second worker process
-    try:
-        assert await watch.probe()
-        assert await other.probe()
-        await watch.probe()
-        assert said == []  # the first sight of the marker is no loss
-        await redis.flushdb()
-        assert await watch.probe()
-        assert await watch.probe()
-        assert await other.probe()  # finds the marker the first one set again
-    finally:
-        logger.remove(sink)
-
-    assert [line.split(" ", 1)[0] for line in said] == ["ERROR", "ERROR"], said
-    assert "is gone" in said[0]
-    assert "is another one" in said[1]

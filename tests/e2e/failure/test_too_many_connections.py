@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
-from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
-from tests.factories import Factory
-from tests.failure.test_outages import Feeder, all_results, lines, scenario, wait_for_line
-from tests.workers import WorkerProcess
+from tests.support.factories import Factory
+from tests.support.outages import Feeder, all_results, scenario
+from tests.support.services import TEST_DATABASE_URL, TEST_REDIS_URL
+from tests.support.workers import Workers, lines, wait_for_line
 
 REFUSING_S = 10
 TEST_DATABASE = urlsplit(TEST_DATABASE_URL).path.lstrip("/")
@@ -66,11 +66,11 @@ async def limit_connections(engine: AsyncEngine, limit: int | None) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_too_many_connections_is_one_outage(
-    factory: Factory, engine: AsyncEngine, redis: Redis
+    factory: Factory, engine: AsyncEngine, redis: Redis, workers: Workers
 ) -> None:
     tenant, phones, leads = await scenario(factory)
     async with limited_role(engine) as database_url:
-        worker = WorkerProcess("Settings", DATABASE_URL=database_url, RETRY_BACKOFF_BASE_S="1")
+        worker = workers.new("Settings", DATABASE_URL=database_url, RETRY_BACKOFF_BASE_S="1")
         async with worker, OutreachClient.connect(TEST_REDIS_URL) as client:
             await worker.wait_healthy(redis)
             # The worker's pool opens its connections as jobs need them: 2 get through, the others are
