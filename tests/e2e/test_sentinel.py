@@ -15,6 +15,7 @@ from tests.support.factories import Factory
 from tests.support.jobs import job_ctx
 from tests.support.servers import SentinelServer
 from tests.support.services import TEST_REDIS_URL, make_settings
+from tests.support.tenants import ALWAYS_OPEN
 from tests.support.workers import Workers
 
 
@@ -31,7 +32,7 @@ def sentinel_url() -> Iterator[str]:
 async def test_jobs_and_the_ops_client_work_through_sentinel(
     sentinel_url: str, factory: Factory, redis: Redis, clock: FixedClock, workers: Workers
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
     deps = await build_deps(make_settings(redis_url=sentinel_url), clock=clock)

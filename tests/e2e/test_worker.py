@@ -73,7 +73,7 @@ async def test_one_process_serves_all_four_queues(
 async def test_a_single_queue_settings_runs_that_queue_alone(
     deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     lead = await factory.lead(tenant, company={"hlr_reachable": False})
 
     async with workers.new("SelectorSettings") as worker:
@@ -90,7 +90,7 @@ async def test_a_single_queue_settings_runs_that_queue_alone(
 async def test_json_logs_are_one_object_per_line_from_the_first_line(
     deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     lead = await factory.lead(tenant)
     async with workers.new("Settings", LOG_FORMAT="json") as worker:
         await worker.wait_healthy(redis)

@@ -17,6 +17,7 @@ from src.names import quota_key
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
 from tests.support.jobs import checked, job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 
 async def run(deps: Deps, tenant: UUID, lead: UUID, **extra: Any) -> dict[str, Any]:
@@ -31,7 +32,7 @@ async def use_quota(deps: Deps, phone: UUID, used: int) -> None:
 
 
 async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory, today: date) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant)
     lead = await factory.lead(tenant)
 
@@ -50,7 +51,7 @@ async def test_new_lead_gets_a_phone_and_keeps_it(deps: Deps, factory: Factory, 
 
 
 async def test_banned_sticky_phone_is_replaced_by_a_fallback(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(tenant, status="BANNED")
     healthy = await factory.phone(tenant)
     lead = await factory.lead(tenant, assigned_phone_id=banned)
@@ -65,7 +66,7 @@ async def test_banned_sticky_phone_is_replaced_by_a_fallback(deps: Deps, factory
 async def test_no_phone_with_quota_is_a_result_not_a_failure(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, daily_limit=10)
     await use_quota(deps, phone, 10)
     lead = await factory.lead(tenant)
@@ -78,7 +79,7 @@ async def test_no_phone_with_quota_is_a_result_not_a_failure(
 
 
 async def test_reads_and_writes_stay_in_the_tenant(deps: Deps, factory: Factory, redis: Redis) -> None:
-    mine, theirs = await factory.tenant(), await factory.tenant()
+    mine, theirs = await factory.tenant(**ALWAYS_OPEN), await factory.tenant(**ALWAYS_OPEN)
     my_phone = await factory.phone(mine)
     # Their phone has 5,000 times my phone's room: a pool that let it in would draw it nearly every time.
     their_phone = await factory.phone(theirs, daily_limit=1_000_000)
@@ -98,7 +99,7 @@ async def test_reads_and_writes_stay_in_the_tenant(deps: Deps, factory: Factory,
 async def test_200_concurrent_allocations_spread_over_4_phones(
     deps: Deps, factory: Factory, redis: Redis
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phones = [await factory.phone(tenant) for _ in range(4)]
     full = await factory.phone(tenant)
     await use_quota(deps, full, 200)
@@ -125,7 +126,7 @@ async def test_200_concurrent_allocations_spread_over_4_phones(
 
 
 async def test_concurrent_allocations_of_one_lead_yield_one_phone(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     for _ in range(4):
         await factory.phone(tenant)
     lead = await factory.lead(tenant)
@@ -139,7 +140,7 @@ async def test_concurrent_allocations_of_one_lead_yield_one_phone(deps: Deps, fa
 
 
 async def test_concurrent_reallocations_from_a_banned_phone_agree(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     banned = await factory.phone(tenant, status="BANNED")
     for _ in range(4):
         await factory.phone(tenant)

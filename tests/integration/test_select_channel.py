@@ -11,6 +11,7 @@ from src.jobs.select_channel import select_channel
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
 from tests.support.jobs import checked, job_ctx
+from tests.support.tenants import ALWAYS_OPEN
 
 
 async def run(deps: Deps, **payload: Any) -> dict[str, Any]:
@@ -19,7 +20,7 @@ async def run(deps: Deps, **payload: Any) -> dict[str, Any]:
 
 
 async def test_selects_whatsapp_with_reasoning(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     lead = await factory.lead(tenant, company={"telefon_principal": "0721 555 666"})
 
@@ -43,7 +44,7 @@ async def test_selects_whatsapp_with_reasoning(deps: Deps, factory: Factory) -> 
 async def test_email_replaces_whatsapp_when_the_tenant_has_no_available_phone(
     deps: Deps, factory: Factory
 ) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant, status="BANNED")
     lead = await factory.lead(tenant, engagement_stage="CONTACTED_WA", last_channel_used="WHATSAPP")
 
@@ -54,7 +55,7 @@ async def test_email_replaces_whatsapp_when_the_tenant_has_no_available_phone(
 
 
 async def test_preferred_email_respects_opt_out(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     await factory.phone(tenant)
     lead = await factory.lead(tenant, email_opted_out=True)
 
@@ -66,7 +67,7 @@ async def test_preferred_email_respects_opt_out(deps: Deps, factory: Factory) ->
 
 
 async def test_a_lead_of_another_tenant_is_not_found(deps: Deps, factory: Factory) -> None:
-    mine, theirs = await factory.tenant(), await factory.tenant()
+    mine, theirs = await factory.tenant(**ALWAYS_OPEN), await factory.tenant(**ALWAYS_OPEN)
     their_lead = await factory.lead(theirs)
 
     with pytest.raises(NotFound, match=f"lead {their_lead} not found for tenant {mine}"):
@@ -74,7 +75,7 @@ async def test_a_lead_of_another_tenant_is_not_found(deps: Deps, factory: Factor
 
 
 async def test_unknown_lead_is_a_permanent_failure(deps: Deps, factory: Factory) -> None:
-    tenant = await factory.tenant()
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     with pytest.raises(NotFound):
         await run(deps, tenantId=tenant, leadId=uuid4())
 

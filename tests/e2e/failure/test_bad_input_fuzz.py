@@ -29,6 +29,7 @@ from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.factories import Factory
 from tests.support.jobs import job_ctx
 from tests.support.services import TEST_REDIS_URL, make_settings
+from tests.support.tenants import ALWAYS_OPEN
 from tests.support.workers import Workers
 
 T, L, P = str(uuid4()), str(uuid4()), str(uuid4())
@@ -196,7 +197,7 @@ def test_a_payload_that_is_not_an_object_is_refused(
 async def test_the_real_worker_rejects_bad_input_once_and_writes_only_its_result(
     deps: Deps, factory: Factory, redis: Redis, workers: Workers
 ) -> None:
-    await factory.tenant()
+    await factory.tenant(**ALWAYS_OPEN)
     samples = [
         ("dispatch", {**VALID["dispatch"], "batchSize": -5}, "batchSize"),
         ("dispatch", {**VALID["dispatch"], "tenantId": "Ține minte 🙂"}, "tenantId"),
