@@ -10,10 +10,11 @@ bash scripts/services.sh
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/cerniq_test}
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
 db_name=${TEST_DATABASE_URL##*/}
-if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db_name'" | grep -q 1; then
-  echo "==> creating database $db_name"
-  psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$db_name\""
-fi
+# The test database is the suite's own and is made anew each run: a schema that another checkout migrated
+# further (a revision this one does not have) would otherwise stop `alembic upgrade` here.
+echo "==> creating database $db_name"
+psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)"
+psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$db_name\""
 
 echo "==> migrating $db_name"
 DATABASE_URL=$TEST_DATABASE_URL .venv/bin/alembic upgrade head >/dev/null
