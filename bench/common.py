@@ -169,7 +169,14 @@ JOURNEY_COLUMNS = (
     "sequence_step",
     "last_channel_used",
     "last_dispatched_at",
+    "whatsapp_lawful_basis",
+    "whatsapp_basis_at",
+    "whatsapp_basis_source",
+    "email_lawful_basis",
+    "email_basis_at",
+    "email_basis_source",
 )
+SUPPRESSION_COLUMNS = ("tenant_id", "channel", "kind", "value", "reason", "created_by")
 _COPY_CHUNK = 50_000
 
 _JUDETE = {
@@ -298,7 +305,40 @@ def _journey(
         rng.randrange(1, 6) if contacted and sequence else 0,
         last_channel,
         now - timedelta(days=rng.randrange(1, 60)) if contacted else None,
+        *_bases(lead_id, now),
     )
+
+
+def _bases(lead_id: UUID, now: datetime) -> tuple[Any, ...]:
+    """Every lead has a basis for both channels that the Romanian default allows (issue 11), derived from
+    its id: the generator's random stream, and so the rest of the data, stay what they were before."""
+    basis = "EXISTING_CUSTOMER" if lead_id.int % 3 == 0 else "CONSENT"
+    source = (
+        f"contract:RO-{lead_id.int % 100_000}"
+        if basis == "EXISTING_CUSTOMER"
+        else "form:https://agro.example/abonare"
+    )
+    at = now - timedelta(days=1 + lead_id.int % 700)
+    return basis, at, source, basis, at, source
+
+
+async def add_suppressions(apg: asyncpg.Connection, seed: int, tenant_id: UUID, count: int) -> None:
+    """`count` suppression entries, half the tenant's and half global, of every kind and channel, none of
+    which names a generated lead (so the service and the spec's algorithm still enqueue the same jobs):
+    what dispatch pays is the lookup of each batch's keys among them. Their own random stream."""
+    rng = random.Random(seed)
+    rows = []
+    for n in range(count):
+        kind = ("EMAIL", "DOMAIN", "PHONE")[n % 3]
+        if kind == "EMAIL":
+            value = f"{rng.choice(_FIRST).lower()}.{n}@{rng.choice(_COMPANY_WORDS).lower()}-{n % 400}.ro"
+        elif kind == "DOMAIN":
+            value = f"{rng.choice(_COMPANY_WORDS).lower()}{n}.{rng.choice(('ro', 'com', 'eu'))}"
+        else:
+            value = f"+40268{n:06d}"
+        channel = ("ALL", "EMAIL", "WHATSAPP")[rng.randrange(3)]
+        rows.append((tenant_id if n % 2 else None, channel, kind, value, "bench", "bench"))
+    await apg.copy_records_to_table("suppressions", records=rows, columns=SUPPRESSION_COLUMNS)
 
 
 async def add_tenant(

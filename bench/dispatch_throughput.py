@@ -3,12 +3,15 @@
     .venv/bin/python -m bench.dispatch_throughput             # 20,000 leads, 50 phones
     .venv/bin/python -m bench.dispatch_throughput --quick     # 4,000 leads
     .venv/bin/python -m bench.dispatch_throughput --profile   # also a pyinstrument profile of (a)
+    .venv/bin/python -m bench.dispatch_throughput --replica   # (a) on a primary + replica, acks 0 vs 1
 
 Data: one tenant (sending window always open), 50 phones of which 4 are paused, banned or disabled, one
 phone's quota already spent today, and leads with realistic variety: numbers in several formats (some
 unusable), most WhatsApp-able, some e-mail only, some opted out of one channel or both, a quarter sticky
 on a phone (some on an unavailable one), 3% held for human review, mixed priorities and sequences, next
-action never set or in the past. Daily limits (500 a phone) cover every WhatsApp lead, so both algorithms
+action never set or in the past. Every lead has a lawful basis for both channels that the tenant allows,
+and 10,000 suppression entries are present (half the tenant's, half global; addresses, domains, numbers),
+none naming a generated lead. Daily limits (500 a phone) cover every WhatsApp lead, so both algorithms
 enqueue a job for every lead that has a channel: the comparison is like for like.
 
 (a) the service: the real job function `src.jobs.dispatch.dispatch` with a real Deps (`build_deps`, clock
@@ -39,7 +42,7 @@ import asyncio
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import uvloop
@@ -51,6 +54,7 @@ from bench.common import (
     Target,
     TenantData,
     add_leads,
+    add_suppressions,
     add_tenant,
     bench_deps,
     connect,
@@ -69,9 +73,11 @@ from src.runtime.log import configure_logging
 from src.runtime.queues import freeze_startup_heap
 from tests.support.clock import OPEN_HOURS
 from tests.support.jobs import job_ctx
+from tests.support.sentinel import Replicated
 
 TARGET_RATIO = 10.0
 DAILY_LIMIT = 500
+SUPPRESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ async def populate(target: Target, *, seed: int, leads: int, phones: int) -> Ten
         rng = random.Random(seed)
         tenant = await add_tenant(apg, rng, index=0, phones=phones, daily_limit=DAILY_LIMIT)
         await add_leads(apg, rng, tenant, leads)
-        await apg.execute("VACUUM ANALYZE gold_lead_journey, gold_companies, wa_phone_numbers")
+        await add_suppressions(apg, seed + 1, tenant.id, SUPPRESSIONS)
+        await apg.execute("VACUUM ANALYZE gold_lead_journey, gold_companies, wa_phone_numbers, suppressions")
         full = next(p for p in tenant.phones if p.available)
         await deps.redis.set(quota_key(full.id, quota_date(OPEN_HOURS, "Europe/Bucharest")), DAILY_LIMIT)
     finally:
@@ -113,9 +120,15 @@ async def _jobs_written(target: Target) -> int:
 
 
 async def run_service(
-    target: Target, tenant: TenantData, batch: int, *, dispatchers: int = 1, profile: bool = False
+    target: Target,
+    tenant: TenantData,
+    batch: int,
+    *,
+    dispatchers: int = 1,
+    profile: bool = False,
+    acks: int = 0,
 ) -> Run:
-    deps = await bench_deps(target)
+    deps = await bench_deps(target, redis_min_replica_acks=acks)
     normalize_phone.cache_clear()  # every lead's number is new to this process, as in production
     freeze_startup_heap()  # as the worker does once it has started
     payload = {"correlationId": "bench", "tenantId": str(tenant.id), "batchSize": batch}
@@ -240,6 +253,42 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if headline >= TARGET_RATIO else 1
 
 
+async def main_replicated(args: argparse.Namespace) -> int:
+    """The cost of REDIS_MIN_REPLICA_ACKS=1: the service's dispatch against a primary with one replica
+    (redis-server --replicaof, both of this run's own, on loopback), each round with 0 then with 1."""
+    configure_logging("WARNING")
+    servers = Replicated(replicas=1)
+    try:
+        await servers.start()
+        target = replace(Target.from_env(), redis_url=servers.url(Target.from_env().redis_db))
+        await prepare(target)
+        print(
+            f"dispatch throughput against a primary and a replica: {args.leads} leads, {args.rounds} round(s)"
+        )
+        runs: dict[tuple[int, int], list[Run]] = {}
+        for round_no in range(args.rounds):
+            for batch in (args.batch, 100):
+                for acks in (0, 1):
+                    tenant = await populate(target, seed=args.seed, leads=args.leads, phones=args.phones)
+                    runs.setdefault((batch, acks), []).append(
+                        await run_service(target, tenant, batch, acks=acks)
+                    )
+            print(f"  round {round_no + 1} done", flush=True)
+    finally:
+        servers.close()
+    for batch in (args.batch, 100):
+        without, with_acks = (
+            sorted(runs[batch, acks], key=lambda run: run.rate)[args.rounds // 2] for acks in (0, 1)
+        )
+        ratio = statistics.median(
+            b.rate / a.rate for a, b in zip(runs[batch, 0], runs[batch, 1], strict=True)
+        )
+        print(_row("REDIS_MIN_REPLICA_ACKS=0", batch, without))
+        print(_row("REDIS_MIN_REPLICA_ACKS=1", batch, with_acks))
+        print(f"  batch {batch}: with acks / without = {ratio:.2f} (median of the rounds' ratios)")
+    return 0
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leads", type=int, default=20_000)
@@ -249,6 +298,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="4,000 leads, one round")
     parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile of run (a)")
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="instead: (a) against a primary and a replica, REDIS_MIN_REPLICA_ACKS 0 vs 1",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.leads, args.rounds = min(args.leads, 4_000), 1
@@ -256,4 +310,5 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    raise SystemExit(uvloop.run(main(parse())))
+    arguments = parse()
+    raise SystemExit(uvloop.run(main_replicated(arguments) if arguments.replica else main(arguments)))

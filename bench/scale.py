@@ -40,6 +40,7 @@ from bench.common import (
     Target,
     TenantData,
     add_leads,
+    add_suppressions,
     add_tenant,
     bench_deps,
     connect,
@@ -54,9 +55,10 @@ from src.runtime.deps import Deps, close_deps
 from src.runtime.log import configure_logging
 from tests.support.clock import OPEN_HOURS
 from tests.support.jobs import job_ctx
+from tests.support.services import TABLES
 
 TARGET_RATIO = 1.5
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: every lead has a lawful basis, 10,000 suppression entries (issue 11)
 TENANTS = 8
 DUE_LEADS = 3_000
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -92,9 +94,7 @@ async def generate(db: Database, seed: int, regenerate: bool) -> None:
             return
         started = time.perf_counter()
         await apg.execute("DROP TABLE IF EXISTS bench_meta, bench_snapshot")
-        await apg.execute(
-            "TRUNCATE dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants CASCADE"
-        )
+        await apg.execute(f"TRUNCATE {TABLES} CASCADE")
         rng = random.Random(seed)
         tenants: list[TenantData] = [
             await add_tenant(apg, rng, index=100 + n, phones=50, daily_limit=500) for n in range(TENANTS)
@@ -106,6 +106,7 @@ async def generate(db: Database, seed: int, regenerate: bool) -> None:
         for n, tenant in enumerate(tenants):
             count = per_tenant + (rest - per_tenant * TENANTS if n == 0 else 0)
             await add_leads(apg, rng, tenant, count, due_share=0.0 if n == 0 else 0.05, keep_ids=False)
+        await add_suppressions(apg, seed + 1, measured.id, 10_000)
         await apg.execute("VACUUM ANALYZE")
         # The measured tenant's due leads as generated, to put back before every run.
         await apg.execute(
@@ -152,6 +153,7 @@ async def restore(db: Database) -> None:
             """
         )
         await apg.execute("DELETE FROM dispatch_outbox")
+        await apg.execute("TRUNCATE outreach_messages")  # append-only: the evidence of earlier runs
         await apg.execute("VACUUM ANALYZE gold_lead_journey, dispatch_outbox")
     finally:
         await apg.close()

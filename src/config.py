@@ -23,6 +23,8 @@ JOB_TIMEOUT_S: dict[Function, float] = {
 # A connect or Redis command timeout may take at most this share of the shortest job timeout: it must fire
 # inside every job's budget (src/runtime/budget.py), with room left for a retry's bookkeeping.
 DEPENDENCY_TIMEOUT_SHARE = 0.5
+# A WAIT for replicas blocks at most this share of REDIS_SOCKET_TIMEOUT_S.
+REPLICA_ACK_TIMEOUT_SHARE = 0.5
 
 
 class Config(BaseSettings):
@@ -43,6 +45,10 @@ class Config(BaseSettings):
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     redis_max_connections: int = Field(default=200, ge=8)
     redis_socket_timeout_s: float = Field(default=1.0, gt=0)
+    # Replicas that must hold a write before the service relies on it (src/redis_io/replicas.py): 0 with a
+    # lone Redis, 1 with Sentinel and replicas, so that a failover loses no acknowledged reservation or
+    # enqueue. Each WAIT blocks at most half of REDIS_SOCKET_TIMEOUT_S; fewer acks is a transient fault.
+    redis_min_replica_acks: int = Field(default=0, ge=0, le=16)
 
     # Logging: text for people, json for log shippers (one object per line).
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -80,6 +86,11 @@ class Config(BaseSettings):
     # another dispatch once this old, by PostgreSQL's clock; a dead job's row goes at once (outbox.py).
     outbox_relay_grace_s: float = Field(default=60.0, ge=0)
     quota_key_ttl_s: int = Field(default=259_200, ge=172_800)
+    # The evidence of every message (outreach_messages) is kept this many days (three years, a leap day
+    # included), then deleted by the "ALL" fan-out (the cron's, every 5 minutes), at most
+    # MESSAGE_RETENTION_BATCH rows per tick, oldest first.
+    message_retention_days: int = Field(default=1096, ge=1)
+    message_retention_batch: int = Field(default=10_000, ge=1, le=1_000_000)
     # route: the largest `payload` accepted, in bytes of its JSON encoding. The payload is copied into the
     # output queue and into arq's stored result of the router job, so a big one costs Redis memory twice.
     max_payload_bytes: int = Field(default=65_536, ge=1_024, le=16_777_216)
@@ -120,6 +131,11 @@ class Config(BaseSettings):
     def _redis_target(cls, value: str) -> str:
         parse_redis_url(value)
         return value
+
+    @property
+    def replica_ack_timeout_s(self) -> float:
+        """How long a WAIT for replicas blocks: inside the socket timeout, so Redis answers it in time."""
+        return REPLICA_ACK_TIMEOUT_SHARE * self.redis_socket_timeout_s
 
     @property
     def database_url_sync_scheme(self) -> str:

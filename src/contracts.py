@@ -152,6 +152,12 @@ class Reasoning(_Wire):
     previous_engagement: str | None
     whatsapp_capacity: bool
     normalized_phone: str | None
+    # What the law says of the lead (src/domain/lawful.py): its bases, the media a suppression entry
+    # blocks for it (WHATSAPP, EMAIL), and whether it objected.
+    whatsapp_lawful_basis: str | None = None
+    email_lawful_basis: str | None = None
+    suppressed: list[str] = Field(default_factory=list)
+    objected: bool = False
 
 
 class ChannelSelectionResult(_Wire):

@@ -51,6 +51,9 @@ ALL_QUEUES_HEALTH_KEY = "outreach:orchestrator:all" + HEALTH_CHECK_SUFFIX
 # Kept in Redis by the worker processes, without expiry: gone means Redis lost its data
 # (src/runtime/redis_watch.py).
 REDIS_MARKER_KEY = "outreach:orchestrator:redis-marker"
+# Written before each WAIT for replicas, so that the WAIT covers every earlier write of the primary
+# (src/redis_io/replicas.py); its value means nothing.
+REPLICA_FENCE_KEY = "outreach:orchestrator:replica-fence"
 
 
 def health_key(queue: str) -> str:

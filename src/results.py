@@ -20,6 +20,7 @@ from src.contracts import Channel
 from src.domain.allocation import Allocation, AllocationReason, PhoneState
 from src.domain.channels import ChannelDecision, LeadContact
 from src.domain.dispatch import Decision, Outcome, queue_of
+from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding, Refusal
 from src.errors import JobError
 
@@ -46,21 +47,23 @@ def channel_selection(
     contact: LeadContact,
     decision: ChannelDecision,
     whatsapp_capacity: bool,
+    lawful: LawfulStanding,
     refusal: Refusal | None = None,
 ) -> Wire:
     """ChannelSelectionResult. `refusal`: no channel at all (a suspended tenant), whatever the decision;
     its reasoning still explains the lead."""
+    result = _channel_result(lead_id, contact, decision, whatsapp_capacity, lawful)
     if refusal is not None:
-        return _channel_result(lead_id, contact, decision, whatsapp_capacity) | {
+        return result | {
             "selectedChannel": None,
             "fallbackChannel": None,
             "reasonCode": refusal.value,
         }
-    return _channel_result(lead_id, contact, decision, whatsapp_capacity)
+    return result
 
 
 def _channel_result(
-    lead_id: UUID, contact: LeadContact, decision: ChannelDecision, whatsapp_capacity: bool
+    lead_id: UUID, contact: LeadContact, decision: ChannelDecision, capacity: bool, lawful: LawfulStanding
 ) -> Wire:
     return {
         "leadId": str(lead_id),
@@ -73,8 +76,12 @@ def _channel_result(
             "currentStage": contact.stage,
             "preferenceScore": {channel.value: score for channel, score in decision.scores.items()},
             "previousEngagement": contact.last_channel_used,
-            "whatsappCapacity": whatsapp_capacity,
+            "whatsappCapacity": capacity,
             "normalizedPhone": decision.verified_phone,
+            "whatsappLawfulBasis": lawful.bases.whatsapp.basis,
+            "emailLawfulBasis": lawful.bases.email.basis,
+            "suppressed": sorted(lawful.suppressed),
+            "objected": lawful.bases.objected,
         },
         "fallbackChannel": decision.fallback.value if decision.fallback else None,
         "reasonCode": decision.reason.value,
@@ -136,6 +143,16 @@ def refusal_reason(refusal: Refusal, standing: LeadStanding) -> str:
             return f"{refusal}: the lead is held for human review"
         case Refusal.WHATSAPP_OPTED_OUT:
             return f"{refusal}: the lead opted out of WhatsApp"
+        case Refusal.OBJECTED:
+            return f"{refusal}: the lead objected to direct marketing (GDPR art. 21), on every channel"
+        case Refusal.SUPPRESSED:
+            return f"{refusal}: a suppression entry names the lead's number or address for WhatsApp"
+        case Refusal.NO_LAWFUL_BASIS:
+            basis, allowed = (
+                standing.lawful.bases.whatsapp.basis,
+                ", ".join(sorted(standing.lawful.allowed_bases)),
+            )
+            return f"{refusal}: the lead's WhatsApp basis is {basis}, the tenant allows {allowed}"
 
 
 def _allocation_reason(allocation: Allocation, phone: PhoneState | None) -> str:

@@ -10,15 +10,16 @@ the configuration (environment and .env) when arq imports this module: arq reads
 `__dict__`, so the options cannot come from a base class. Nothing but arq imports this module; the
 queues themselves are described in src/runtime/queues.py.
 
-`Settings` is a launcher: arq builds a Worker from it whose startup hook runs the QueueSupervisor, which
-owns one Worker per queue (src/runtime/supervisor.py) and returns only at shutdown. That launcher Worker
-never polls a queue itself.
+Each is a launcher: arq builds a Worker from it whose startup hook runs the QueueSupervisor, which owns
+one Worker per queue (src/runtime/supervisor.py), restarts those Redis takes down, and returns only at
+shutdown. The launcher Worker never polls a queue itself. So a one-queue process, like the all-queues
+one, outlives a Redis outage or failover instead of exiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import uvloop
@@ -26,7 +27,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 
 from src.config import Config, get_config
-from src.names import ALL_QUEUES_HEALTH_KEY, Queue
+from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
 from src.runtime import metrics
 from src.runtime.deps import build_deps, close_deps
 from src.runtime.log import configure_logging
@@ -57,28 +58,13 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
         await close_deps(ctx.pop("deps"))
 
 
-def one_queue(queue: Queue) -> Callable[[C], C]:
-    """The options of a process that serves `queue` alone, with plain arq."""
+def supervised(queues: Sequence[Queue], *, health_check_key: str) -> Callable[[C], C]:
+    """The options of a launcher that runs `queues`, one arq Worker each, under one supervisor, which
+    restarts a queue worker that Redis took down (a restart, an outage, a Sentinel failover) once Redis
+    answers again. `health_check_key` is what `--check` reads: the process's own key for several
+    queues, the queue's own for one."""
 
-    async def startup(ctx: dict[str, Any]) -> None:
-        configure_logging(CONFIG.log_level, CONFIG.log_format)
-        ctx["queue"] = queue.value
-        ctx["deps"] = await build_deps(CONFIG)
-        metrics.serve(CONFIG.metrics_port)
-        freeze_startup_heap()
-
-    def decorate(cls: C) -> C:
-        return _options(
-            cls, worker_options(queue, CONFIG) | {"on_startup": startup, "on_shutdown": _shutdown}
-        )
-
-    return decorate
-
-
-def all_queues(cls: C) -> C:
-    """The options of the launcher that runs every queue in this process, under one supervisor."""
-
-    async def run_all_queues(ctx: dict[str, Any]) -> None:
+    async def run_queues(ctx: dict[str, Any]) -> None:
         configure_logging(CONFIG.log_level, CONFIG.log_format)
         deps = await build_deps(CONFIG)
         ctx["deps"] = deps
@@ -92,21 +78,31 @@ def all_queues(cls: C) -> C:
                 **options, redis_pool=pool, handle_signals=False, ctx={"deps": deps, "queue": queue.value}
             )
 
-        supervisor = QueueSupervisor(CONFIG, list(QUEUES), make_worker, redis=deps.redis)
+        # One queue: its worker keeps the queue's health key; several: the supervisor keeps the process's.
+        own_key = ALL_QUEUES_HEALTH_KEY if len(queues) > 1 else None
+        supervisor = QueueSupervisor(CONFIG, list(queues), make_worker, redis=deps.redis, health_key=own_key)
         supervisor.install_signal_handlers()
         await supervisor.run()
         # Leave through arq's own shutdown path: Worker.run() treats CancelledError as a normal stop,
         # then runs on_shutdown and exits 0.
         raise asyncio.CancelledError
 
-    launcher = worker_options(Queue.DISPATCH, CONFIG) | {
+    launcher = worker_options(queues[0], CONFIG) | {
         "cron_jobs": [],
-        "on_startup": run_all_queues,
+        "on_startup": run_queues,
         "on_shutdown": _shutdown,
-        "health_check_key": ALL_QUEUES_HEALTH_KEY,
+        "health_check_key": health_check_key,
         "job_completion_wait": 0,
     }
-    return _options(cls, launcher)
+    return lambda cls: _options(cls, launcher)
+
+
+def one_queue(queue: Queue) -> Callable[[C], C]:
+    """The options of a process that serves `queue` alone."""
+    return supervised([queue], health_check_key=health_key(queue))
+
+
+all_queues = supervised(list(QUEUES), health_check_key=ALL_QUEUES_HEALTH_KEY)
 
 
 @all_queues

@@ -41,6 +41,13 @@ NAMING_CONVENTION = {
 
 DUE_STAGES = ("COLD", "CONTACTED_WA", "CONTACTED_EMAIL")
 STAGES = (*DUE_STAGES, "WARM_REPLY", "NEGOTIATION", "CONVERTED", "DEAD", "PAUSED")
+LAWFUL_BASES = ("CONSENT", "EXISTING_CUSTOMER", "LEGITIMATE_INTEREST")  # src/domain/lawful.py
+# The due lead: the partial index of the dispatcher's selection states it, and so does its SQL
+# (src/db/queries/common.py). An objection (GDPR art. 21) takes a lead out for good.
+DUE_LEAD_PREDICATE = (
+    "engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL') AND NOT requires_human_review "
+    "AND objected_at IS NULL"
+)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -64,6 +71,10 @@ class Tenant(Base):
         ),
         # An empty country used to turn holiday skipping off silently (migration 0003).
         CheckConstraint("NOT skip_public_holidays OR btrim(holiday_country) <> ''", name="holiday_country"),
+        CheckConstraint(
+            f"allowed_lawful_bases <@ ARRAY[{', '.join(repr(b) for b in LAWFUL_BASES)}]::text[]",
+            name="allowed_lawful_bases",
+        ),
     )
 
     id: Mapped[UUID] = _uuid_pk()
@@ -77,6 +88,11 @@ class Tenant(Base):
     )
     skip_public_holidays: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     holiday_country: Mapped[str] = mapped_column(Text, server_default="RO")
+    # The bases a lead's channel may rest on; empty turns the gate off (migration 0005 gave existing
+    # tenants that, new ones get the Romanian default).
+    allowed_lawful_bases: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{CONSENT,EXISTING_CUSTOMER}'::text[]")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
 
 
@@ -137,13 +153,21 @@ class GoldLeadJourney(Base):
         CheckConstraint(_one_of("engagement_stage", STAGES), name="engagement_stage"),
         CheckConstraint(_one_of("priority", ("HIGH", "NORMAL", "LOW")), name="priority"),
         CheckConstraint("sequence_step >= 0", name="sequence_step"),
+        CheckConstraint(
+            f"email_lawful_basis IS NULL OR {_one_of('email_lawful_basis', LAWFUL_BASES)}",
+            name="email_lawful_basis",
+        ),
+        CheckConstraint(
+            f"whatsapp_lawful_basis IS NULL OR {_one_of('whatsapp_lawful_basis', LAWFUL_BASES)}",
+            name="whatsapp_lawful_basis",
+        ),
         # The dispatcher's selection: one range scan per (priority, past/null) branch, in order.
         Index(
             "ix_gold_lead_journey_due",
             "tenant_id",
             "priority",
             "next_action_at",
-            postgresql_where=text(f"{_one_of('engagement_stage', DUE_STAGES)} AND NOT requires_human_review"),
+            postgresql_where=text(DUE_LEAD_PREDICATE),
         ),
         # Counting the due leads held for review (skippedHumanReview) without touching the rest.
         Index(
@@ -169,6 +193,15 @@ class GoldLeadJourney(Base):
     sequence_step: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_channel_used: Mapped[str | None] = mapped_column(Text)
     last_dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lawful basis per channel and its evidence: when, and where it was given (a form URL, a
+    # contract number, a call reference); an objection, for good, on every channel.
+    email_lawful_basis: Mapped[str | None] = mapped_column(Text)
+    email_basis_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_basis_source: Mapped[str | None] = mapped_column(Text)
+    whatsapp_lawful_basis: Mapped[str | None] = mapped_column(Text)
+    whatsapp_basis_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    whatsapp_basis_source: Mapped[str | None] = mapped_column(Text)
+    objected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DispatchOutbox(Base):
@@ -186,3 +219,72 @@ class DispatchOutbox(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()"), index=True
     )
+
+
+# The same shapes as src/domain/suppression.py: values are stored normalised, whoever writes them.
+SUPPRESSION_VALUE_RULE = (
+    "CASE kind "
+    r"WHEN 'PHONE' THEN value ~ '^\+[1-9][0-9]{6,14}$' "
+    r"WHEN 'EMAIL' THEN value = lower(value) AND value ~ '^[^@\s]+@[^@\s]+$' "
+    r"ELSE value = lower(value) AND value ~ '^[^@\s.]+(\.[^@\s.]+)+$' END"
+)
+
+
+class Suppression(Base):
+    """An address, a domain (and the domains under it) or a number that a channel must not reach: one
+    tenant's entry, or every tenant's when tenant_id is NULL."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        CheckConstraint(_one_of("channel", ("EMAIL", "WHATSAPP", "ALL")), name="channel"),
+        CheckConstraint(_one_of("kind", ("EMAIL", "DOMAIN", "PHONE")), name="kind"),
+        CheckConstraint(SUPPRESSION_VALUE_RULE, name="value_normalised"),
+        # One entry per (kind, value, channel, tenant), a global one (NULL tenant) included; kind and value
+        # first, so that it also serves dispatch's lookup of a batch's keys.
+        Index(
+            "uq_suppressions_entry",
+            "kind",
+            "value",
+            "channel",
+            "tenant_id",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[UUID | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class OutreachMessage(Base):
+    """One row per message put on an output queue, with the basis it went out on (GDPR art. 5(2)).
+
+    Append-only: a trigger (migration 0005) refuses UPDATE, and DELETE unless the transaction says it is
+    the retention delete (src/db/queries/evidence.py). No foreign key: the evidence outlives the rows it
+    speaks of."""
+
+    __tablename__ = "outreach_messages"
+    __table_args__ = (
+        Index("ix_outreach_messages_lead", "tenant_id", "lead_id"),
+        # The retention delete reads the oldest rows; rows arrive in created_at order, which BRIN suits.
+        Index("ix_outreach_messages_created_at", "created_at", postgresql_using="brin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[UUID]
+    lead_id: Mapped[UUID]
+    channel: Mapped[str] = mapped_column(Text)
+    phone_id: Mapped[UUID | None]
+    queue: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[str] = mapped_column(Text)
+    basis: Mapped[str | None] = mapped_column(Text)
+    basis_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    basis_source: Mapped[str | None] = mapped_column(Text)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))

@@ -10,6 +10,7 @@ from functools import lru_cache
 import phonenumbers
 
 from src.contracts import Channel, ChannelPreference
+from src.domain.lawful import Block, LawfulStanding, Medium, blocked
 
 PHONE_REGION = "RO"
 WHATSAPP_SCORE = 100
@@ -25,6 +26,10 @@ class ChannelReason(StrEnum):
     OPTED_OUT = "OPTED_OUT"
     NO_VERIFIED_CONTACT = "NO_VERIFIED_CONTACT"
     NO_WHATSAPP_CAPACITY = "NO_WHATSAPP_CAPACITY"
+    # The law's reasons (src/domain/lawful.py), which no preference overrides either.
+    OBJECTED = Block.OBJECTED.value
+    SUPPRESSED = Block.SUPPRESSED.value
+    NO_LAWFUL_BASIS = Block.NO_LAWFUL_BASIS.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,25 +155,34 @@ def email_channel_for(stage: str) -> Channel:
     return Channel.EMAIL_COLD if stage == "COLD" else Channel.EMAIL_WARM
 
 
+def medium_of(channel: Channel) -> Medium:
+    """The medium whose basis and suppressions a message on `channel` answers to."""
+    return Medium.WHATSAPP if channel is Channel.WHATSAPP else Medium.EMAIL
+
+
 def decide_channel(
-    lead: LeadContact, preference: ChannelPreference, *, whatsapp_capacity: bool
+    lead: LeadContact, preference: ChannelPreference, *, whatsapp_capacity: bool, lawful: LawfulStanding
 ) -> ChannelDecision:
     """Pick the channel for a lead.
 
     `whatsapp_capacity` says whether the tenant has any available phone: e-mail replaces WhatsApp only
-    when it has none. Opt-outs are absolute, a preference only chooses among allowed channels, and the
-    fallback is always an allowed channel other than the selected one.
+    when it has none. Opt-outs and the law (`lawful`: objection, suppression, basis) are absolute, a
+    preference only chooses among allowed channels, and the fallback is always an allowed channel other
+    than the selected one.
     """
     verified_phone = normalize_phone(lead.phone) if lead.hlr_reachable else None
     email = verified_email(lead.email, lead.email_status)
-    has_verified_email = email is not None
     email_channel = email_channel_for(lead.stage)
+    whatsapp_stop = _stop(verified_phone, lead.whatsapp_opted_out, lawful, Medium.WHATSAPP)
+    if whatsapp_stop is None and not whatsapp_capacity:
+        whatsapp_stop = ChannelReason.NO_WHATSAPP_CAPACITY
+    email_stop = _stop(email, lead.email_opted_out, lawful, Medium.EMAIL)
 
     scores = {Channel.WHATSAPP: 0, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 0}
-    if verified_phone and not lead.whatsapp_opted_out and whatsapp_capacity:
+    if whatsapp_stop is None:
         bonus = WHATSAPP_CONTINUITY_BONUS if lead.last_channel_used == Channel.WHATSAPP else 0
         scores[Channel.WHATSAPP] = WHATSAPP_SCORE + bonus
-    if has_verified_email and not lead.email_opted_out:
+    if email_stop is None:
         scores[email_channel] = EMAIL_COLD_SCORE if email_channel is Channel.EMAIL_COLD else EMAIL_WARM_SCORE
 
     ranked = [channel for channel in sorted(scores, key=lambda c: -scores[c]) if scores[channel] > 0]
@@ -185,10 +199,23 @@ def decide_channel(
         )
     elif ranked:
         reason = ChannelReason.PREFERENCE_NOT_ALLOWED
-    elif not verified_phone and not has_verified_email:
-        reason = ChannelReason.NO_VERIFIED_CONTACT
-    elif (not verified_phone or lead.whatsapp_opted_out) and (not has_verified_email or lead.email_opted_out):
-        reason = ChannelReason.OPTED_OUT
     else:
-        reason = ChannelReason.NO_WHATSAPP_CAPACITY
+        # Nothing allowed: an objection says so first; else why the best contact the lead has is stopped.
+        assert whatsapp_stop is not None
+        assert email_stop is not None
+        reason = whatsapp_stop if verified_phone or whatsapp_stop is ChannelReason.OBJECTED else email_stop
     return ChannelDecision(selected, fallback, scores, reason, verified_phone, email)
+
+
+def _stop(
+    contact: str | None, opted_out: bool, lawful: LawfulStanding, medium: Medium
+) -> ChannelReason | None:
+    """Why a medium is not allowed for the lead, the weightiest reason first; None when it is."""
+    block = blocked(lawful, medium)
+    if block is Block.OBJECTED:
+        return ChannelReason.OBJECTED
+    if contact is None:
+        return ChannelReason.NO_VERIFIED_CONTACT
+    if opted_out:
+        return ChannelReason.OPTED_OUT
+    return ChannelReason(block.value) if block is not None else None

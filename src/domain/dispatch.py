@@ -11,7 +11,8 @@ from uuid import UUID
 
 from src.contracts import AllocationType, Channel, ChannelPreference
 from src.domain.allocation import AllocationReason, BatchAllocator
-from src.domain.channels import LeadContact, decide_channel
+from src.domain.channels import LeadContact, decide_channel, medium_of
+from src.domain.lawful import Basis, LawfulStanding, LeadBases, Medium
 from src.domain.windows import SendingWindow
 from src.names import (
     EMAIL_COLD_QUEUE,
@@ -35,6 +36,7 @@ class DueLead:
     journey_id: UUID
     lead_id: UUID
     contact: LeadContact
+    bases: LeadBases
     sticky_phone_id: UUID | None
     sequence_id: str | None
     sequence_step: int
@@ -64,14 +66,21 @@ def plan_batch(
     *,
     preference: ChannelPreference,
     allocator: BatchAllocator,
+    allowed_bases: frozenset[str],
+    suppressed: Mapping[UUID, frozenset[Medium]],
     reserved: Mapping[UUID, UUID] | None = None,
 ) -> list[Decision]:
-    """Decide every lead of a batch. `reserved` maps journey id -> phone for the WhatsApp jobs an earlier
-    try of this dispatch already reserved quota for (it died before committing)."""
+    """Decide every lead of a batch. `allowed_bases`: the tenant's; `suppressed`: journey id -> the media
+    suppression entries block for the lead; `reserved` maps journey id -> phone for the WhatsApp jobs an
+    earlier try of this dispatch already reserved quota for (it died before committing)."""
     reserved = reserved or {}
     decisions = []
+    nothing: frozenset[Medium] = frozenset()
     for lead in leads:
-        choice = decide_channel(lead.contact, preference, whatsapp_capacity=allocator.has_available_phone)
+        lawful = LawfulStanding(lead.bases, allowed_bases, suppressed.get(lead.journey_id, nothing))
+        choice = decide_channel(
+            lead.contact, preference, whatsapp_capacity=allocator.has_available_phone, lawful=lawful
+        )
         if choice.selected is None:
             decisions.append(Decision(lead, Outcome.SKIPPED_NO_CHANNEL, None, choice.reason))
         elif choice.selected is Channel.WHATSAPP:
@@ -165,6 +174,12 @@ def next_actions(
     }
 
 
+def basis_of(decision: Decision) -> Basis:
+    """The basis a dispatched message goes out on: the lead's for the medium of its channel."""
+    assert decision.channel is not None
+    return decision.lead.bases.of(medium_of(decision.channel))
+
+
 def queue_of(decision: Decision, queue_slots: Mapping[UUID, str]) -> str:
     if decision.channel is Channel.WHATSAPP:
         assert decision.phone_id is not None
@@ -190,6 +205,7 @@ def output_for(
         "sequenceId": lead.sequence_id,
         "sequenceStep": lead.sequence_step,
         "dispatchJobId": dispatch_job_id,
+        "lawfulBasis": basis_of(decision).evidence(),
     }
     if decision.channel is Channel.WHATSAPP:
         assert decision.phone_id is not None

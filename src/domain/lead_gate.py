@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
+from src.domain.lawful import Block, LawfulStanding, Medium, blocked
 from src.domain.windows import SendingWindow
 
 # The stages in which a lead gets no message: a closed conversation, or one a person stopped.
@@ -23,29 +24,38 @@ class Refusal(StrEnum):
     TERMINAL_STAGE = "TERMINAL_STAGE"
     HELD_FOR_REVIEW = "HELD_FOR_REVIEW"
     WHATSAPP_OPTED_OUT = "WHATSAPP_OPTED_OUT"
+    OBJECTED = Block.OBJECTED.value
+    SUPPRESSED = Block.SUPPRESSED.value
+    NO_LAWFUL_BASIS = Block.NO_LAWFUL_BASIS.value
 
 
 @dataclass(frozen=True, slots=True)
 class LeadStanding:
-    """What the refusals depend on: the tenant's status and the lead's journey."""
+    """What the refusals depend on: the tenant's status, the lead's journey, and what the law says of
+    it (src/domain/lawful.py)."""
 
     tenant_status: str
     stage: str
     requires_human_review: bool
     whatsapp_opted_out: bool
+    lawful: LawfulStanding
 
 
 def whatsapp_refusal(standing: LeadStanding) -> Refusal | None:
-    """Why no WhatsApp message may go to this lead, the weightiest reason first; None when it may."""
+    """Why no WhatsApp message may go to this lead, the weightiest reason first (the tenant, an
+    objection, the stage, the review hold, the opt-out, a suppression, the basis); None when it may."""
     if standing.tenant_status != "ACTIVE":
         return Refusal.TENANT_SUSPENDED
+    block = blocked(standing.lawful, Medium.WHATSAPP)
+    if block is Block.OBJECTED:
+        return Refusal.OBJECTED
     if standing.stage in TERMINAL_STAGES:
         return Refusal.TERMINAL_STAGE
     if standing.requires_human_review:
         return Refusal.HELD_FOR_REVIEW
     if standing.whatsapp_opted_out:
         return Refusal.WHATSAPP_OPTED_OUT
-    return None
+    return Refusal(block.value) if block is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,14 @@
 Steps: load the lead, its tenant (the caller's, or the lead's own when the caller names none) and the
 phone asked for, which must be that tenant's; refuse a lead that may get no message; time the message
 (now, or the sending window's next opening); then either the fast path, the asked phone's quota reserved
-and the message enqueued in one script, or the reroute, another phone drawn by remaining quota. Either way
-the message's job id derives from the router job's id, so a retried router job enqueues nothing twice and
-keeps the phone its first try reserved.
+and the message enqueued in one script, or the reroute, another phone drawn by remaining quota; last, the
+message's evidence row (outreach_messages). Either way the message's job id derives from the router job's
+id, so a retried router job enqueues nothing twice and keeps the phone its first try reserved.
+
+The evidence row is written after the enqueue, not in one transaction with it (Redis is not PostgreSQL):
+so a row never exists for a message that is not on a queue, and a router job killed between the two
+leaves its message without a row only until arq runs it again, when it finds its job there
+(ALREADY_ROUTED) and writes the row.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from uuid import UUID
 from loguru import logger
 
 from src import results
-from src.contracts import MessageType, RouterJobData, check_payload_size
+from src.contracts import Channel, MessageType, RouterJobData, check_payload_size
 from src.db import queries
 from src.domain.allocation import AllocationReason, allocate, is_available
-from src.domain.lead_gate import SendTime, send_time, whatsapp_refusal
+from src.domain.lawful import Basis
+from src.domain.lead_gate import LeadStanding, Refusal, SendTime, send_time, whatsapp_refusal
 from src.domain.windows import SendingWindow
 from src.errors import ConfigurationError, NotFound, TenantMismatch
 from src.jobs.base import JobInfo, job
@@ -28,6 +34,7 @@ from src.jobs.tenant import sending_window
 from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
 from src.redis_io.job_writer import OutgoingJob
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
+from src.redis_io.withdraw import Waiting, withdraw
 from src.results import Wire
 from src.runtime.deps import Deps
 from src.runtime.log import enrich_job
@@ -45,6 +52,7 @@ class Message:
     timing: SendTime
     wall_ms: int  # arq's enqueue time of the job
     due_ms: int | None  # the host time at which a deferred job is due; None: at once
+    basis: Basis  # the lead's WhatsApp basis, which the message goes out on
 
     @property
     def today(self) -> date:
@@ -62,6 +70,7 @@ class Message:
             "tenantId": str(self.tenant_id),
             "leadId": str(data.lead_id),
             "phoneId": str(phone_id),
+            "lawfulBasis": self.basis.evidence(),
         }
         if data.correlation_id:
             payload["correlationId"] = data.correlation_id
@@ -92,32 +101,63 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
     window = sending_window(lead.tenant)
     refusal = whatsapp_refusal(lead.standing)
     if refusal is not None:
+        if refusal is Refusal.OBJECTED and info.job_try > 1:
+            # An earlier try may have enqueued the message and died before its row: take it back.
+            await withdraw(deps.redis, [Waiting(routed_job_id(info.job_id), None)])
         return results.not_routed(results.refusal_reason(refusal, lead.standing), phone_id=data.phone_id)
-    message = _timed(deps, data, lead.tenant.id, window, info)
+    message = _timed(deps, data, lead, window, info)
     assert lead.phone is not None
     rerouted_from = None if is_available(lead.phone, lead.tenant.id) else data.phone_id
     if rerouted_from is None:
         outcome = await _on_its_phone(deps, message, lead, lead.phone)
     else:
         outcome = await _reroute(deps, message, lead)
+    if isinstance(outcome, Delivered):
+        outcome = await _recorded(deps, message, outcome, lead.standing)
     return _result(message, outcome, rerouted_from)
 
 
-def _timed(deps: Deps, data: RouterJobData, tenant_id: UUID, window: SendingWindow, info: JobInfo) -> Message:
+def _timed(
+    deps: Deps, data: RouterJobData, lead: queries.RouteContext, window: SendingWindow, info: JobInfo
+) -> Message:
     """The message, due now while the tenant's window is open (or for a reply), else at its next opening."""
     now = deps.clock()
     timing = send_time(window, now, send_now=data.send_now)
     if timing is None:
-        raise ConfigurationError(f"tenant {tenant_id} has a sending window that never opens")
+        raise ConfigurationError(f"tenant {lead.tenant.id} has a sending window that never opens")
     return Message(
         data=data,
-        tenant_id=tenant_id,
+        tenant_id=lead.tenant.id,
         job_id=routed_job_id(info.job_id),
         now=now,
         timing=timing,
         wall_ms=deps.clock.wall_ms(now),
         due_ms=deps.clock.wall_ms(timing.at) if timing.deferred else None,
+        basis=lead.standing.lawful.bases.whatsapp,
     )
+
+
+async def _recorded(
+    deps: Deps, message: Message, delivered: Delivered, standing: LeadStanding
+) -> Delivered | NotSent:
+    """The message's evidence row. Should the lead have objected since it was read, no row is written and
+    the message is taken back off its queue (queries.record_routed_message says why that is race-free)."""
+    record = queries.MessageRecord(
+        tenant_id=message.tenant_id,
+        lead_id=message.data.lead_id,
+        channel=Channel.WHATSAPP.value,
+        phone_id=delivered.phone_id,
+        queue=delivered.queue,
+        job_id=message.job_id,
+        basis=message.basis,
+        scheduled_at=message.timing.at,
+    )
+    async with deps.pg.acquire() as conn:
+        recorded = await queries.record_routed_message(conn, record=record)
+    if recorded is not queries.Recorded.OBJECTED:
+        return delivered
+    await withdraw(deps.redis, [Waiting(message.job_id, delivered.queue)])
+    return NotSent(results.refusal_reason(Refusal.OBJECTED, standing), phone_id=delivered.phone_id)
 
 
 def _result(message: Message, outcome: Delivered | NotSent, rerouted_from: UUID | None) -> Wire:

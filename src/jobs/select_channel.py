@@ -24,7 +24,10 @@ async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInf
     if found is None:
         raise NotFound(f"lead {data.lead_id} not found for tenant {data.tenant_id}")
     decision = decide_channel(
-        found.contact, data.preferred_channel, whatsapp_capacity=found.tenant_has_available_phone
+        found.contact,
+        data.preferred_channel,
+        whatsapp_capacity=found.tenant_has_available_phone,
+        lawful=found.lawful,
     )
     # A suspended tenant sends nothing: no channel, whatever the lead allows (the reasoning still says).
     refusal = Refusal.TENANT_SUSPENDED if found.tenant_status != "ACTIVE" else None
@@ -40,5 +43,6 @@ async def select_channel(deps: Deps, data: ChannelSelectionJobData, info: JobInf
         contact=found.contact,
         decision=decision,
         whatsapp_capacity=found.tenant_has_available_phone,
+        lawful=found.lawful,
         refusal=refusal,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ import orjson
 
 from src.contracts import ALL_TENANTS
 from src.domain.channels import PHONE_REGION, normalize_phone
+from src.domain.suppression import SuppressionKind, normalized
 
 QUEUE_SLOT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the CHECK constraint of wa_phone_numbers.queue_slot
 
@@ -84,3 +86,27 @@ def queue_slot(value: str) -> str:
             f"not a queue slot: {value!r} (1-32 letters, digits, '_' or '-'; the queue is q:wa:phone_<slot>)"
         )
     return value
+
+
+def suppressed(kind: SuppressionKind) -> Callable[[str], str]:
+    """A suppression entry's value of `kind`, normalised as it is stored."""
+
+    def parse(value: str) -> str:
+        try:
+            return normalized(kind, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = kind.lower()
+    return parse
+
+
+def instant(value: str) -> datetime:
+    """An ISO 8601 instant with its offset (2026-03-02T10:15:00+02:00, or Z for UTC)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {value!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no offset: add one, like +02:00 or Z")
+    return moment

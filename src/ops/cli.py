@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from src.config import Config
-from src.ops import demo, enqueue, job, phones, seed, status, tenants
+from src.ops import audit, basis, demo, enqueue, job, objection, phones, seed, status, suppress, tenants
 from src.ops.services import EXIT_USAGE, OpsError, unreachable
 
 PROG = "cerniq-ops"
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_parser(commands)
     phones.add_parser(commands)
     tenants.add_parser(commands)
+    suppress.add_parser(commands)
+    basis.add_parser(commands)
+    objection.add_parser(commands)
+    audit.add_parser(commands)
     seed.add_parser(commands)
     demo.add_parser(commands)
     return parser

@@ -94,7 +94,9 @@ async def _demo(engine: AsyncEngine, client: OutreachClient, config: Config, log
         say(_indent(dispatch_view.counters(real)))
         async with engine.connect() as conn:
             leads = await queries.tenant_leads(conn, tenant_id=tenant)
+            recorded = await queries.count_messages(conn, tenant_id=tenant)
         say(_decision_table(real, leads, before))
+        say(f"   evidence: {recorded} messages recorded with their lawful basis (cerniq-ops audit)")
 
         say()
         say("5. What landed in each queue (for the downstream senders)")
@@ -135,8 +137,7 @@ def _decision_table(
     for lead in leads:
         decision = decided.get(lead.lead_id)
         if decision is None:
-            held = "HELD_FOR_REVIEW" if lead.requires_human_review else "NOT_DUE"
-            rows.append((lead.denumire, held, None, None, None, "not selected"))
+            rows.append((lead.denumire, _not_selected(lead), None, None, None, "not selected"))
             continue
         rows.append(
             (
@@ -149,6 +150,13 @@ def _decision_table(
             )
         )
     return table(["COMPANY", "OUTCOME", "CHANNEL", "QUEUE", "PHONE", "REASON"], rows, indent="   ")
+
+
+def _not_selected(lead: queries.LeadRow) -> str:
+    """Why a lead of the tenant is not in the batch: an objection takes it out of the due set for good."""
+    if lead.objected_at is not None:
+        return "OBJECTED"
+    return "HELD_FOR_REVIEW" if lead.requires_human_review else "NOT_DUE"
 
 
 async def _landed(redis: Redis, phones: Sequence[PhoneQuota]) -> str:

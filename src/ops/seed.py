@@ -13,7 +13,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from src.config import Config
 from src.db import queries
@@ -95,6 +95,8 @@ class DemoLead:
     due_in: timedelta | None = None
     last_channel: str | None = None
     step: int = 0
+    basis: str | None = "CONSENT"  # for both channels; None: none recorded
+    objected: bool = False
 
     @property
     def id(self) -> UUID:
@@ -158,7 +160,22 @@ LEADS = (
         contact="Ana Toma", phone="0755 990 011", email="office@tipografiacrisana.ro",
         stage="CONTACTED_WA", sticky="iasi", last_channel="WHATSAPP", step=2, due_in=timedelta(days=2),
     ),
+    DemoLead(
+        "Ferma Dobrogea SRL", "Constanța", "Medgidia", "no lawful basis recorded (consent never given)",
+        contact="Radu Ene", phone="0756 101 202", email="office@fermadobrogea.ro", basis=None,
+    ),
+    DemoLead(
+        "Agro Vest Distribuție SRL", "Timiș", "Timișoara", "e-mail at a suppressed domain (agrovest.ro)",
+        contact="Ion Bălan", phone=None, email="Achizitii@Timisoara.AgroVest.ro",
+    ),
+    DemoLead(
+        "Cooperativa Agricolă Olt SRL", "Olt", "Slatina", "objected to direct marketing (GDPR art. 21)",
+        contact="Maria Dinu", phone="0757 202 303", email="office@coopolt.ro", objected=True,
+    ),
 )  # fmt: skip
+# The demo tenant's suppression list: a domain entry covers its subdomains, whatever the case.
+SUPPRESSIONS = (("DOMAIN", "agrovest.ro", "ALL", "asked not to be contacted, call of 2026-10-14"),)
+CONSENT_SOURCE = "form:https://cerniq.app/demo/abonare-newsletter"
 
 
 def add_parser(commands: Any) -> None:
@@ -208,6 +225,7 @@ async def seed_demo(engine: AsyncEngine, redis: Redis, config: Config, *, reset:
                 ),
             )
         await queries.insert_leads(conn, tenant_id=DEMO_TENANT_ID, leads=[_row(lead, now) for lead in LEADS])
+        await _insert_suppressions(conn)
         await conn.commit()
     today = quota_date(now, DEMO_TIMEZONE)
     async with redis.pipeline(transaction=True) as pipe:
@@ -217,7 +235,22 @@ async def seed_demo(engine: AsyncEngine, redis: Redis, config: Config, *, reset:
         await pipe.execute()
 
 
+async def _insert_suppressions(conn: AsyncConnection) -> None:
+    for kind, value, channel, reason in SUPPRESSIONS:
+        await queries.insert_suppression(
+            conn,
+            tenant_id=DEMO_TENANT_ID,
+            kind=kind,
+            value=value,
+            channel=channel,
+            reason=reason,
+            created_by="cerniq-ops seed-demo",
+        )
+
+
 def _row(lead: DemoLead, now: datetime) -> queries.NewLead:
+    given = now - timedelta(days=200) if lead.basis else None
+    source = CONSENT_SOURCE if lead.basis else None
     return queries.NewLead(
         id=lead.id,
         denumire=lead.company,
@@ -238,6 +271,13 @@ def _row(lead: DemoLead, now: datetime) -> queries.NewLead:
         current_sequence_id=SEQUENCE,
         sequence_step=lead.step,
         last_channel_used=lead.last_channel,
+        whatsapp_lawful_basis=lead.basis,
+        whatsapp_basis_at=given,
+        whatsapp_basis_source=source,
+        email_lawful_basis=lead.basis,
+        email_basis_at=given,
+        email_basis_source=source,
+        objected_at=now - timedelta(days=3) if lead.objected else None,
     )
 
 

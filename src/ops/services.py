@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -77,6 +78,15 @@ async def database(config: Config) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def pg_connection(config: Config) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection to a database that answers and has the schema (`database`), for the
+    commands that run the jobs' own statements (src/db/queries on asyncpg)."""
+    async with database(config) as engine, engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        yield raw.driver_connection
 
 
 @asynccontextmanager

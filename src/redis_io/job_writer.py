@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_serializer
+from src.redis_io.replicas import ReplicaAcks
 
 # arq.constants.expires_extra_ms: a job not started within a day of its due time expires.
 JOB_EXPIRES_MS = 86_400_000
@@ -105,8 +106,12 @@ def _encoded(job_id: str, queue: str, body: bytes, score: int | None = None) -> 
 
 
 class JobWriter:
-    def __init__(self, redis: Redis, *, expires_extra_ms: int = JOB_EXPIRES_MS) -> None:
+    """`enqueue` and `enqueue_batch` return once `acks` has confirmed the jobs (replicas.py): the caller
+    deletes the outbox row, or reports a routed message, on them."""
+
+    def __init__(self, redis: Redis, *, acks: ReplicaAcks, expires_extra_ms: int = JOB_EXPIRES_MS) -> None:
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
+        self._acks = acks
         self._expires_extra_ms = expires_extra_ms
 
     async def enqueue(self, jobs: Sequence[OutgoingJob], *, now_ms: int) -> list[bool]:
@@ -129,4 +134,5 @@ class JobWriter:
             batch,
         ]
         written = await self._enqueue(keys=[], args=args)
+        await self._acks.confirm()
         return [bool(flag) for flag in written]

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from src.names import quota_key, quota_reservations_key
 from src.redis_io.job_writer import ENQUEUE_ONE_LUA, JOB_EXPIRES_MS, OutgoingJob, arq_job_bytes, job_keys
+from src.redis_io.replicas import ReplicaAcks
 
 # KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
 # KEYS[1+p]        counter of phone p, p = 1..P
@@ -134,9 +135,13 @@ class Reservation:
 
 
 class QuotaLedger:
-    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+    """`reserve` and `reserve_and_enqueue` return once `acks` has confirmed their writes (replicas.py):
+    the caller commits journeys and reports a routed message on them."""
+
+    def __init__(self, redis: Redis, *, ttl_s: int, acks: ReplicaAcks) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
+        self._acks = acks
         self._reserve = redis.register_script(_RESERVE_LUA)
         self._reserve_and_enqueue = redis.register_script(_RESERVE_AND_ENQUEUE_LUA)
 
@@ -181,6 +186,7 @@ class QuotaLedger:
         for request in requests:
             args += [request.job_id, position[request.phone_id], "1" if request.fall_through else "0"]
         raw = await self._reserve(keys=keys, args=args)
+        await self._acks.confirm()
         reservations = [
             Reservation(
                 job_id=request.job_id,
@@ -209,9 +215,16 @@ class QuotaLedger:
         same script (as `JobWriter.enqueue` would, due at `job.due_ms`). Returns the reservation and
         whether the job was written, None when it was not enqueued (no reservation, or one on another
         phone)."""
+        due_ms = now_ms if job.due_ms is None else job.due_ms
+        first: Reservation | None = None
+        if self._acks.min_acks:
+            first = await self._reserve_confirmed(
+                tenant_id, quota_date, phone, available, job.job_id, due_ms - now_ms
+            )
+            if first.phone_id != phone.phone_id:
+                return first, None
         keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
         keys += job_keys(job.job_id, job.queue)
-        due_ms = now_ms if job.due_ms is None else job.due_ms
         args: list[str | int | bytes] = [
             self._ttl((due_ms - now_ms) // 1000),
             job.job_id,
@@ -224,7 +237,31 @@ class QuotaLedger:
             now_ms,
         ]
         reserved, reused, written = await self._reserve_and_enqueue(keys=keys, args=args)
-        reservation = Reservation(
+        await self._acks.confirm()
+        reservation = first or Reservation(
             job_id=job.job_id, phone_id=UUID(reserved.decode()) if reserved else None, reused=bool(reused)
         )
         return reservation, None if int(written) < 0 else bool(written)
+
+    async def _reserve_confirmed(
+        self, tenant_id: UUID, quota_date: date, phone: PhoneLimit, available: str, job_id: str, ahead_ms: int
+    ) -> Reservation:
+        """`reserve_and_enqueue`'s reservation alone, confirmed by the replicas before its message is queued.
+        A sender takes a message the moment it is queued, before any WAIT: were its reservation still on the
+        primary alone, a failover could lose the reservation of a message already sent, and the phone would
+        pass its daily_limit. The enqueue that follows finds this reservation and reuses it. The tenant's
+        other available phones are passed only so that an earlier try's reservation on one of them is
+        found (their limits play no part: no fall-through)."""
+        others = [
+            PhoneLimit(UUID(other), 0)
+            for other in available.split(",")
+            if other and other != str(phone.phone_id)
+        ]
+        [reservation], _ = await self.reserve(
+            tenant_id=tenant_id,
+            quota_date=quota_date,
+            phones=[phone, *others],
+            requests=[ReservationRequest(job_id, phone.phone_id, fall_through=False)],
+            ahead_s=ahead_ms // 1000,
+        )
+        return reservation

@@ -13,6 +13,7 @@ from src.config import Config
 from src.redis_io.connection import close_redis, create_redis_client
 from src.redis_io.job_writer import JobWriter
 from src.redis_io.quota_ledger import QuotaLedger
+from src.redis_io.replicas import ReplicaAcks
 from src.runtime.budget import BudgetedConnection, JobPool
 from src.runtime.clock import Clock, SystemClock
 
@@ -84,12 +85,13 @@ def create_redis(config: Config) -> Redis:
 
 async def build_deps(config: Config, *, clock: Clock | None = None) -> Deps:
     redis = create_redis(config)
+    acks = ReplicaAcks(redis, min_acks=config.redis_min_replica_acks, timeout_s=config.replica_ack_timeout_s)
     return Deps(
         config=config,
         pg=await create_job_pool(config),
         redis=redis,
-        quota=QuotaLedger(redis, ttl_s=config.quota_key_ttl_s),
-        job_writer=JobWriter(redis),
+        quota=QuotaLedger(redis, ttl_s=config.quota_key_ttl_s, acks=acks),
+        job_writer=JobWriter(redis, acks=acks),
         clock=clock or SystemClock(config.clock_shift_s),
     )
 

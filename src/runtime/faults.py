@@ -17,6 +17,8 @@ import asyncpg
 import redis.exceptions
 from sqlalchemy import exc as sa_exc
 
+from src.redis_io.replicas import ReplicaAckTimeout
+
 
 class Dependency(StrEnum):
     POSTGRESQL = "PostgreSQL"
@@ -36,6 +38,10 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    # A primary demoted by a failover refuses writes (READONLY) until the client finds the new one.
+    redis.exceptions.ReadOnlyError,
+    # Fewer replicas than REDIS_MIN_REPLICA_ACKS confirmed a write: a later try may find them back.
+    ReplicaAckTimeout,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,

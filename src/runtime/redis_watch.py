@@ -2,8 +2,9 @@
 
 The supervisor asks Redis for a marker key every PROBE_INTERVAL_S, with REDIS_SOCKET_TIMEOUT_S to answer.
 - No answer, whether the connection drops or Redis hangs (a frozen process, a partition): one WARNING when
-  it starts, one line when Redis answers again. A hang ends no arq loop, so without the probe it was
-  silent.
+  it starts, one INFO line when Redis answers again. A hang ends no arq loop, so without the probe it was
+  silent. Behind Sentinel a failover is one such outage: the old primary stops answering, and the probe
+  finds the promoted replica through the sentinels.
 - An answer without the marker, after this process saw it: Redis came back empty (restarted without
   persistence, flushed, failed over to an empty replica) and every queue, result, quota counter and
   reservation is gone. One ERROR says what was lost and where the operator finds what to do; then the
@@ -70,7 +71,7 @@ class RedisWatch:
     def _back(self, after_s: float) -> None:
         self.down_since = None
         restarting = self._on_back()
-        logger.warning(
+        logger.info(
             "Redis reachable again after {:.1f}s{}",
             after_s,
             f": restarting {restarting} queue workers" if restarting else "",

@@ -1,7 +1,8 @@
-"""Several arq Workers, one per queue, in one event loop: started, watched, restarted, drained.
+"""arq Workers, one per queue, in one event loop: started, watched, restarted, drained.
 
 arq gives a Worker exactly one queue, and a Redis disconnect ends `Worker.main()`. The supervisor owns
-one Worker per queue (handle_signals=False on each) and one SIGTERM/SIGINT handler for all of them:
+one Worker per queue (handle_signals=False on each) and one SIGTERM/SIGINT handler for all of them, in
+the all-queues process and in each one-queue process alike (src/worker.py):
 - a worker whose loop dies is restarted; when Redis is the cause, it waits until Redis answers again and
   restarts every stopped worker. A RedisWatch (src/runtime/redis_watch.py) probes Redis meanwhile and
   all along: it logs an outage once when it starts (a drop, or a hang that ends no loop), once when it
@@ -79,10 +80,19 @@ def _retrieve_on_failure(job_id: str) -> None:
 
 class QueueSupervisor:
     def __init__(
-        self, config: Config, queues: Sequence[Queue], make_worker: WorkerFactory, *, redis: Redis
+        self,
+        config: Config,
+        queues: Sequence[Queue],
+        make_worker: WorkerFactory,
+        *,
+        redis: Redis,
+        health_key: str | None = ALL_QUEUES_HEALTH_KEY,
     ) -> None:
+        """`health_key`: the process's own key, kept while every queue worker runs; None for a process of
+        one queue, whose worker keeps the queue's key itself."""
         self._config = config
         self._redis = redis
+        self._health_key = health_key
         # No retries inside create_pool: the supervisor retries, and logs once per outage.
         self._redis_settings = dataclasses.replace(arq_redis_settings(config.redis_url), conn_retries=0)
         self._slots = [_Slot(queue) for queue in queues]
@@ -120,8 +130,9 @@ class QueueSupervisor:
 
     async def run(self) -> None:
         """Run until `stop()` or a signal; then drain every worker and return."""
-        health = asyncio.create_task(self._record_health())
-        watch = asyncio.create_task(self._watch.run())
+        background = [asyncio.create_task(self._watch.run())]
+        if self._health_key:
+            background.append(asyncio.create_task(self._record_health()))
         try:
             while not self._stop.is_set():
                 await self._start_due_workers()
@@ -135,8 +146,8 @@ class QueueSupervisor:
                     if slot.task is not None and slot.task in done:
                         await self._on_worker_exit(slot)
         finally:
-            health.cancel()
-            watch.cancel()
+            for task in background:
+                task.cancel()
             await self._drain()
 
     # ------------------------------------------------------------------ starting and restarting
@@ -233,6 +244,7 @@ class QueueSupervisor:
     async def _record_health(self) -> None:
         """The all-queues health key, for `arq src.worker.Settings --check`: set while every queue
         worker runs, expiring one second after the interval like arq's own per-queue keys."""
+        assert self._health_key
         interval = self._config.health_check_interval_s
         while True:
             alive = [
@@ -242,7 +254,7 @@ class QueueSupervisor:
                 await asyncio.sleep(min(1.0, interval))
                 continue
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await self._redis.set(ALL_QUEUES_HEALTH_KEY, " ".join(alive), px=int((interval + 1) * 1000))
+                await self._redis.set(self._health_key, " ".join(alive), px=int((interval + 1) * 1000))
             await asyncio.sleep(interval)
 
     async def _drain(self) -> None:
@@ -262,6 +274,7 @@ class QueueSupervisor:
             if slot.task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await slot.task
-        with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            await self._redis.delete(ALL_QUEUES_HEALTH_KEY)
+        if self._health_key:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self._redis.delete(self._health_key)
         logger.info("all queue workers stopped")

@@ -18,7 +18,7 @@ from src.redis_io.codec import loads
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.clock import OPEN_HOURS
-from tests.support.factories import Factory
+from tests.support.factories import CONSENT_EVIDENCE, Factory
 from tests.support.jobs import job_ctx, queued, run_dispatch
 from tests.support.services import make_settings
 from tests.support.tenants import ALWAYS_OPEN
@@ -107,6 +107,7 @@ async def test_every_lead_situation_in_one_batch(
         "sequenceId": None,
         "sequenceStep": 0,
         "dispatchJobId": "dispatch-1",
+        "lawfulBasis": CONSENT_EVIDENCE,
         "phoneId": str(phone),
         "recipientPhone": "+40722111222",
         "personalization": {

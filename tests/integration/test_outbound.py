@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.job_writer import JOB_EXPIRES_MS, JobWriter, OutgoingJob, arq_job_bytes, encode_batch
+from src.redis_io.replicas import ReplicaAcks
 from src.runtime.deps import Deps
 from tests.support.services import TEST_REDIS_URL
 
@@ -143,7 +144,7 @@ async def test_a_stock_arq_worker_runs_a_deferred_job_at_its_time_not_before_and
         started[ctx["job_id"]] = time.time()
         return "sent"
 
-    writer = JobWriter(redis, expires_extra_ms=500)
+    writer = JobWriter(redis, acks=ReplicaAcks(redis, min_acks=0, timeout_s=0.5), expires_extra_ms=500)
     enqueued_ms = int(time.time() * 1000)
     due_ms = enqueued_ms + 1_500
     jobs = [

@@ -13,7 +13,7 @@ from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
 from src.runtime.deps import Deps
-from tests.support.factories import Factory
+from tests.support.factories import CONSENT_EVIDENCE, Factory
 from tests.support.jobs import checked, job_ctx, queued
 from tests.support.tenants import ALWAYS_OPEN
 
@@ -61,6 +61,7 @@ async def test_routes_to_the_phone_queue_by_slot(
             "tenantId": str(tenant),
             "leadId": str(lead),
             "phoneId": str(phone),
+            "lawfulBasis": CONSENT_EVIDENCE,
             "correlationId": "corr-1",
         }
     ]

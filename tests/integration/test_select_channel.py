@@ -38,6 +38,10 @@ async def test_selects_whatsapp_with_reasoning(deps: Deps, factory: Factory) -> 
         "previousEngagement": None,
         "whatsappCapacity": True,
         "normalizedPhone": "+40721555666",
+        "whatsappLawfulBasis": "CONSENT",
+        "emailLawfulBasis": "CONSENT",
+        "suppressed": [],
+        "objected": False,
     }
 
 

@@ -7,6 +7,7 @@ from uuid import uuid4
 from src.domain.allocation import PhoneState
 from src.domain.channels import LeadContact
 from src.domain.dispatch import DueLead
+from src.domain.lawful import LeadBases
 
 TENANT = uuid4()
 CONTACT = LeadContact("COLD", "0721000001", True, "a@b.ro", "valid", False, False, None)
@@ -18,6 +19,7 @@ def lead(**changes: object) -> DueLead:
         "journey_id": uuid4(),
         "lead_id": uuid4(),
         "contact": CONTACT,
+        "bases": LeadBases(),
         "sticky_phone_id": None,
         "sequence_id": None,
         "sequence_step": 0,

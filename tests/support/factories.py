@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -21,6 +22,27 @@ REFUSED_LEADS: list[tuple[dict[str, Any], str]] = [
     ({"requires_human_review": True}, "HELD_FOR_REVIEW"),
     ({"whatsapp_opted_out": True}, "WHATSAPP_OPTED_OUT"),
 ]
+
+
+# A lead's journey records a basis for both channels by default, one the Romanian default of a new tenant
+# allows: a test about the law overrides these.
+CONSENT_GIVEN_AT = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+BASES: dict[str, Any] = {
+    "whatsapp_lawful_basis": "CONSENT",
+    "whatsapp_basis_at": CONSENT_GIVEN_AT,
+    "whatsapp_basis_source": "form:https://agro.example/abonare",
+    "email_lawful_basis": "CONSENT",
+    "email_basis_at": CONSENT_GIVEN_AT,
+    "email_basis_source": "form:https://agro.example/abonare",
+}
+
+
+# `lawfulBasis` of a message to such a lead (src/domain/lawful.py Basis.evidence).
+CONSENT_EVIDENCE: dict[str, Any] = {
+    "basis": "CONSENT",
+    "at": "2026-01-15T09:00:00Z",
+    "source": "form:https://agro.example/abonare",
+}
 
 
 def _insert(table: str, values: dict[str, Any]) -> Any:
@@ -64,10 +86,20 @@ class Factory:
         return await self._create("gold_companies", values)
 
     async def lead(self, tenant_id: UUID, company: dict[str, Any] | None = None, **journey: Any) -> UUID:
-        """A company and its journey; returns the lead id (= company id)."""
+        """A company and its journey, with a basis for both channels unless `journey` says otherwise;
+        returns the lead id (= company id)."""
         lead_id = await self.company(tenant_id, **(company or {}))
-        await self._create("gold_lead_journey", {"tenant_id": tenant_id, "lead_id": lead_id, **journey})
+        values = {"tenant_id": tenant_id, "lead_id": lead_id, **BASES, **journey}
+        await self._create("gold_lead_journey", values)
         return lead_id
+
+    async def suppression(self, tenant_id: UUID | None, kind: str, value: str, channel: str = "ALL") -> None:
+        """A suppression entry (tenant None: every tenant's); `value` as stored, normalised."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO suppressions (tenant_id, kind, value, channel) VALUES (:t, :k, :v, :c)"),
+                {"t": tenant_id, "k": kind, "v": value, "c": channel},
+            )
 
     async def leads(self, tenant_id: UUID, count: int, **journey: Any) -> list[UUID]:
         return [await self.lead(tenant_id, **journey) for _ in range(count)]
@@ -114,8 +146,11 @@ BULK_LEADS = text(
         FROM generate_series(1, :count) AS n
         RETURNING id, tenant_id
     )
-    INSERT INTO gold_lead_journey (tenant_id, lead_id, priority)
-    SELECT tenant_id, id, (ARRAY['HIGH', 'NORMAL', 'NORMAL', 'LOW'])[1 + (random() * 3)::int] FROM companies
+    INSERT INTO gold_lead_journey (tenant_id, lead_id, priority, whatsapp_lawful_basis, whatsapp_basis_at,
+                                   whatsapp_basis_source, email_lawful_basis, email_basis_at, email_basis_source)
+    SELECT tenant_id, id, (ARRAY['HIGH', 'NORMAL', 'NORMAL', 'LOW'])[1 + (random() * 3)::int],
+           'CONSENT', now(), 'form:bulk', 'EXISTING_CUSTOMER', now(), 'contract:bulk'
+    FROM companies
     """
 )
 
@@ -124,7 +159,7 @@ async def bulk_leads(
     engine: AsyncEngine, tenant_id: UUID, count: int, *, whatsapp_percent: int, offset: int
 ) -> None:
     """`count` due leads in one statement: whatsapp_percent of them reachable on WhatsApp, a third with a
-    valid e-mail, the rest with no usable channel."""
+    valid e-mail, the rest with no usable channel; each with a basis for both channels."""
     async with engine.begin() as conn:
         await conn.execute(
             BULK_LEADS,

@@ -24,6 +24,8 @@ class Ledger:
     limits: dict[str, int] = field(default_factory=dict)
     marked: set[str] = field(default_factory=set)
     outbox: int = 0  # jobs waiting in dispatch_outbox rows
+    jobs: set[str] = field(default_factory=set)  # ids of the outreach jobs in Redis
+    evidence: Counter[str] = field(default_factory=Counter)  # job id -> its outreach_messages rows
 
     @property
     def leads_with_two_jobs(self) -> list[str]:
@@ -45,8 +47,19 @@ class Ledger:
     def jobs_without_mark(self) -> set[str]:
         return set(self.jobs_per_lead) - self.marked
 
+    @property
+    def jobs_without_evidence(self) -> set[str]:
+        return self.jobs - set(self.evidence)
+
+    @property
+    def evidence_without_job(self) -> set[str]:
+        return set(self.evidence) - self.jobs
+
     def violations(self) -> dict[str, Any]:
         return {
+            "jobs without their evidence row": sorted(self.jobs_without_evidence),
+            "evidence rows whose job never reached a queue": sorted(self.evidence_without_job),
+            "jobs with two evidence rows": [job for job, rows in self.evidence.items() if rows > 1],
             "leads with two jobs": self.leads_with_two_jobs,
             "phones over daily_limit (jobs)": self.phones_over_limit_by_jobs,
             "phones over daily_limit (Redis counters)": self.phones_over_limit_by_counter,
@@ -61,16 +74,20 @@ class Ledger:
 
 
 async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
-    """Every outreach job in Redis (wa:* and email:* job keys) against the journeys and quota counters."""
+    """Every outreach job in Redis (wa:* and email:* job keys) against the journeys, the evidence rows
+    (outreach_messages) and the quota counters."""
     book = Ledger()
     async for key in redis.scan_iter(match=ARQ_JOB_PREFIX + "*", count=1000):
         job_id = key.decode()[len(ARQ_JOB_PREFIX) :]
+        if job_id.startswith("routed:"):  # route's messages: evidence rows only
+            book.jobs.add(job_id)
         if not job_id.startswith(("wa:", "email:")):
             continue
         raw = await redis.get(key)
         if raw is None:
             continue
         payload = job_deserializer(raw)["a"][0]
+        book.jobs.add(job_id)
         book.jobs_per_lead[payload["leadId"]] += 1
         if job_id.startswith("wa:"):
             book.whatsapp_jobs_per_phone[payload["phoneId"]] += 1
@@ -84,6 +101,8 @@ async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
         book.outbox = (
             await conn.execute(text("SELECT coalesce(sum(job_count), 0) FROM dispatch_outbox"))
         ).scalar_one()
+        evidence = (await conn.execute(text("SELECT job_id FROM outreach_messages"))).scalars().all()
+    book.evidence = Counter(evidence)
     book.marked = {str(row[0]) for row in marked}
     for phone_id, limit in phones:
         book.limits[str(phone_id)] = limit

@@ -3,6 +3,8 @@ reading what it queued."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +14,9 @@ from redis.asyncio import Redis
 
 from src.contracts import DispatchResult
 from src.jobs.dispatch import dispatch
-from src.runtime.deps import Deps
+from src.runtime.clock import Clock
+from src.runtime.deps import Deps, build_deps, close_deps
+from tests.support.services import make_settings
 
 
 def job_ctx(deps: Deps, job_id: str = "test-job", job_try: int = 1, queue: str = "test") -> dict[str, Any]:
@@ -44,3 +48,24 @@ async def run_dispatch(
 async def queued(redis: Redis, queue: str) -> list[str]:
     """The ids of the jobs waiting in `queue`, the earliest due first."""
     return [member.decode() for member in await redis.zrange(queue, 0, -1)]
+
+
+@asynccontextmanager
+async def deps_with(clock: Clock, **settings: Any) -> AsyncIterator[Deps]:
+    """The jobs' resources on the test services with other settings than the `deps` fixture's (use it
+    beside that fixture, which empties the databases first)."""
+    built = await build_deps(make_settings(**settings), clock=clock)
+    try:
+        yield built
+    finally:
+        await close_deps(built)
+
+
+def follow_up(lead: UUID, phone: UUID) -> dict[str, Any]:
+    """A route job's input: a follow-up to `lead` on `phone`, the lead's own tenant."""
+    return {
+        "leadId": str(lead),
+        "phoneId": str(phone),
+        "messageType": "FOLLOWUP",
+        "payload": {"text": "Revin"},
+    }

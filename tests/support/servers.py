@@ -22,10 +22,12 @@ class RedisServer:
     """A redis-server on its own port, persisting every write (AOF, fsync always) so that a stop and a
     start lose nothing, like a production Redis restart."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        """`options`: more redis-server arguments, after the defaults (the later of two wins)."""
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="redis-outage-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.options = list(options)
 
     @property
     def url(self) -> str:
@@ -47,6 +49,7 @@ class RedisServer:
                 "always",
                 "--save",
                 "",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -66,6 +69,12 @@ class RedisServer:
         subprocess.run(["redis-cli", "-p", str(self.port), "shutdown"], capture_output=True, timeout=10)
         if self.process is not None:
             self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, mid-write, without a word to its clients or replicas."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
 
     def freeze(self) -> None:
         """SIGSTOP: a hung server. Connections stay open and new ones are accepted by the kernel, but
@@ -95,11 +104,14 @@ class SentinelServer:
     """A Redis Sentinel on its own port that monitors the Redis of `redis_url` as master `cerniq`; `url`
     reaches the same database through it."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, quorum: int = 1, settings: dict[str, int] | None = None) -> None:
+        """`settings`: more `sentinel <name> cerniq <value>` lines (down-after-milliseconds, ...)."""
         self.port = free_port()
         self._target = urlsplit(redis_url)
         self.dir = Path(tempfile.mkdtemp(prefix="sentinel-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self._quorum = quorum
+        self._settings = settings or {}
 
     @property
     def url(self) -> str:
@@ -109,7 +121,8 @@ class SentinelServer:
         config = self.dir / "sentinel.conf"
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
-            f"sentinel monitor cerniq {self._target.hostname} {self._target.port or 6379} 1\n"
+            f"sentinel monitor cerniq {self._target.hostname} {self._target.port or 6379} {self._quorum}\n"
+            + "".join(f"sentinel {name} cerniq {value}\n" for name, value in self._settings.items())
         )
         self.process = subprocess.Popen(
             ["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -23,7 +23,10 @@ TEST_DATABASE_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 # Every table a test or a benchmark empties before it starts (TRUNCATE ... CASCADE).
-TABLES = "dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, tenants"
+TABLES = (
+    "outreach_messages, suppressions, dispatch_outbox, gold_lead_journey, wa_phone_numbers, gold_companies, "
+    "tenants"
+)
 
 # Test-only settings a developer may have exported: a process gets them only when its caller says so
 # (a test's worker processes get the test's CLOCK_SHIFT_S; the ops tool and the demo run on the host's

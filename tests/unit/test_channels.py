@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from src.contracts import Channel, ChannelPreference
 from src.domain.channels import _RO_VALID, ChannelReason, LeadContact, decide_channel, normalize_phone
+from src.domain.lawful import UNRESTRICTED
 
 LEAD = LeadContact(
     stage="COLD",
@@ -184,23 +185,33 @@ def test_channel_decision_table(
     fallback: Channel | None,
     reason: ChannelReason,
 ) -> None:
-    decision = decide_channel(replace(LEAD, **changes), preference, whatsapp_capacity=capacity)  # type: ignore[arg-type]
+    decision = decide_channel(
+        replace(LEAD, **changes), preference, whatsapp_capacity=capacity, lawful=UNRESTRICTED
+    )  # type: ignore[arg-type]
     assert (decision.selected, decision.fallback, decision.reason) == (selected, fallback, reason)
 
 
 def test_scores_follow_the_spec() -> None:
-    cold = decide_channel(LEAD, AUTO, whatsapp_capacity=True)
+    cold = decide_channel(LEAD, AUTO, whatsapp_capacity=True, lawful=UNRESTRICTED)
     assert cold.scores == {Channel.WHATSAPP: 100, Channel.EMAIL_COLD: 70, Channel.EMAIL_WARM: 0}
     warm = decide_channel(
-        replace(LEAD, stage="NEGOTIATION", last_channel_used="WHATSAPP"), AUTO, whatsapp_capacity=True
+        replace(LEAD, stage="NEGOTIATION", last_channel_used="WHATSAPP"),
+        AUTO,
+        whatsapp_capacity=True,
+        lawful=UNRESTRICTED,
     )
     assert warm.scores == {Channel.WHATSAPP: 120, Channel.EMAIL_COLD: 0, Channel.EMAIL_WARM: 80}
 
 
 def test_verified_phone_is_the_normalised_number() -> None:
-    assert decide_channel(LEAD, AUTO, whatsapp_capacity=True).verified_phone == "+40721000001"
     assert (
-        decide_channel(replace(LEAD, hlr_reachable=False), AUTO, whatsapp_capacity=True).verified_phone
+        decide_channel(LEAD, AUTO, whatsapp_capacity=True, lawful=UNRESTRICTED).verified_phone
+        == "+40721000001"
+    )
+    assert (
+        decide_channel(
+            replace(LEAD, hlr_reachable=False), AUTO, whatsapp_capacity=True, lawful=UNRESTRICTED
+        ).verified_phone
         is None
     )
 
@@ -221,7 +232,9 @@ def test_verified_phone_is_the_normalised_number() -> None:
 def test_an_address_is_stripped_and_one_with_inner_whitespace_is_not_verified(
     stored: str | None, status: str, expected: str | None
 ) -> None:
-    decision = decide_channel(replace(LEAD, email=stored, email_status=status), EMAIL, whatsapp_capacity=True)
+    decision = decide_channel(
+        replace(LEAD, email=stored, email_status=status), EMAIL, whatsapp_capacity=True, lawful=UNRESTRICTED
+    )
     assert decision.verified_email == expected
     assert decision.has_verified_email is (expected is not None)
     assert decision.selected is (Channel.EMAIL_COLD if expected else None)
@@ -245,7 +258,7 @@ preferences = st.sampled_from(list(ChannelPreference))
 def test_an_opted_out_channel_is_never_selected_nor_offered(
     lead: LeadContact, preference: ChannelPreference, capacity: bool
 ) -> None:
-    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity, lawful=UNRESTRICTED)
     offered = {decision.selected, decision.fallback}
     if lead.whatsapp_opted_out:
         assert Channel.WHATSAPP not in offered
@@ -258,7 +271,7 @@ def test_an_opted_out_channel_is_never_selected_nor_offered(
 def test_the_fallback_differs_from_the_selected_channel(
     lead: LeadContact, preference: ChannelPreference, capacity: bool
 ) -> None:
-    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity, lawful=UNRESTRICTED)
     if decision.fallback is not None:
         assert decision.fallback != decision.selected
 
@@ -267,7 +280,7 @@ def test_the_fallback_differs_from_the_selected_channel(
 def test_every_offered_channel_is_verified_and_fits_the_stage(
     lead: LeadContact, preference: ChannelPreference, capacity: bool
 ) -> None:
-    decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+    decision = decide_channel(lead, preference, whatsapp_capacity=capacity, lawful=UNRESTRICTED)
     for channel in {decision.selected, decision.fallback} - {None}:
         if channel is Channel.WHATSAPP:
             assert capacity
@@ -283,9 +296,9 @@ def test_every_offered_channel_is_verified_and_fits_the_stage(
 
 @given(lead=leads, capacity=st.booleans())
 def test_a_preference_only_chooses_among_what_auto_allows(lead: LeadContact, capacity: bool) -> None:
-    auto = decide_channel(lead, AUTO, whatsapp_capacity=capacity)
+    auto = decide_channel(lead, AUTO, whatsapp_capacity=capacity, lawful=UNRESTRICTED)
     allowed = {channel for channel, score in auto.scores.items() if score > 0}
     for preference in (WA, EMAIL):
-        decision = decide_channel(lead, preference, whatsapp_capacity=capacity)
+        decision = decide_channel(lead, preference, whatsapp_capacity=capacity, lawful=UNRESTRICTED)
         assert decision.selected is None or decision.selected in allowed
     assert (auto.selected is None) == (not allowed)

@@ -31,7 +31,11 @@ def test_plan_covers_every_outcome() -> None:
     batch = [lead(), on_banned, email_only, nobody, late]
 
     decisions = plan_batch(
-        batch, preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [live, banned])
+        batch,
+        preference=ChannelPreference.AUTO,
+        allocator=BatchAllocator(TENANT, [live, banned]),
+        allowed_bases=frozenset(),
+        suppressed={},
     )
 
     summary = [(d.outcome, d.channel, d.reason, d.phone_id) for d in decisions]
@@ -53,6 +57,8 @@ def test_settling_applies_what_redis_reserved() -> None:
         [sticky_lead, new_lead, other],
         preference=ChannelPreference.AUTO,
         allocator=BatchAllocator(TENANT, [a, b]),
+        allowed_bases=frozenset(),
+        suppressed={},
     )
 
     settled = settle_reservations(
@@ -120,7 +126,11 @@ def test_a_dispatched_lead_is_not_due_again_before_the_next_local_day(
 def test_job_ids_are_deterministic_per_lead_step_and_day() -> None:
     one = lead(sequence_id="seq-1", sequence_step=3)
     [decision] = plan_batch(
-        [one], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [phone()])
+        [one],
+        preference=ChannelPreference.AUTO,
+        allocator=BatchAllocator(TENANT, [phone()]),
+        allowed_bases=frozenset(),
+        suppressed={},
     )
     assert job_id_for(decision, TENANT, date(2026, 11, 25)) == f"wa:{TENANT}:{one.lead_id}:seq-1:3:2026-11-25"
     assert job_id_for(decision, TENANT, date(2026, 11, 26)) != job_id_for(
@@ -131,7 +141,11 @@ def test_job_ids_are_deterministic_per_lead_step_and_day() -> None:
 def test_output_queue_comes_from_the_queue_slot() -> None:
     slotted = phone()
     [decision] = plan_batch(
-        [lead()], preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [slotted])
+        [lead()],
+        preference=ChannelPreference.AUTO,
+        allocator=BatchAllocator(TENANT, [slotted]),
+        allowed_bases=frozenset(),
+        suppressed={},
     )
     queue, function, payload = output_for(
         decision, tenant_id=TENANT, correlation_id="c", dispatch_job_id="d", queue_slots={slotted.id: "0042"}

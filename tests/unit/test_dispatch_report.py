@@ -38,7 +38,11 @@ def test_a_batch_result_matches_the_contract_field_for_field() -> None:
         lead(contact=replace(CONTACT, whatsapp_opted_out=True, email_opted_out=True)),
     ]
     decisions = plan_batch(
-        leads, preference=ChannelPreference.AUTO, allocator=BatchAllocator(TENANT, [slotted])
+        leads,
+        preference=ChannelPreference.AUTO,
+        allocator=BatchAllocator(TENANT, [slotted]),
+        allowed_bases=frozenset(),
+        suppressed={},
     )
     job_ids = {d.lead.journey_id: f"job-{n}" for n, d in enumerate(decisions)}
     result = results.dispatch_base(tenant_id=str(TENANT), dry_run=False, relayed=0, next_dispatch_at=NEXT)

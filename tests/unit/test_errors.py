@@ -7,6 +7,7 @@ from sqlalchemy import exc as sa_exc
 
 from src.errors import InvalidJobInput, NotFound, error_payload
 from src.redis_io.codec import dumps, loads
+from src.redis_io.replicas import ReplicaAckTimeout
 from src.runtime.faults import Contention, Dependency, backoff_seconds, transient_fault
 
 
@@ -26,6 +27,8 @@ def test_backoff_doubles_up_to_the_cap(job_try: int, expected: float) -> None:
         TimeoutError(),
         redis.exceptions.ConnectionError("Error 111 connecting to localhost:6379"),
         redis.exceptions.TimeoutError("timed out"),
+        redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+        ReplicaAckTimeout("0 of 1 replicas acknowledged the write within 500 ms"),
         asyncpg.CannotConnectNowError("starting up"),
         sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError()),
         sa_exc.InterfaceError("SELECT 1", {}, Exception("connection is closed")),
@@ -66,6 +69,8 @@ def test_a_failed_job_result_is_readable_json_naming_the_error() -> None:
 
 def test_faults_are_attributed_to_their_dependency() -> None:
     assert transient_fault(redis.exceptions.ConnectionError("refused")) is Dependency.REDIS
+    assert transient_fault(redis.exceptions.ReadOnlyError("READONLY")) is Dependency.REDIS
+    assert transient_fault(ReplicaAckTimeout("0 of 1")) is Dependency.REDIS
     assert (
         transient_fault(sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError()))
         is Dependency.POSTGRESQL

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from src.domain.lawful import UNRESTRICTED
 from src.domain.lead_gate import LeadStanding, Refusal, SendTime, is_open, send_time, whatsapp_refusal
 from src.domain.windows import SendingWindow
 
@@ -24,6 +25,7 @@ def standing(**changes: object) -> LeadStanding:
         "stage": "CONTACTED_WA",
         "requires_human_review": False,
         "whatsapp_opted_out": False,
+        "lawful": UNRESTRICTED,
     }
     values.update(changes)
     return LeadStanding(**values)  # type: ignore[arg-type]

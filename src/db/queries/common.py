@@ -8,6 +8,8 @@ from __future__ import annotations
 AVAILABLE_PHONE_SQL = "p.status = 'ACTIVE' AND p.is_enabled"
 # The due stages and the review hold, exactly as the partial index ix_gold_lead_journey_due states them.
 DUE_STAGES_SQL = "j.engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL')"
+# ... and the objection, which the index states too (src/db/models.py DUE_LEAD_PREDICATE).
+NOT_OBJECTED_SQL = "j.objected_at IS NULL"
 PRIORITIES = ("HIGH", "NORMAL", "LOW")
 
 # The company columns a lead's decision and its message read, in a journey's query (alias c).

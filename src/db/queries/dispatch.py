@@ -17,7 +17,9 @@ from uuid import UUID
 
 import asyncpg
 
-from src.db.queries.common import COMPANY_COLUMNS, DUE_STAGES_SQL, PRIORITIES
+from src.db.queries.common import COMPANY_COLUMNS, DUE_STAGES_SQL, NOT_OBJECTED_SQL, PRIORITIES
+from src.db.queries.evidence import MessageBatch, record_messages_sql
+from src.db.queries.lawful import BASES_COLUMNS, decode_bases
 from src.db.queries.rows import (
     TENANT_COLUMNS,
     JourneyUpdate,
@@ -52,7 +54,8 @@ async def tenant_phones(conn: asyncpg.Connection, *, tenant_id: UUID) -> list[Ph
 # What dispatch reads of a due journey; with COMPANY_COLUMNS, what `_due_lead` decodes by name.
 _BRANCH_COLUMNS = (
     "j.id, j.tenant_id, j.lead_id, j.next_action_at, j.engagement_stage, j.assigned_phone_id, "
-    "j.whatsapp_opted_out, j.email_opted_out, j.current_sequence_id, j.sequence_step, j.last_channel_used"
+    "j.whatsapp_opted_out, j.email_opted_out, j.current_sequence_id, j.sequence_step, j.last_channel_used, "
+    + BASES_COLUMNS
 )
 
 
@@ -83,7 +86,7 @@ def due_leads_statement(priority: str | None, with_sequence: bool, lock: bool) -
         branches.append(
             f"SELECT * FROM (SELECT {_BRANCH_COLUMNS}, {number} AS branch FROM gold_lead_journey j"
             f" WHERE j.tenant_id = $1 AND j.priority = '{prio}' AND {condition}"
-            f" AND {DUE_STAGES_SQL} AND NOT j.requires_human_review{sequence}"
+            f" AND {DUE_STAGES_SQL} AND NOT j.requires_human_review AND {NOT_OBJECTED_SQL}{sequence}"
             f" ORDER BY j.next_action_at LIMIT $3{locking}) AS b{number}"
         )
     union = "\n UNION ALL ".join(branches)
@@ -138,6 +141,7 @@ def _due_lead(row: Mapping[str, Any]) -> DueLead:
             email_opted_out=row["email_opted_out"],
             last_channel_used=row["last_channel_used"],
         ),
+        bases=decode_bases(row),
         sticky_phone_id=row["assigned_phone_id"],
         sequence_id=row["current_sequence_id"],
         sequence_step=row["sequence_step"],
@@ -185,20 +189,35 @@ _UPDATE_JOURNEYS = """
 """
 
 
+# The evidence of the batch's messages, inserted by the same statement as the journeys' update: one round
+# trip, which dispatch overlaps with encoding its jobs ($7.. the columns of queries.evidence.MessageBatch).
+_UPDATE_JOURNEYS_RECORDING = (
+    f"WITH recorded AS ({record_messages_sql(tenant='$1', first=7)}) {_UPDATE_JOURNEYS}"
+)
+
+
 async def update_journeys(
-    conn: asyncpg.Connection, *, tenant_id: UUID, now: datetime, updates: Sequence[JourneyUpdate]
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: UUID,
+    now: datetime,
+    updates: Sequence[JourneyUpdate],
+    messages: MessageBatch | None = None,
 ) -> None:
-    """One UPDATE for the whole batch: sticky phone, last dispatch, last channel, next action."""
+    """One UPDATE for the whole batch: sticky phone, last dispatch, last channel, next action; and, in the
+    same statement, one evidence row per message of `messages` (outreach_messages)."""
     if not updates:
         return
+    recorded = messages.columns() if messages else ()
     await conn.execute(
-        _UPDATE_JOURNEYS,
+        _UPDATE_JOURNEYS_RECORDING if recorded else _UPDATE_JOURNEYS,
         tenant_id,
         now,
         [u.journey_id for u in updates],
         [u.phone_id for u in updates],
         [u.channel for u in updates],
         [u.next_action_at for u in updates],
+        *recorded,
     )
 
 

@@ -14,9 +14,17 @@ from uuid import UUID
 
 import asyncpg
 
-from src.db.queries.common import AVAILABLE_PHONE_SQL
+from src.db.queries.common import AVAILABLE_PHONE_SQL, COMPANY_JOIN
+from src.db.queries.lawful import (
+    BASES_COLUMNS,
+    PROBE_COLUMNS,
+    SUPPRESSION_PROBE,
+    decode_bases,
+    suppressed_media,
+)
 from src.db.queries.rows import PhoneRow, Record, TenantRow, columns, decode, field_names, tenant_columns
 from src.domain.channels import LeadContact
+from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding
 
 _AVAILABLE_IDS = f"""
@@ -26,32 +34,46 @@ _AVAILABLE_IDS = f"""
 # The tenant's row beside a phone's, renamed (t_id, t_status, ...): both have an id and a status, and
 # rows are decoded by column name.
 _TENANT_COLUMNS = tenant_columns("t", "t_")
-# What the refusals of src/domain/lead_gate.py read of the journey (alias j), with the tenant's t_status.
-_STANDING_COLUMNS = "j.engagement_stage, j.requires_human_review, j.whatsapp_opted_out"
+# What the refusals of src/domain/lead_gate.py read of the journey (alias j) and its company (alias c,
+# the keys suppression entries name it by; SUPPRESSION_PROBE joined as sup), with the tenant's columns.
+_STANDING_COLUMNS = (
+    "j.engagement_stage, j.requires_human_review, j.whatsapp_opted_out, c.telefon_principal, "
+    f"c.email_principal, {BASES_COLUMNS}, {PROBE_COLUMNS}"
+)
 
 
 def _tenant(row: Record) -> TenantRow:
     return TenantRow(**{name: row["t_" + name] for name in field_names(TenantRow)})
 
 
-def _standing(row: Record) -> LeadStanding:
+async def _lawful(
+    conn: asyncpg.Connection, tenant_id: UUID, allowed: list[str], row: Record
+) -> LawfulStanding:
+    """What the law says of the lead of a row with `_STANDING_COLUMNS` (src/domain/lawful.py)."""
+    media = await suppressed_media(conn, tenant_id=tenant_id, row=row)
+    return LawfulStanding(decode_bases(row), frozenset(allowed), media)
+
+
+async def _standing(conn: asyncpg.Connection, tenant: TenantRow, row: Record) -> LeadStanding:
     return LeadStanding(
         tenant_status=row["t_status"],
         stage=row["engagement_stage"],
         requires_human_review=row["requires_human_review"],
         whatsapp_opted_out=row["whatsapp_opted_out"],
+        lawful=await _lawful(conn, tenant.id, tenant.allowed_lawful_bases, row),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
-    """select_channel: the lead's contact facts, whether its tenant has any available phone, and the
-    tenant's status."""
+    """select_channel: the lead's contact facts, whether its tenant has any available phone, the
+    tenant's status, and what the law says of the lead."""
 
     lead_id: UUID
     contact: LeadContact
     tenant_has_available_phone: bool
     tenant_status: str
+    lawful: LawfulStanding
 
 
 _CHANNEL_CONTEXT = f"""
@@ -59,10 +81,11 @@ _CHANNEL_CONTEXT = f"""
            c.email_status, j.whatsapp_opted_out, j.email_opted_out, j.last_channel_used,
            EXISTS (SELECT 1 FROM wa_phone_numbers p
                    WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}) AS capacity,
-           t.status AS tenant_status
+           t.status AS tenant_status, t.allowed_lawful_bases, {BASES_COLUMNS}, {PROBE_COLUMNS}
     FROM gold_lead_journey j
-    JOIN gold_companies c ON c.tenant_id = j.tenant_id AND c.id = j.lead_id
+    {COMPANY_JOIN}
     JOIN tenants t ON t.id = j.tenant_id
+    {SUPPRESSION_PROBE}
     WHERE j.tenant_id = $1 AND j.lead_id = $2
 """
 
@@ -84,7 +107,8 @@ async def channel_context(
         email_opted_out=row["email_opted_out"],
         last_channel_used=row["last_channel_used"],
     )
-    return ChannelContext(row["lead_id"], contact, row["capacity"], row["tenant_status"])
+    lawful = await _lawful(conn, tenant_id, row["allowed_lawful_bases"], row)
+    return ChannelContext(row["lead_id"], contact, row["capacity"], row["tenant_status"], lawful)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +127,9 @@ _ALLOCATION_CONTEXT = f"""
            s.status, s.is_enabled, s.daily_limit, s.queue_slot, s.phone_number,
            pool.ids, pool.limits, pool.slots, pool.numbers
     FROM gold_lead_journey j
+    {COMPANY_JOIN}
     JOIN tenants t ON t.id = j.tenant_id
+    {SUPPRESSION_PROBE}
     LEFT JOIN wa_phone_numbers s ON s.tenant_id = j.tenant_id AND s.id = j.assigned_phone_id
     LEFT JOIN LATERAL (
         SELECT array_agg(p.id ORDER BY p.queue_slot) AS ids, array_agg(p.daily_limit ORDER BY p.queue_slot)
@@ -151,7 +177,8 @@ async def allocation_context(
                 daily_limit=row["daily_limit"],
             )
         )
-    return AllocationContext(sticky_id, _tenant(row), _standing(row), phones)
+    tenant = _tenant(row)
+    return AllocationContext(sticky_id, tenant, await _standing(conn, tenant, row), phones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +201,7 @@ _ROUTE_CONTEXT = f"""
     FROM gold_companies c
     JOIN gold_lead_journey j ON j.tenant_id = c.tenant_id AND j.lead_id = c.id
     JOIN tenants t ON t.id = c.tenant_id
+    {SUPPRESSION_PROBE}
     LEFT JOIN wa_phone_numbers p ON p.tenant_id = c.tenant_id AND p.id = $3
     WHERE c.id = $2 AND ($1::uuid IS NULL OR c.tenant_id = $1)
 """
@@ -190,9 +218,10 @@ async def route_context(
     row = await conn.fetchrow(_ROUTE_CONTEXT, tenant_id, lead_id, phone_id)
     if row is None:
         return None
+    tenant = _tenant(row)
     return RouteContext(
-        tenant=_tenant(row),
-        standing=_standing(row),
+        tenant=tenant,
+        standing=await _standing(conn, tenant, row),
         assigned_phone_id=row["assigned_phone_id"],
         phone=decode(PhoneRow, row) if row["id"] is not None else None,
         available_ids=row["available_ids"],

@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL
+from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL, NOT_OBJECTED_SQL
 from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, LeadRow, TenantRow, decode
 
 
@@ -76,7 +76,8 @@ _TENANTS_OVERVIEW = text(
            (SELECT count(*) FROM wa_phone_numbers p WHERE p.tenant_id = t.id) AS phones,
            (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id) AS leads,
            (SELECT count(*) FROM gold_lead_journey j WHERE j.tenant_id = t.id AND {DUE_STAGES_SQL}
-              AND NOT j.requires_human_review AND (j.next_action_at IS NULL OR j.next_action_at <= :now))
+              AND NOT j.requires_human_review AND {NOT_OBJECTED_SQL}
+              AND (j.next_action_at IS NULL OR j.next_action_at <= :now))
              AS due_leads
     FROM tenants t ORDER BY t.name, t.id
     """
@@ -175,6 +176,13 @@ class NewLead:
     current_sequence_id: str | None
     sequence_step: int
     last_channel_used: str | None
+    whatsapp_lawful_basis: str | None
+    whatsapp_basis_at: datetime | None
+    whatsapp_basis_source: str | None
+    email_lawful_basis: str | None
+    email_basis_at: datetime | None
+    email_basis_source: str | None
+    objected_at: datetime | None
 
 
 _INSERT_TENANT = text(
@@ -208,6 +216,13 @@ _JOURNEY_FIELDS = (
     ("current_sequence_id", "text"),
     ("sequence_step", "int"),
     ("last_channel_used", "text"),
+    ("whatsapp_lawful_basis", "text"),
+    ("whatsapp_basis_at", "timestamptz"),
+    ("whatsapp_basis_source", "text"),
+    ("email_lawful_basis", "text"),
+    ("email_basis_at", "timestamptz"),
+    ("email_basis_source", "text"),
+    ("objected_at", "timestamptz"),
 )
 
 
@@ -252,9 +267,13 @@ async def insert_leads(conn: AsyncConnection, *, tenant_id: UUID, leads: Sequenc
     await conn.execute(_INSERT_JOURNEYS, {"tenant_id": tenant_id, **journeys})
 
 
+# The evidence of the demo's messages goes with it: the append-only trigger lets a demo reset through.
+_DEMO_RESET = text("SELECT set_config('cerniq.evidence_delete', 'demo-reset', true)")
 _DELETE_TENANT = tuple(
     text(f"DELETE FROM {table} WHERE {column} = :tenant_id")
     for table, column in (
+        ("outreach_messages", "tenant_id"),
+        ("suppressions", "tenant_id"),
         ("dispatch_outbox", "tenant_id"),
         ("gold_lead_journey", "tenant_id"),
         ("gold_companies", "tenant_id"),
@@ -265,9 +284,40 @@ _DELETE_TENANT = tuple(
 
 
 async def delete_tenant(conn: AsyncConnection, *, tenant_id: UUID) -> None:
-    """A tenant and every row of it (the demo's reset)."""
+    """A tenant and every row of it, its evidence included (the demo's reset), in the caller's
+    transaction."""
+    await conn.execute(_DEMO_RESET)
     for statement in _DELETE_TENANT:
         await conn.execute(statement, {"tenant_id": tenant_id})
+
+
+_INSERT_SUPPRESSION = text(
+    "INSERT INTO suppressions (tenant_id, kind, value, channel, reason, created_by) "
+    "VALUES (:tenant_id, :kind, :value, :channel, :reason, :created_by)"
+)
+
+
+async def insert_suppression(
+    conn: AsyncConnection,
+    *,
+    tenant_id: UUID,
+    kind: str,
+    value: str,
+    channel: str,
+    reason: str,
+    created_by: str,
+) -> None:
+    """One suppression entry, its value already normalised (the demo tenant's)."""
+    values = {"kind": kind, "value": value, "channel": channel, "reason": reason, "created_by": created_by}
+    await conn.execute(_INSERT_SUPPRESSION, {"tenant_id": tenant_id, **values})
+
+
+_COUNT_MESSAGES = text("SELECT count(*) FROM outreach_messages WHERE tenant_id = :tenant_id")
+
+
+async def count_messages(conn: AsyncConnection, *, tenant_id: UUID) -> int:
+    """How many messages of the tenant have their evidence row (outreach_messages)."""
+    return int((await conn.execute(_COUNT_MESSAGES, {"tenant_id": tenant_id})).scalar_one())
 
 
 _TENANT_LEADS = text(

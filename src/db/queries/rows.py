@@ -61,6 +61,7 @@ class TenantRow:
     send_days: list[int]
     skip_public_holidays: bool
     holiday_country: str
+    allowed_lawful_bases: list[str]  # empty: the basis gate is off (src/domain/lawful.py)
 
     def window(self) -> SendingWindow:
         """The tenant's sending window; ValueError naming the field it cannot use."""
@@ -113,13 +114,15 @@ class LeadRow:
     contact_principal_nume: str | None
     judet: str | None
     localitate: str | None
+    objected_at: datetime | None
 
 
 LEAD_COLUMNS = (
     "j.id AS journey_id, j.tenant_id, j.lead_id, j.engagement_stage, j.priority, j.next_action_at, "
     "j.requires_human_review, j.assigned_phone_id, j.whatsapp_opted_out, j.email_opted_out, "
     "j.current_sequence_id, j.sequence_step, j.last_channel_used, c.denumire, c.telefon_principal, "
-    "c.hlr_reachable, c.email_principal, c.email_status, c.contact_principal_nume, c.judet, c.localitate"
+    "c.hlr_reachable, c.email_principal, c.email_status, c.contact_principal_nume, c.judet, c.localitate, "
+    "j.objected_at"
 )
 
 

@@ -17,7 +17,6 @@ for a lead whose dispatch committed.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -43,9 +42,12 @@ from src.domain.dispatch import (
     plan_batch,
     settle_reservations,
 )
+from src.domain.lawful import Medium
 from src.domain.quota import quota_date
 from src.domain.windows import SendingWindow, next_dispatch_at
 from src.errors import NotFound
+from src.jobs.dispatch import report
+from src.jobs.dispatch.evidence import message_records, suppressed_in
 from src.jobs.dispatch.outbox import publish, relay_orphans, running
 from src.jobs.dispatch.overlap import while_waiting
 from src.jobs.tenant import sending_window
@@ -72,6 +74,8 @@ class Batch:
     phones: list[PhoneState]  # the tenant's phones with today's counters
     whatsapp_job_ids: dict[UUID, str]  # journey -> id of its WhatsApp message today
     earlier: dict[UUID, UUID]  # journey -> phone an earlier try of this batch reserved (it died)
+    allowed_bases: frozenset[str]  # the tenant's (src/domain/lawful.py); empty: the gate is off
+    suppressed: dict[UUID, frozenset[Medium]]  # journey -> the media suppression entries block for it
 
     @property
     def queue_slots(self) -> dict[UUID, str]:
@@ -123,29 +127,31 @@ async def _dispatch(
         )
         if tenant.status != "ACTIVE":
             logger.info("tenant {} is {}: nothing dispatched", tenant.id, tenant.status)
-            return stamp_processing_time(result, started)
+            return report.stamp_processing_time(result, started)
         selection = queries.DueSelection(
             data.tenant_id, now, data.batch_size, data.priority_filter, data.sequence_filter
         )
         if not window.is_open(now):
-            return stamp_processing_time(await _outside_window(conn, data, selection, result), started)
+            return report.stamp_processing_time(await _outside_window(conn, data, selection, result), started)
 
         # The selected rows stay locked until the commit, so a concurrent dispatch of the tenant skips them.
         transaction: AbstractAsyncContextManager[Any] = nullcontext() if data.dry_run else conn.transaction()
         async with transaction:
-            batch = await _select(conn, deps, data, selection, window, tenant.timezone, dispatch_job_id)
+            batch = await _select(conn, deps, data, selection, window, tenant, dispatch_job_id)
             plan = _plan(batch)
             if data.dry_run:
                 explained = results.explain(plan.decisions, plan.job_ids, batch.queue_slots)
-                return stamp_processing_time(_report(result, plan, explained, written={}), started)
+                return report.stamp_processing_time(_report(result, plan, explained, written={}), started)
             plan = await _reserve(deps, plan)
             await chaos.pause(deps.config, "after_reserve")
             persisted = await _persist(conn, deps, plan)
 
         await chaos.pause(deps.config, "after_commit")
         written, explained = await _publish_explaining(deps, conn, plan, persisted)
-    _count(plan)
-    return _summarised(stamp_processing_time(_report(result, plan, explained, written=written), started))
+    report.count(plan.decisions, held_for_review=plan.batch.held_for_review)
+    return report.summarised(
+        report.stamp_processing_time(_report(result, plan, explained, written=written), started)
+    )
 
 
 async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queries.TenantRow, SendingWindow]:
@@ -174,15 +180,17 @@ async def _select(
     data: DispatchJobData,
     selection: queries.DueSelection,
     window: SendingWindow,
-    timezone: str,
+    tenant: queries.TenantRow,
     dispatch_job_id: str,
 ) -> Batch:
-    """The due leads (locked unless a dry run), the tenant's phones, and what an earlier try reserved."""
+    """The due leads (locked unless a dry run), the suppression entries naming them, the tenant's phones,
+    and what an earlier try reserved."""
     assert isinstance(data.tenant_id, UUID)
     leads = await queries.due_leads(conn, selection, lock=not data.dry_run)
     held = await queries.count_due_held_for_review(conn, selection)
+    suppressed = await suppressed_in(conn, data.tenant_id, leads)
     phones = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
-    today = quota_date(selection.now, timezone)
+    today = quota_date(selection.now, tenant.timezone)
     whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, data.tenant_id, today) for lead in leads}
     journeys = {job_id: journey for journey, job_id in whatsapp_ids.items()}
     used = await deps.quota.used([phone.id for phone in phones], today)
@@ -199,6 +207,8 @@ async def _select(
         phones=[phone.state(used[phone.id]) for phone in phones],
         whatsapp_job_ids=whatsapp_ids,
         earlier={journeys[job_id]: phone for job_id, phone in found.items()},
+        allowed_bases=frozenset(tenant.allowed_lawful_bases),
+        suppressed=suppressed,
     )
 
 
@@ -206,7 +216,12 @@ def _plan(batch: Batch) -> Plan:
     """Each lead's channel and phone, from a local copy of the phones' remaining quota."""
     allocator = BatchAllocator(batch.tenant_id, batch.phones)
     decisions = plan_batch(
-        batch.leads, preference=batch.data.channel_preference, allocator=allocator, reserved=batch.earlier
+        batch.leads,
+        preference=batch.data.channel_preference,
+        allocator=allocator,
+        allowed_bases=batch.allowed_bases,
+        suppressed=batch.suppressed,
+        reserved=batch.earlier,
     )
     job_ids = {
         d.lead.journey_id: batch.whatsapp_job_ids[d.lead.journey_id]
@@ -244,8 +259,9 @@ async def _reserve(deps: Deps, plan: Plan) -> Plan:
 
 
 async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persisted | None:
-    """Update the journeys and write the batch's jobs into one outbox row, in the caller's transaction;
-    None when no lead was dispatched. The jobs are encoded while the UPDATE runs."""
+    """Update the journeys, record each message's evidence and write the batch's jobs into one outbox
+    row, all in the caller's transaction; None when no lead was dispatched. The jobs are encoded while
+    the UPDATE runs."""
     batch = plan.batch
     after = next_actions(
         now=batch.now,
@@ -263,7 +279,10 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
         for d in plan.decisions
     ]
     wall_ms = deps.clock.wall_ms(batch.now)
-    update = queries.update_journeys(conn, tenant_id=batch.tenant_id, now=batch.now, updates=updates)
+    messages = message_records(plan.decisions, plan.job_ids, now=batch.now, slots=batch.queue_slots)
+    update = queries.update_journeys(
+        conn, tenant_id=batch.tenant_id, now=batch.now, updates=updates, messages=messages
+    )
     _, (job_ids, encoded) = await while_waiting(update, lambda: _encode_jobs(plan, wall_ms))
     if not job_ids:
         return None
@@ -316,29 +335,3 @@ def _report(result: Wire, plan: Plan, explained: results.Explained, *, written: 
     return results.dispatch_batch(
         result, plan.decisions, explained, written=written, held_for_review=plan.batch.held_for_review
     )
-
-
-def _summarised(result: Wire) -> Wire:
-    logger.info(
-        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
-        result["totalEligibleLeads"],
-        result["dispatchedToWhatsApp"],
-        result["dispatchedToEmail"],
-        result["skippedQuotaExceeded"],
-        result["skippedNoChannel"],
-    )
-    return result
-
-
-def _count(plan: Plan) -> None:
-    counted = Counter(
-        (d.outcome.value, d.channel.value if d.channel else None, str(d.reason)) for d in plan.decisions
-    )
-    for (outcome, channel, reason), amount in counted.items():
-        metrics.count_lead(outcome, channel, reason, amount)
-    metrics.count_leads("SKIPPED_HUMAN_REVIEW", "REQUIRES_HUMAN_REVIEW", plan.batch.held_for_review)
-
-
-def stamp_processing_time(result: Wire, started: float) -> Wire:
-    result["processingTimeMs"] = round((time.perf_counter() - started) * 1000)
-    return result

@@ -18,8 +18,9 @@ from src.contracts import DispatchJobData
 from src.db import queries
 from src.domain.windows import next_cron_tick
 from src.errors import JobError
-from src.jobs.dispatch.batch import dispatch_tenant, stamp_processing_time
+from src.jobs.dispatch.batch import dispatch_tenant
 from src.jobs.dispatch.outbox import relay_orphans
+from src.jobs.dispatch.report import stamp_processing_time
 from src.jobs.tenant import sending_window
 from src.names import Function, Queue, tenant_dispatch_job_id
 from src.redis_io.job_writer import OutgoingJob
@@ -54,11 +55,28 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
     ]
     written = await deps.job_writer.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
+    await _expire_evidence(deps)
     tenant_jobs = [(t, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]
     result = results.dispatch_fan_out(
         tenant_jobs, errors, relayed=relayed, next_dispatch_at=next_cron_tick(now)
     )
     return stamp_processing_time(result, started)
+
+
+async def _expire_evidence(deps: Deps) -> None:
+    """One bounded batch of the retention delete of outreach_messages per tick: the cron's fan-out runs
+    every 5 minutes, so MESSAGE_RETENTION_BATCH rows a tick keep up with far more than any day sends."""
+    config = deps.config
+    async with deps.pg.acquire() as conn:
+        deleted = await queries.delete_expired_messages(
+            conn, retention_days=config.message_retention_days, limit=config.message_retention_batch
+        )
+    if deleted:
+        logger.info(
+            "deleted {} message records older than {} days (MESSAGE_RETENTION_DAYS)",
+            deleted,
+            config.message_retention_days,
+        )
 
 
 def _usable(rows: list[queries.TenantRow], tick: str) -> tuple[list[UUID], list[Wire]]:

@@ -9,7 +9,9 @@ re-run relayed the batch its own killed try had committed (its log line says so)
 dispatch queue is drained and no dispatch is in progress, with no waiting and no extra dispatch, it counts
 from PostgreSQL and Redis: no lead with two jobs, no phone over its daily_limit by jobs or by counter, no
 lead marked dispatched without its job in its queue, no job whose lead is not marked, nothing left in
-the outbox. OUTBOX_RELAY_GRACE_S is an hour: no batch goes out because it is old.
+the outbox; and the evidence both ways (issue 11): no job on a queue without its outreach_messages row,
+no row whose job never reached a queue, no job with two rows. OUTBOX_RELAY_GRACE_S is an hour: no batch
+goes out because it is old.
 """
 
 from __future__ import annotations
@@ -138,11 +140,14 @@ async def test_random_sigkills_lose_and_double_nothing(
     print(
         f"\nchaos: {kills} SIGKILLs in {CHAOS_SECONDS}s, {results} dispatch jobs completed, {reruns} of them "
         f"re-run after a kill, {own_relays} of those relayed their own killed try's batch; "
-        f"{sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} marked leads; "
+        f"{sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} marked leads, "
+        f"{sum(book.evidence.values())} evidence rows; "
         f"quota used {sum(book.counters.values())} of {sum(book.limits.values())}"
     )
     assert kills >= 25
     assert reruns > 0, "no dispatch was interrupted and re-run: the kills proved nothing"
     book.assert_clean()
+    assert book.jobs
+    assert sum(book.evidence.values()) == len(book.jobs)
     assert sum(book.counters.values()) == sum(book.limits.values())  # demand exceeded supply: all used
     assert own_relays >= 1, "no re-run relayed its own killed try: no kill landed between commit and enqueue"

@@ -80,7 +80,7 @@ async def test_redis_stopped_for_ten_seconds(
         flags=re.MULTILINE,
     )
     print("\n".join(noise))
-    assert len(noise) == 2 + seen_by_jobs, noise
+    assert len(noise) == 1 + seen_by_jobs, noise  # "Redis reachable again" is an INFO line
     assert dispatch_check.total_eligible_leads >= 0
     book.assert_clean()
 

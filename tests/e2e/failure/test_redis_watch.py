@@ -51,4 +51,4 @@ async def test_a_hang_a_drop_and_a_loss_of_data_are_each_said_once(
     for what in ("queued jobs", "quota counters and reservations", "Troubleshooting"):
         assert what in lost, lost
     noise = re.findall(r"^.*\| (?:WARNING|ERROR|CRITICAL) +\|.*$", output, flags=re.MULTILINE)
-    assert len(noise) == 5, "\n".join(noise)
+    assert len(noise) == 3, "\n".join(noise)  # the two "Redis unreachable" and the loss ("back" is INFO)

@@ -23,7 +23,9 @@ async def demo(tmp_path: Path, **env: str) -> Run:
 def row(output: str, company: str) -> list[str]:
     """The decision-table row of a company, split into its columns."""
     for line in output.splitlines():
-        if line.strip().startswith(company) and re.search(r"  (DISPATCHED|SKIPPED|HELD|NOT_DUE)", line):
+        if line.strip().startswith(company) and re.search(
+            r"  (DISPATCHED|SKIPPED|HELD|NOT_DUE|OBJECTED)", line
+        ):
             return re.split(r"\s{2,}", line.strip())
     raise AssertionError(f"no decision row for {company}:\n{output}")
 
@@ -34,7 +36,7 @@ def assert_summary(output: str) -> None:
     assert "2. Started the worker: arq src.worker.Settings" in output
     assert "3. Dry run through the worker" in output
     assert "quota counters unchanged: yes" in output
-    assert "eligible leads 10: 4 to WhatsApp, 3 to e-mail, 1 waiting for quota, 2 without a channel" in output
+    assert "eligible leads 12: 4 to WhatsApp, 3 to e-mail, 1 waiting for quota, 4 without a channel" in output
     assert "held for human review 1" in output
 
     assert row(output, "Lactate Bucovina SA")[1:4] == ["DISPATCHED", "WHATSAPP", "q:wa:phone_01"]
@@ -50,6 +52,11 @@ def assert_summary(output: str) -> None:
     assert row(output, "Depozitul de Cereale Argeș SRL")[-1] == "NO_VERIFIED_CONTACT"
     assert row(output, "Ferma Avicolă Bărăgan SRL")[1] == "HELD_FOR_REVIEW"
     assert row(output, "Tipografia Crișana SRL")[1] == "NOT_DUE"
+    # The law (issue 11): no basis recorded, an address under a suppressed domain, an objection.
+    assert row(output, "Ferma Dobrogea SRL")[1::4] == ["SKIPPED_NO_CHANNEL", "NO_LAWFUL_BASIS"]
+    assert row(output, "Agro Vest Distribuție SRL")[1::4] == ["SKIPPED_NO_CHANNEL", "SUPPRESSED"]
+    assert row(output, "Cooperativa Agricolă Olt SRL")[1] == "OBJECTED"
+    assert "evidence: 7 messages recorded with their lawful basis" in output
 
     assert "5. What landed in each queue" in output
     assert "q:email:cold: 2 jobs" in output
@@ -74,7 +81,11 @@ async def test_make_demo_on_the_configured_services(
     # What the summary says is what the services hold.
     assert (
         await factory.scalar("SELECT count(*) FROM gold_lead_journey WHERE tenant_id = :t", t=DEMO_TENANT_ID)
-        == 12
+        == 15
+    )
+    assert (
+        await factory.scalar("SELECT count(*) FROM outreach_messages WHERE tenant_id = :t", t=DEMO_TENANT_ID)
+        == 7
     )
     assert await redis.zcard("q:email:cold") == 2
     assert await redis.zcard("q:wa:phone_01") == 1
@@ -83,6 +94,10 @@ async def test_make_demo_on_the_configured_services(
     assert again.code == 0, again.out + again.err
     assert_summary(again.out)  # a second run resets the demo tenant and shows the same story
     assert await redis.zcard("q:email:cold") == 2
+    assert (
+        await factory.scalar("SELECT count(*) FROM outreach_messages WHERE tenant_id = :t", t=DEMO_TENANT_ID)
+        == 7
+    )
 
 
 async def test_a_demo_on_a_new_database_ignores_what_an_earlier_demo_left_in_redis(

@@ -1,0 +1,160 @@
+"""outreach_messages: the evidence of every message put on an output queue, with the basis it went out on
+(GDPR art. 5(2)). Rows are only ever inserted; the retention delete is the one way out (a trigger of
+migration 0005 refuses any other UPDATE or DELETE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from src.db.queries.rows import columns, decode
+from src.domain.lawful import Basis
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message as its evidence row holds it."""
+
+    tenant_id: UUID
+    lead_id: UUID
+    channel: str
+    phone_id: UUID | None
+    queue: str
+    job_id: str
+    basis: Basis
+    scheduled_at: datetime
+
+
+_MESSAGE_ARRAYS = ("uuid", "text", "uuid", "text", "text", "text", "timestamptz", "text")
+
+
+def record_messages_sql(*, tenant: str, first: int) -> str:
+    """One row per message of a batch, from MessageBatch.columns(): `tenant` is the tenant's parameter,
+    `first` the number of the first column's (dispatch sends it with the journeys' update)."""
+    arrays = ", ".join(f"${first + n}::{kind}[]" for n, kind in enumerate(_MESSAGE_ARRAYS))
+    return f"""
+        INSERT INTO outreach_messages (tenant_id, lead_id, channel, phone_id, queue, job_id, basis, basis_at,
+                                       basis_source, scheduled_at)
+        SELECT {tenant}, u.*, ${first + len(_MESSAGE_ARRAYS)}::timestamptz FROM unnest({arrays}) AS u
+    """
+
+
+# One evidence row of a batch: lead id, channel, phone id, queue, job id, basis, basis at, basis source.
+MessageRow8 = tuple[UUID, str, UUID | None, str, str, str | None, datetime | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageBatch:
+    """The evidence rows of a dispatch batch's messages, all scheduled at `scheduled_at`, sent as parallel
+    columns (record_messages_sql)."""
+
+    rows: list[MessageRow8]
+    scheduled_at: datetime
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def columns(self) -> tuple[Any, ...]:
+        """The statement's arguments, in record_messages_sql's order: one list per column."""
+        return (*(list(column) for column in zip(*self.rows, strict=True)), self.scheduled_at)
+
+
+class Recorded(StrEnum):
+    WRITTEN = "WRITTEN"
+    ALREADY = "ALREADY"  # a retried router job: its first try wrote the row
+    OBJECTED = "OBJECTED"  # the lead objected since the job read it: nothing written
+
+
+# The lead's row is locked FOR SHARE, which an objection's UPDATE waits for (and which waits for it): either
+# this row commits before the objection does, and `cerniq-ops object` finds it and withdraws its job, or
+# the objection commits first and this statement sees it, writes nothing, and the job withdraws its own.
+_RECORD_ROUTED = """
+    WITH lead AS (
+        SELECT objected_at FROM gold_lead_journey WHERE tenant_id = $1 AND lead_id = $2 FOR SHARE
+    ), earlier AS (
+        SELECT 1 FROM outreach_messages WHERE tenant_id = $1 AND lead_id = $2 AND job_id = $6
+    ), written AS (
+        INSERT INTO outreach_messages (tenant_id, lead_id, channel, phone_id, queue, job_id, basis, basis_at,
+                                       basis_source, scheduled_at)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM lead
+        WHERE lead.objected_at IS NULL AND NOT EXISTS (SELECT 1 FROM earlier)
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM lead WHERE objected_at IS NOT NULL) AS objected,
+           EXISTS (SELECT 1 FROM earlier) AS already
+"""
+
+
+async def record_routed_message(conn: asyncpg.Connection, *, record: MessageRecord) -> Recorded:
+    """The row of a message route has enqueued, unless its lead objected meanwhile or an earlier try of
+    the same router job wrote it."""
+    row = await conn.fetchrow(
+        _RECORD_ROUTED,
+        record.tenant_id,
+        record.lead_id,
+        record.channel,
+        record.phone_id,
+        record.queue,
+        record.job_id,
+        record.basis.basis,
+        record.basis.at,
+        record.basis.source,
+        record.scheduled_at,
+    )
+    assert row is not None
+    if row["objected"]:
+        return Recorded.OBJECTED
+    return Recorded.ALREADY if row["already"] else Recorded.WRITTEN
+
+
+_ALLOW_RETENTION = "SELECT set_config('cerniq.evidence_delete', 'retention', true)"
+# The oldest rows first, by the database's clock (the one that wrote created_at); a bounded batch, and
+# rows another retention delete holds are skipped.
+_DELETE_EXPIRED = """
+    DELETE FROM outreach_messages WHERE id IN (
+        SELECT id FROM outreach_messages
+        WHERE created_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+"""
+
+
+async def delete_expired_messages(conn: asyncpg.Connection, *, retention_days: int, limit: int) -> int:
+    """Delete up to `limit` rows older than `retention_days`; returns how many. Runs in a transaction of
+    its own: the trigger lets the DELETE through only in a transaction that names itself the retention."""
+    async with conn.transaction():
+        await conn.execute(_ALLOW_RETENTION)
+        status: str = await conn.execute(_DELETE_EXPIRED, retention_days, limit)
+    return int(status.split()[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    tenant_id: UUID
+    lead_id: UUID
+    channel: str
+    phone_id: UUID | None
+    queue: str
+    job_id: str
+    basis: str | None
+    basis_at: datetime | None
+    basis_source: str | None
+    scheduled_at: datetime
+    created_at: datetime
+
+
+_LEAD_MESSAGES = (
+    f"SELECT {columns(MessageRow)} FROM outreach_messages WHERE tenant_id = $1 AND lead_id = $2 ORDER BY id"
+)
+
+
+async def lead_messages(conn: asyncpg.Connection, *, tenant_id: UUID, lead_id: UUID) -> list[MessageRow]:
+    """Every message recorded for a lead, oldest first (the audit; the jobs an objection withdraws)."""
+    return [decode(MessageRow, row) for row in await conn.fetch(_LEAD_MESSAGES, tenant_id, lead_id)]
