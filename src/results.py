@@ -132,42 +132,39 @@ def phone_refused(*, lead_id: UUID, refusal: Refusal, standing: LeadStanding) ->
     }
 
 
+_REFUSAL_WHY = {
+    Refusal.TENANT_SUSPENDED: "the tenant is {standing.tenant_status}, it sends nothing",
+    Refusal.TERMINAL_STAGE: "the lead is {standing.stage}",
+    Refusal.HELD_FOR_REVIEW: "the lead is held for human review",
+    Refusal.WHATSAPP_OPTED_OUT: "the lead opted out of WhatsApp",
+    Refusal.OBJECTED: "the lead objected to direct marketing (GDPR art. 21), on every channel",
+    Refusal.SUPPRESSED: "a suppression entry names the lead's number or address for WhatsApp",
+    Refusal.NO_LAWFUL_BASIS: "the lead's WhatsApp basis is {basis}, the tenant allows {allowed}",
+}
+
+
 def refusal_reason(refusal: Refusal, standing: LeadStanding) -> str:
     """`CODE: why`, as route and allocate_phone give it for a lead that may get no WhatsApp message."""
-    match refusal:
-        case Refusal.TENANT_SUSPENDED:
-            return f"{refusal}: the tenant is {standing.tenant_status}, it sends nothing"
-        case Refusal.TERMINAL_STAGE:
-            return f"{refusal}: the lead is {standing.stage}"
-        case Refusal.HELD_FOR_REVIEW:
-            return f"{refusal}: the lead is held for human review"
-        case Refusal.WHATSAPP_OPTED_OUT:
-            return f"{refusal}: the lead opted out of WhatsApp"
-        case Refusal.OBJECTED:
-            return f"{refusal}: the lead objected to direct marketing (GDPR art. 21), on every channel"
-        case Refusal.SUPPRESSED:
-            return f"{refusal}: a suppression entry names the lead's number or address for WhatsApp"
-        case Refusal.NO_LAWFUL_BASIS:
-            basis, allowed = (
-                standing.lawful.bases.whatsapp.basis,
-                ", ".join(sorted(standing.lawful.allowed_bases)),
-            )
-            return f"{refusal}: the lead's WhatsApp basis is {basis}, the tenant allows {allowed}"
+    why = _REFUSAL_WHY[refusal].format(
+        standing=standing,
+        basis=standing.lawful.bases.whatsapp.basis,
+        allowed=", ".join(sorted(standing.lawful.allowed_bases)),
+    )
+    return f"{refusal}: {why}"
+
+
+_ALLOCATION_WHY = {
+    AllocationReason.STICKY: "existing sticky assignment ({room})",
+    AllocationReason.STICKY_QUOTA_EXHAUSTED: "sticky phone kept, no quota left today",
+    AllocationReason.NEW_PHONE: "drawn by remaining quota ({room})",
+    AllocationReason.FALLBACK_STICKY_UNAVAILABLE: "sticky phone unavailable ({room})",
+    AllocationReason.NO_PHONE_WITH_QUOTA: "no available phone has quota left today",
+}
 
 
 def _allocation_reason(allocation: Allocation, phone: PhoneState | None) -> str:
     room = f"{phone.remaining} of {phone.daily_limit} left today" if phone else ""
-    match allocation.reason:
-        case AllocationReason.STICKY:
-            return f"{AllocationReason.STICKY}: existing sticky assignment ({room})"
-        case AllocationReason.STICKY_QUOTA_EXHAUSTED:
-            return f"{AllocationReason.STICKY_QUOTA_EXHAUSTED}: sticky phone kept, no quota left today"
-        case AllocationReason.NEW_PHONE:
-            return f"{AllocationReason.NEW_PHONE}: drawn by remaining quota ({room})"
-        case AllocationReason.FALLBACK_STICKY_UNAVAILABLE:
-            return f"{AllocationReason.FALLBACK_STICKY_UNAVAILABLE}: sticky phone unavailable ({room})"
-        case AllocationReason.NO_PHONE_WITH_QUOTA:
-            return f"{AllocationReason.NO_PHONE_WITH_QUOTA}: no available phone has quota left today"
+    return f"{allocation.reason}: {_ALLOCATION_WHY[allocation.reason].format(room=room)}"
 
 
 # ---------------------------------------------------------------- route

@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from src.db.queries.lawful import BASES_COLUMNS
-from src.db.queries.rows import OutboxRow, columns, decode
+from src.db.queries.rows import BasesColumns, OutboxRow, columns, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +175,10 @@ async def claim_tenant_outbox(conn: asyncpg.Connection, *, tenant_id: UUID) -> l
 
 
 @dataclass(frozen=True, slots=True)
-class LeadLaw:
+class LeadLaw(BasesColumns):
     """A lead as the audit shows it: its company, its bases and their evidence, its objection."""
 
     denumire: str
-    whatsapp_lawful_basis: str | None
-    whatsapp_basis_at: datetime | None
-    whatsapp_basis_source: str | None
-    email_lawful_basis: str | None
-    email_basis_at: datetime | None
-    email_basis_source: str | None
-    objected_at: datetime | None
 
 
 _LEAD_LAW = f"""

@@ -29,8 +29,8 @@ from src.db.queries.rows import (
     TenantRow,
     columns,
     decode,
+    lead_contact,
 )
-from src.domain.channels import LeadContact
 from src.domain.dispatch import DueLead
 
 _LOAD_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
@@ -131,16 +131,7 @@ def _due_lead(row: Mapping[str, Any]) -> DueLead:
     return DueLead(
         journey_id=row["id"],
         lead_id=row["lead_id"],
-        contact=LeadContact(
-            stage=row["engagement_stage"],
-            phone=row["telefon_principal"],
-            hlr_reachable=row["hlr_reachable"],
-            email=row["email_principal"],
-            email_status=row["email_status"],
-            whatsapp_opted_out=row["whatsapp_opted_out"],
-            email_opted_out=row["email_opted_out"],
-            last_channel_used=row["last_channel_used"],
-        ),
+        contact=lead_contact(row),
         bases=decode_bases(row),
         sticky_phone_id=row["assigned_phone_id"],
         sequence_id=row["current_sequence_id"],

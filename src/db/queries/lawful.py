@@ -16,15 +16,12 @@ from uuid import UUID
 
 import asyncpg
 
-from src.db.queries.rows import Record
+from src.db.queries.rows import BasesColumns, Record, columns
 from src.domain.lawful import Basis, LeadBases, Medium
 from src.domain.suppression import MEDIA_OF, Entry, LeadKeys, Matcher, lead_keys
 
 # A journey's bases and objection (alias j), as `decode_bases` reads them.
-BASES_COLUMNS = (
-    "j.whatsapp_lawful_basis, j.whatsapp_basis_at, j.whatsapp_basis_source, "
-    "j.email_lawful_basis, j.email_basis_at, j.email_basis_source, j.objected_at"
-)
+BASES_COLUMNS = columns(BasesColumns, "j")
 
 
 def decode_bases(row: Record) -> LeadBases:

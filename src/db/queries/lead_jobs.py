@@ -22,7 +22,16 @@ from src.db.queries.lawful import (
     decode_bases,
     suppressed_media,
 )
-from src.db.queries.rows import PhoneRow, Record, TenantRow, columns, decode, field_names, tenant_columns
+from src.db.queries.rows import (
+    PhoneRow,
+    Record,
+    TenantRow,
+    columns,
+    decode,
+    field_names,
+    lead_contact,
+    tenant_columns,
+)
 from src.domain.channels import LeadContact
 from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding
@@ -97,16 +106,7 @@ async def channel_context(
     row = await conn.fetchrow(_CHANNEL_CONTEXT, tenant_id, lead_id)
     if row is None:
         return None
-    contact = LeadContact(
-        stage=row["engagement_stage"],
-        phone=row["telefon_principal"],
-        hlr_reachable=row["hlr_reachable"],
-        email=row["email_principal"],
-        email_status=row["email_status"],
-        whatsapp_opted_out=row["whatsapp_opted_out"],
-        email_opted_out=row["email_opted_out"],
-        last_channel_used=row["last_channel_used"],
-    )
+    contact = lead_contact(row)
     lawful = await _lawful(conn, tenant_id, row["allowed_lawful_bases"], row)
     return ChannelContext(row["lead_id"], contact, row["capacity"], row["tenant_status"], lawful)
 

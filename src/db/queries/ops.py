@@ -12,7 +12,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL, NOT_OBJECTED_SQL
-from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, LeadRow, TenantRow, decode
+from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, BasesColumns, LeadRow, TenantRow, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +154,8 @@ class NewTenant:
 
 
 @dataclass(frozen=True, slots=True)
-class NewLead:
-    """A company and its journey (the lead id is the company id)."""
+class NewLead(BasesColumns):
+    """A company and its journey (the lead id is the company id), with the journey's bases."""
 
     id: UUID
     denumire: str
@@ -176,13 +176,6 @@ class NewLead:
     current_sequence_id: str | None
     sequence_step: int
     last_channel_used: str | None
-    whatsapp_lawful_basis: str | None
-    whatsapp_basis_at: datetime | None
-    whatsapp_basis_source: str | None
-    email_lawful_basis: str | None
-    email_basis_at: datetime | None
-    email_basis_source: str | None
-    objected_at: datetime | None
 
 
 _INSERT_TENANT = text(

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from uuid import UUID
 
 from src.domain.allocation import PhoneState
+from src.domain.channels import LeadContact
 from src.domain.windows import SendingWindow, window_bound
 
 R = TypeVar("R")
@@ -87,6 +88,34 @@ def tenant_columns(alias: str = "", prefix: str = "") -> str:
 
 
 TENANT_COLUMNS = tenant_columns()
+
+
+@dataclass(frozen=True, slots=True)
+class BasesColumns:
+    """A journey's lawful bases per channel, their evidence, and its objection: the columns of issue 11,
+    which the row types that carry them share."""
+
+    whatsapp_lawful_basis: str | None
+    whatsapp_basis_at: datetime | None
+    whatsapp_basis_source: str | None
+    email_lawful_basis: str | None
+    email_basis_at: datetime | None
+    email_basis_source: str | None
+    objected_at: datetime | None
+
+
+def lead_contact(row: Record) -> LeadContact:
+    """The channel rule's view of a lead, from a row that selects the journey's and company's columns."""
+    return LeadContact(
+        stage=row["engagement_stage"],
+        phone=row["telefon_principal"],
+        hlr_reachable=row["hlr_reachable"],
+        email=row["email_principal"],
+        email_status=row["email_status"],
+        whatsapp_opted_out=row["whatsapp_opted_out"],
+        email_opted_out=row["email_opted_out"],
+        last_channel_used=row["last_channel_used"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
