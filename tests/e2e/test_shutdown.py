@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
+from uuid import UUID
 
 from redis.asyncio import Redis
 
@@ -16,7 +19,7 @@ from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
 from tests.support.tenants import ALWAYS_OPEN
-from tests.support.workers import Workers
+from tests.support.workers import WorkerProcess, Workers
 
 
 async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20.0) -> None:
@@ -26,6 +29,18 @@ async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20
         await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def dispatch_in_flight(
+    worker: WorkerProcess, redis: Redis, client: OutreachClient, tenant: UUID
+) -> AsyncIterator[EnqueuedJob[DispatchResult]]:
+    """`worker` running, with a dispatch of `tenant` in progress on it (paused by its CHAOS_PAUSE_*)."""
+    async with worker:
+        await worker.wait_healthy(redis)
+        job = await client.dispatch(tenant_id=tenant)
+        await wait_in_progress(job)
+        yield job
+
+
 async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
     deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
@@ -33,10 +48,7 @@ async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
     await factory.phone(tenant, phone_number="+40721000077")
     await factory.leads(tenant, 3)
     worker = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="2", SHUTDOWN_GRACE_S="20")
-    async with worker:
-        await worker.wait_healthy(redis)
-        job = await client.dispatch(tenant_id=tenant)
-        await wait_in_progress(job)
+    async with dispatch_in_flight(worker, redis, client, tenant) as job:
         signalled = time.monotonic()
         worker.signal(signal.SIGTERM)
         assert await worker.wait_exit(timeout=30) == 0
@@ -56,10 +68,7 @@ async def test_a_job_outliving_the_grace_is_cancelled_stays_queued_and_runs_agai
     phone = await factory.phone(tenant, phone_number="+40721000077")
     await factory.leads(tenant, 2)
     slow = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="25", SHUTDOWN_GRACE_S="1")
-    async with slow:
-        await slow.wait_healthy(redis)
-        job = await client.dispatch(tenant_id=tenant)
-        await wait_in_progress(job)
+    async with dispatch_in_flight(slow, redis, client, tenant) as job:
         signalled = time.monotonic()
         slow.signal(signal.SIGTERM)
         assert await slow.wait_exit(timeout=20) == 0
