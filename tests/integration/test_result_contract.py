@@ -25,7 +25,7 @@ from src.jobs.select_channel import select_channel
 from src.names import quota_key
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
-from tests.support.jobs import checked, job_ctx
+from tests.support.jobs import checked, follow_up, job_ctx
 from tests.support.tenants import ALWAYS_OPEN
 
 Scenario = Callable[[Deps, Factory], Awaitable[tuple[type[BaseModel], dict[str, Any], str]]]
@@ -146,13 +146,7 @@ async def send(
         await _use_up(deps, phone)
         await _use_up(deps, other)
     lead = await factory.lead(tenant, **journey)
-    payload = {
-        "tenantId": str(tenant),
-        "leadId": str(lead),
-        "phoneId": str(phone),
-        "messageType": "FOLLOWUP",
-        "payload": {"text": "Revin"},
-    }
+    payload = {"tenantId": str(tenant), **follow_up(lead, phone)}
     if without_tenant:
         del payload["tenantId"]
     result = await route(job_ctx(deps, job_id="router-contract"), payload)
