@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
+from uuid import UUID
 
 from redis.asyncio import Redis
 
@@ -14,9 +17,9 @@ from src.client import EnqueuedJob, OutreachClient
 from src.contracts import DispatchResult
 from src.names import ARQ_IN_PROGRESS_PREFIX, Queue, quota_key
 from src.runtime.deps import Deps
-from tests.support.factories import Factory
+from tests.support.factories import Factory, tenant_with_phone
 from tests.support.tenants import ALWAYS_OPEN
-from tests.support.workers import Workers
+from tests.support.workers import WorkerProcess, Workers
 
 
 async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20.0) -> None:
@@ -26,19 +29,28 @@ async def wait_in_progress(job: EnqueuedJob[DispatchResult], timeout: float = 20
         await asyncio.sleep(0.05)
 
 
-async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
-    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
-) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(tenant, phone_number="+40721000077")
-    await factory.leads(tenant, 3)
-    worker = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="2", SHUTDOWN_GRACE_S="20")
+@asynccontextmanager
+async def sigterm_during_a_dispatch(
+    worker: WorkerProcess, redis: Redis, client: OutreachClient, tenant: UUID
+) -> AsyncIterator[EnqueuedJob[DispatchResult]]:
+    """`worker` started, a dispatch of `tenant` in progress on it (held there by the worker's
+    CHAOS_PAUSE_*), then SIGTERM sent to the worker; yields the dispatch."""
     async with worker:
         await worker.wait_healthy(redis)
         job = await client.dispatch(tenant_id=tenant)
         await wait_in_progress(job)
-        signalled = time.monotonic()
         worker.signal(signal.SIGTERM)
+        yield job
+
+
+async def test_sigterm_lets_the_in_flight_job_finish_then_exits_0(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    tenant = await tenant_with_phone(factory, phone_number="+40721000077")
+    await factory.leads(tenant, 3)
+    worker = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="2", SHUTDOWN_GRACE_S="20")
+    async with sigterm_during_a_dispatch(worker, redis, client, tenant) as job:
+        signalled = time.monotonic()
         assert await worker.wait_exit(timeout=30) == 0
         took = time.monotonic() - signalled
         assert "SIGTERM received: draining 4 queue workers (grace 20s)" in worker.output()
@@ -56,12 +68,8 @@ async def test_a_job_outliving_the_grace_is_cancelled_stays_queued_and_runs_agai
     phone = await factory.phone(tenant, phone_number="+40721000077")
     await factory.leads(tenant, 2)
     slow = workers.new("Settings", CHAOS_PAUSE_AT="after_reserve", CHAOS_PAUSE_S="25", SHUTDOWN_GRACE_S="1")
-    async with slow:
-        await slow.wait_healthy(redis)
-        job = await client.dispatch(tenant_id=tenant)
-        await wait_in_progress(job)
+    async with sigterm_during_a_dispatch(slow, redis, client, tenant) as job:
         signalled = time.monotonic()
-        slow.signal(signal.SIGTERM)
         assert await slow.wait_exit(timeout=20) == 0
         assert time.monotonic() - signalled < 10  # the grace bounded the wait, not the 25 s job
         assert "grace period over: cancelling 1 jobs" in slow.output()

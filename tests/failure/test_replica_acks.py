@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -26,13 +26,12 @@ from src.names import ARQ_JOB_PREFIX, quota_key, quota_reservations_key
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
 from src.redis_io.replicas import ReplicaAcks, ReplicaAckTimeout
 from src.runtime.clock import FixedClock
-from src.runtime.deps import Deps, build_deps, close_deps
+from src.runtime.deps import Deps
 from src.runtime.faults import Dependency, transient_fault
 from tests.support.factories import Factory, tenant_with_leads
 from tests.support.invariants import ledger
-from tests.support.jobs import job_ctx, run_dispatch
+from tests.support.jobs import deps_with, job_ctx, run_dispatch
 from tests.support.sentinel import Replicated
-from tests.support.services import make_settings
 from tests.support.tenants import ALWAYS_OPEN
 
 
@@ -62,15 +61,9 @@ async def replica(replicated: Replicated) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-@asynccontextmanager
-async def service(url: str, clock: FixedClock, acks: int, **settings: Any) -> AsyncIterator[Deps]:
+def service(url: str, clock: FixedClock, acks: int, **settings: Any) -> AbstractAsyncContextManager[Deps]:
     """The jobs' resources on `url`, with REDIS_MIN_REPLICA_ACKS=`acks`."""
-    config = make_settings(redis_url=url, redis_min_replica_acks=acks, **settings)
-    built = await build_deps(config, clock=clock)
-    try:
-        yield built
-    finally:
-        await close_deps(built)
+    return deps_with(clock, redis_url=url, redis_min_replica_acks=acks, **settings)
 
 
 @pytest.fixture
@@ -174,8 +167,7 @@ async def test_dispatch_commits_no_journey_before_the_replica_holds_its_reservat
 
     assert rerun["dispatchedToWhatsApp"] == 5
     book = await ledger(engine, replica, today)  # counted on the replica
-    book.assert_clean()
-    assert len(book.jobs_per_lead) == 5
+    book.assert_each_lead_once(5)
 
 
 async def test_dispatch_keeps_its_outbox_row_until_the_replica_holds_the_jobs(
@@ -207,8 +199,7 @@ async def test_dispatch_keeps_its_outbox_row_until_the_replica_holds_the_jobs(
 
     assert rerun["relayedFromOutbox"] == 5
     book = await ledger(engine, replica, today)
-    book.assert_clean()
-    assert len(book.jobs_per_lead) == 5
+    book.assert_each_lead_once(5)
 
 
 async def test_route_queues_its_message_only_once_the_replica_holds_its_reservation(

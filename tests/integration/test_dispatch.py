@@ -18,7 +18,7 @@ from src.redis_io.codec import loads
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.clock import OPEN_HOURS
-from tests.support.factories import CONSENT_EVIDENCE, Factory
+from tests.support.factories import CONSENT_EVIDENCE, Factory, tenant_with_leads
 from tests.support.jobs import job_ctx, queued, run_dispatch
 from tests.support.services import make_settings
 from tests.support.tenants import ALWAYS_OPEN
@@ -57,18 +57,7 @@ async def test_every_lead_situation_in_one_batch(
 
     result = await run_dispatch(deps, tenant)
 
-    assert {
-        key: result[key]
-        for key in (
-            "totalEligibleLeads",
-            "dispatchedToWhatsApp",
-            "dispatchedToEmail",
-            "skippedQuotaExceeded",
-            "skippedOutsideHours",
-            "skippedNoChannel",
-            "skippedHumanReview",
-        )
-    } == {
+    counts = {
         "totalEligibleLeads": 5,
         "dispatchedToWhatsApp": 2,
         "dispatchedToEmail": 2,
@@ -77,6 +66,7 @@ async def test_every_lead_situation_in_one_batch(
         "skippedNoChannel": 1,
         "skippedHumanReview": 1,
     }
+    assert {key: result[key] for key in counts} == counts
     decisions = {UUID(d["leadId"]): d for d in result["decisions"]}
     assert set(decisions) == {whatsapp, email_only, warm_email, opted_out, on_banned}
     assert not {held, converted, later} & set(decisions)
@@ -158,9 +148,7 @@ async def test_an_address_goes_out_as_stored_without_the_whitespace_around_it(
 async def test_dispatching_twice_sends_nothing_twice(
     deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(tenant)
-    await factory.leads(tenant, 30)
+    tenant = await tenant_with_leads(factory, 30)
 
     first = await run_dispatch(deps, tenant, job_id="d1")
     clock.now += timedelta(minutes=5)
@@ -353,9 +341,7 @@ async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, 
 async def test_redis_unreachable_is_retried_and_leaves_nothing_half_written(
     deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
 ) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(tenant)
-    await factory.leads(tenant, 3)
+    tenant = await tenant_with_leads(factory, 3)
     before = await snapshot(factory, redis)
     broken = await build_deps(make_settings(redis_url="redis://127.0.0.1:1/0"), clock=clock)
     try:

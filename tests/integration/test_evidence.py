@@ -23,7 +23,7 @@ from src.names import ARQ_JOB_PREFIX
 from src.redis_io.codec import loads
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
-from tests.support.factories import CONSENT_EVIDENCE, Factory
+from tests.support.factories import CONSENT_EVIDENCE, Factory, tenant_with_phone
 from tests.support.invariants import queued_outreach_jobs
 from tests.support.jobs import checked, deps_with, follow_up, job_ctx, queued, run_dispatch
 from tests.support.tenants import ALWAYS_OPEN
@@ -44,9 +44,7 @@ async def payload(redis: Redis, job_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def tenant(factory: Factory) -> UUID:
-    created = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(created, phone_number="+40721000071")
-    return created
+    return await tenant_with_phone(factory, phone_number="+40721000071")
 
 
 async def test_dispatch_records_each_message_with_the_basis_of_its_channel(

@@ -21,7 +21,7 @@ from src.jobs.select_channel import select_channel
 from src.names import quota_key
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
-from tests.support.factories import Factory
+from tests.support.factories import Factory, tenant_with_phone
 from tests.support.invariants import queued_outreach_jobs
 from tests.support.jobs import checked, job_ctx, queued, run_dispatch
 from tests.support.tenants import ALWAYS_OPEN
@@ -52,9 +52,7 @@ def code_of(name: str) -> str:
 
 @pytest.fixture
 async def tenant(factory: Factory) -> UUID:
-    created = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(created, phone_number="+40721000031")
-    return created
+    return await tenant_with_phone(factory, phone_number="+40721000031")
 
 
 async def test_dispatch_holds_each_lead_the_law_stops_and_sends_the_rest(

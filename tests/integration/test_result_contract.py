@@ -25,10 +25,12 @@ from src.jobs.select_channel import select_channel
 from src.names import quota_key
 from src.runtime.deps import Deps
 from tests.support.factories import Factory
-from tests.support.jobs import checked, job_ctx
+from tests.support.jobs import checked, follow_up, job_ctx
 from tests.support.tenants import ALWAYS_OPEN
 
-Scenario = Callable[[Deps, Factory], Awaitable[tuple[type[BaseModel], dict[str, Any], str]]]
+# A job's result in one outcome: its contract model, the result, and the outcome the scenario reached.
+Outcome = tuple[type[BaseModel], dict[str, Any], str]
+Scenario = Callable[[Deps, Factory], Awaitable[Outcome]]
 
 
 async def _use_up(deps: Deps, phone: UUID) -> None:
@@ -43,17 +45,17 @@ async def select(deps: Deps, factory: Factory, *, status: str = "ACTIVE", **comp
     return await select_channel(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
 
 
-async def selected(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def selected(deps: Deps, factory: Factory) -> Outcome:
     result = await select(deps, factory)
     return ChannelSelectionResult, result, result["selectedChannel"]
 
 
-async def no_channel(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def no_channel(deps: Deps, factory: Factory) -> Outcome:
     result = await select(deps, factory, hlr_reachable=False, email_status="invalid")
     return ChannelSelectionResult, result, result["reasonCode"]
 
 
-async def selection_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def selection_suspended(deps: Deps, factory: Factory) -> Outcome:
     result = await select(deps, factory, status="SUSPENDED")
     return ChannelSelectionResult, result, result["reasonCode"]
 
@@ -66,7 +68,9 @@ async def allocation(
     full: bool = False,
     tenant_status: str = "ACTIVE",
     **lead: Any,
-) -> dict[str, Any]:
+) -> Outcome:
+    """allocate_phone of a new lead; reached: its allocationType (none when no phone is allocated) and
+    its reason code."""
     tenant = await factory.tenant(**ALWAYS_OPEN, status=tenant_status)
     phone = await factory.phone(tenant)
     journey: dict[str, Any] = dict(lead)
@@ -77,55 +81,46 @@ async def allocation(
     elif full:
         await _use_up(deps, phone)
     lead = await factory.lead(tenant, **journey)
-    return await allocate_phone(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
+    result = await allocate_phone(job_ctx(deps), {"tenantId": str(tenant), "leadId": str(lead)})
+    kind = result["allocationType"]
+    code = result["reason"].split(":")[0]
+    return PhoneAllocationResult, result, f"{kind} {code}" if kind else code
 
 
-async def allocated_new(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory)
-    return PhoneAllocationResult, result, result["allocationType"]
+async def allocated_new(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory)
 
 
-async def allocated_sticky(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory, sticky="ACTIVE")
-    return PhoneAllocationResult, result, result["allocationType"]
+async def allocated_sticky(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE")
 
 
-async def allocated_fallback(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory, sticky="BANNED")
-    return PhoneAllocationResult, result, result["allocationType"]
+async def allocated_fallback(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="BANNED")
 
 
-async def sticky_full(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory, sticky="ACTIVE", full=True)
-    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+async def sticky_full(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE", full=True)
 
 
-async def none_left(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory, full=True)
-    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+async def none_left(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, full=True)
 
 
-async def allocation_refused(
-    deps: Deps, factory: Factory, **lead: Any
-) -> tuple[type[BaseModel], dict[str, Any], str]:
-    result = await allocation(deps, factory, sticky="ACTIVE", **lead)
-    return PhoneAllocationResult, result, result["reason"].split(":")[0]
+async def allocation_suspended(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE", tenant_status="SUSPENDED")
 
 
-async def allocation_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    return await allocation_refused(deps, factory, tenant_status="SUSPENDED")
+async def allocation_terminal(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE", engagement_stage="CONVERTED")
 
 
-async def allocation_terminal(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    return await allocation_refused(deps, factory, engagement_stage="CONVERTED")
+async def allocation_held(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE", requires_human_review=True)
 
 
-async def allocation_held(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    return await allocation_refused(deps, factory, requires_human_review=True)
-
-
-async def allocation_opted_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
-    return await allocation_refused(deps, factory, whatsapp_opted_out=True)
+async def allocation_opted_out(deps: Deps, factory: Factory) -> Outcome:
+    return await allocation(deps, factory, sticky="ACTIVE", whatsapp_opted_out=True)
 
 
 async def send(
@@ -146,13 +141,7 @@ async def send(
         await _use_up(deps, phone)
         await _use_up(deps, other)
     lead = await factory.lead(tenant, **journey)
-    payload = {
-        "tenantId": str(tenant),
-        "leadId": str(lead),
-        "phoneId": str(phone),
-        "messageType": "FOLLOWUP",
-        "payload": {"text": "Revin"},
-    }
+    payload = {"tenantId": str(tenant), **follow_up(lead, phone)}
     if without_tenant:
         del payload["tenantId"]
     result = await route(job_ctx(deps, job_id="router-contract"), payload)
@@ -161,57 +150,57 @@ async def send(
     return result
 
 
-async def routed(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def routed(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory)
     return RouterResult, result, result["reason"]
 
 
-async def rerouted(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def rerouted(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, status="PAUSED")
     return RouterResult, result, result["reason"]
 
 
-async def routed_again(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def routed_again(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, twice=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def routed_without_tenant(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def routed_without_tenant(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, without_tenant=True)
     return RouterResult, result, f"{result['reason']} for the lead's tenant"
 
 
-async def routed_later(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def routed_later(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, tenant_row=window_from_tomorrow(deps))
     return RouterResult, result, f"{result['reason']} deferred" if result["deferred"] else "not deferred"
 
 
-async def route_suspended(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def route_suspended(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, tenant_row={"status": "SUSPENDED"})
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def route_terminal(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def route_terminal(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, engagement_stage="DEAD")
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def route_held(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def route_held(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, requires_human_review=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def opted_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def opted_out(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, whatsapp_opted_out=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def quota_spent(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def quota_spent(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, full=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
 
-async def nowhere_to_reroute(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def nowhere_to_reroute(deps: Deps, factory: Factory) -> Outcome:
     result = await send(deps, factory, status="BANNED", full=True)
     return RouterResult, result, result["reason"].split(":")[0]
 
@@ -230,12 +219,12 @@ async def run_dispatch(
     return await dispatch(job_ctx(deps, job_id="dispatch-contract"), payload)
 
 
-async def dispatched(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def dispatched(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory)
     return DispatchResult, result, f"{result['dispatchedToWhatsApp']}+{result['dispatchedToEmail']}"
 
 
-async def planned(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def planned(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory, dry_run=True)
     return DispatchResult, result, f"dry {result['dispatchedToWhatsApp']}+{result['dispatchedToEmail']}"
 
@@ -246,29 +235,27 @@ def window_from_tomorrow(deps: Deps) -> dict[str, Any]:
     return {**ALWAYS_OPEN, "send_days": [local_day % 7 + 1]}
 
 
-async def outside_window(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def outside_window(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory, **window_from_tomorrow(deps))
     return DispatchResult, result, f"outside {result['skippedOutsideHours']}"
 
 
-async def fan_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def fan_out(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory, tenant_id="ALL")
     return DispatchResult, result, f"tenant jobs {len(result['tenantJobs'])}"
 
 
-async def fan_out_dry_run(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def fan_out_dry_run(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory, tenant_id="ALL", dry_run=True)
     return DispatchResult, result, f"tenant plans {len(result['tenantPlans'])}"
 
 
-async def fan_out_left_out(deps: Deps, factory: Factory) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def fan_out_left_out(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(deps, factory, tenant_id="ALL", **ALWAYS_OPEN, timezone="Mars/Olympus")
     return DispatchResult, result, f"tenant errors {len(result['tenantErrors'])}"
 
 
-async def fan_out_dry_run_left_out(
-    deps: Deps, factory: Factory
-) -> tuple[type[BaseModel], dict[str, Any], str]:
+async def fan_out_dry_run_left_out(deps: Deps, factory: Factory) -> Outcome:
     result = await run_dispatch(
         deps, factory, tenant_id="ALL", dry_run=True, **ALWAYS_OPEN, timezone="Mars/Olympus"
     )
@@ -281,10 +268,10 @@ async def fan_out_dry_run_left_out(
         (selected, "WHATSAPP"),
         (no_channel, "NO_VERIFIED_CONTACT"),
         (selection_suspended, "TENANT_SUSPENDED"),
-        (allocated_new, "NEW"),
-        (allocated_sticky, "STICKY"),
-        (allocated_fallback, "FALLBACK"),
-        (sticky_full, "STICKY_QUOTA_EXHAUSTED"),
+        (allocated_new, "NEW NEW_PHONE"),
+        (allocated_sticky, "STICKY STICKY"),
+        (allocated_fallback, "FALLBACK FALLBACK_STICKY_UNAVAILABLE"),
+        (sticky_full, "STICKY STICKY_QUOTA_EXHAUSTED"),
         (none_left, "NO_PHONE_WITH_QUOTA"),
         (allocation_suspended, "TENANT_SUSPENDED"),
         (allocation_terminal, "TERMINAL_STAGE"),

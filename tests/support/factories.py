@@ -123,10 +123,16 @@ class Factory:
             return (await conn.execute(text(sql), params)).scalar()
 
 
+async def tenant_with_phone(factory: Factory, **phone: Any) -> UUID:
+    """An always-open tenant with one phone (its columns in `phone`)."""
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    await factory.phone(tenant, **phone)
+    return tenant
+
+
 async def tenant_with_leads(factory: Factory, count: int) -> UUID:
     """An always-open tenant with one phone and `count` due leads."""
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    await factory.phone(tenant)
+    tenant = await tenant_with_phone(factory)
     await factory.leads(tenant, count)
     return tenant
 

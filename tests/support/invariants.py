@@ -72,6 +72,11 @@ class Ledger:
         problems = {name: value for name, value in self.violations().items() if value}
         assert not problems, problems
 
+    def assert_each_lead_once(self, leads: int) -> None:
+        """Clean, and exactly `leads` leads have their job: none lost, none sent twice."""
+        self.assert_clean()
+        assert len(self.jobs_per_lead) == leads, self.jobs_per_lead
+
 
 async def ledger(engine: AsyncEngine, redis: Redis, day: date) -> Ledger:
     """Every outreach job in Redis (wa:* and email:* job keys) against the journeys, the evidence rows

@@ -24,6 +24,19 @@ from tests.support.domain import TENANT, phone
 OTHER_TENANT = uuid4()
 
 
+def allocate_once(
+    phones: list[PhoneState], sticky: PhoneState | None = None, *, prefer: bool = True
+) -> Allocation:
+    """One allocation for TENANT's lead, whose sticky phone is `sticky`, with a fixed draw."""
+    return allocate(
+        tenant_id=TENANT,
+        sticky_phone_id=sticky.id if sticky else None,
+        phones=phones,
+        prefer_existing=prefer,
+        rng=random.Random(1),
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "available"),
     [
@@ -46,13 +59,7 @@ def test_remaining_never_negative() -> None:
 
 def test_sticky_phone_is_kept_even_without_quota() -> None:
     sticky = phone(used=200)
-    result = allocate(
-        tenant_id=TENANT,
-        sticky_phone_id=sticky.id,
-        phones=[sticky, phone()],
-        prefer_existing=True,
-        rng=random.Random(1),
-    )
+    result = allocate_once([sticky, phone()], sticky)
     assert (result.phone_id, result.kind, result.reason) == (
         sticky.id,
         AllocationType.STICKY,
@@ -63,36 +70,18 @@ def test_sticky_phone_is_kept_even_without_quota() -> None:
 @pytest.mark.parametrize("dead", [{"status": "BANNED"}, {"status": "PAUSED"}, {"is_enabled": False}])
 def test_unavailable_sticky_phone_gets_a_fallback(dead: dict[str, object]) -> None:
     sticky, healthy = phone(**dead), phone()
-    result = allocate(
-        tenant_id=TENANT,
-        sticky_phone_id=sticky.id,
-        phones=[sticky, healthy],
-        prefer_existing=True,
-        rng=random.Random(1),
-    )
+    result = allocate_once([sticky, healthy], sticky)
     assert (result.phone_id, result.kind) == (healthy.id, AllocationType.FALLBACK)
 
 
 def test_sticky_phone_of_another_tenant_is_not_used() -> None:
     foreign, own = phone(tenant_id=OTHER_TENANT), phone()
-    result = allocate(
-        tenant_id=TENANT,
-        sticky_phone_id=foreign.id,
-        phones=[foreign, own],
-        prefer_existing=True,
-        rng=random.Random(1),
-    )
+    result = allocate_once([foreign, own], foreign)
     assert (result.phone_id, result.kind) == (own.id, AllocationType.FALLBACK)
 
 
 def test_no_phone_with_quota_allocates_nothing() -> None:
-    result = allocate(
-        tenant_id=TENANT,
-        sticky_phone_id=None,
-        phones=[phone(used=200), phone(status="BANNED")],
-        prefer_existing=True,
-        rng=random.Random(1),
-    )
+    result = allocate_once([phone(used=200), phone(status="BANNED")])
     assert (result.phone_id, result.kind, result.reason) == (None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
 
 
@@ -152,13 +141,7 @@ def test_a_nearly_full_phone_is_drawn_as_seldom_as_its_room_says() -> None:
 
 def test_prefer_existing_false_draws_a_new_phone() -> None:
     sticky = phone()
-    result = allocate(
-        tenant_id=TENANT,
-        sticky_phone_id=sticky.id,
-        phones=[sticky],
-        prefer_existing=False,
-        rng=random.Random(1),
-    )
+    result = allocate_once([sticky], sticky, prefer=False)
     assert (result.phone_id, result.kind) == (sticky.id, AllocationType.NEW)
 
 

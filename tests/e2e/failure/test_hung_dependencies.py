@@ -29,6 +29,8 @@ from tests.support.workers import Workers, lines
 HANG_S = 6  # longer than the timeout of every per-lead job (route's 5 s)
 PER_KIND = 10
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # every test here hangs a real dependency
+
 
 @contextlib.asynccontextmanager
 async def postgres_proxy() -> AsyncIterator[tuple[CuttableProxy, str]]:
@@ -97,8 +99,6 @@ def assert_quiet_about_timeouts(output: str, dependency: str) -> None:
     assert not re.search(r"! \S+ failed", output), output  # arq's line for a job stored as failed
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
 async def test_jobs_in_flight_outlive_a_hung_redis(
     own_redis: RedisServer, factory: Factory, workers: Workers
 ) -> None:
@@ -127,8 +127,6 @@ async def test_jobs_in_flight_outlive_a_hung_redis(
     assert_quiet_about_timeouts(output, "Redis")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
 async def test_jobs_in_flight_outlive_a_hung_postgres(
     factory: Factory, redis: Redis, workers: Workers
 ) -> None:

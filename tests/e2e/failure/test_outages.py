@@ -24,12 +24,12 @@ from tests.support.servers import CuttableProxy, RedisServer
 from tests.support.services import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.support.workers import Workers, lines, wait_for_line
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # every test here runs real outages
+
 OUTAGE_S = 10
 WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "5", "RETRY_BACKOFF_BASE_S": "1"}
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
 async def test_redis_stopped_for_ten_seconds(
     own_redis: RedisServer, factory: Factory, engine: AsyncEngine, workers: Workers, today: date
 ) -> None:
@@ -85,8 +85,6 @@ async def test_redis_stopped_for_ten_seconds(
     book.assert_clean()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
 async def test_postgres_unreachable_for_ten_seconds(
     factory: Factory, engine: AsyncEngine, redis: Redis, workers: Workers, today: date
 ) -> None:
