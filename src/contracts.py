@@ -125,18 +125,20 @@ def check_payload_size(payload: dict[str, Any], *, limit: int) -> None:
         )
 
 
-class PhoneAllocationJobData(_Input):
+class _LeadJobInput(_Input):
+    """The input of a job about one lead of one tenant."""
+
     tenant_id: Uuid
     lead_id: Uuid
+    correlation_id: ShortText | None = None
+
+
+class PhoneAllocationJobData(_LeadJobInput):
     prefer_existing: bool = True
-    correlation_id: ShortText | None = None
 
 
-class ChannelSelectionJobData(_Input):
-    tenant_id: Uuid
-    lead_id: Uuid
+class ChannelSelectionJobData(_LeadJobInput):
     preferred_channel: PreferenceIn = ChannelPreference.AUTO
-    correlation_id: ShortText | None = None
 
 
 # ---------------------------------------------------------------- results

@@ -98,33 +98,28 @@ def _lead_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lead-id", required=True, type=argtypes.uuid)
 
 
+# Per job: the client's method, and the options of its subcommand passed on to it under the same names.
+_JOB_OPTIONS = {
+    "dispatch": (
+        "dispatch",
+        ("batch_size", "channel_preference", "priority_filter", "sequence_filter", "dry_run"),
+    ),
+    "route": ("route", ("lead_id", "phone_id", "message_type", "payload", "send_now")),
+    "allocate": ("allocate_phone", ("lead_id", "prefer_existing")),
+    "select": ("select_channel", ("lead_id", "preferred_channel")),
+}
+
+
 async def _enqueue(client: OutreachClient, args: argparse.Namespace) -> EnqueuedJob[Any]:
-    common = {"tenant_id": args.tenant_id, "correlation_id": args.correlation_id, "job_id": args.job_id}
-    if args.job == "dispatch":
-        return await client.dispatch(
-            **common,
-            batch_size=args.batch_size,
-            channel_preference=args.channel_preference,
-            priority_filter=args.priority_filter,
-            sequence_filter=args.sequence_filter,
-            dry_run=args.dry_run or None,
-        )
-    if args.job == "route":
-        return await client.route(
-            **common,
-            lead_id=args.lead_id,
-            phone_id=args.phone_id,
-            message_type=args.message_type,
-            payload=args.payload,
-            send_now=args.send_now,
-        )
-    if args.job == "allocate":
-        return await client.allocate_phone(
-            **common, lead_id=args.lead_id, prefer_existing=args.prefer_existing
-        )
-    return await client.select_channel(
-        **common, lead_id=args.lead_id, preferred_channel=args.preferred_channel
+    method, options = _JOB_OPTIONS[args.job]
+    given = {name: getattr(args, name) for name in options}
+    if "dry_run" in given:
+        given["dry_run"] = given["dry_run"] or None  # absent, not false: the job's default applies
+    enqueue = getattr(client, method)
+    job: EnqueuedJob[Any] = await enqueue(
+        tenant_id=args.tenant_id, correlation_id=args.correlation_id, job_id=args.job_id, **given
     )
+    return job
 
 
 async def run(args: argparse.Namespace, config: Config) -> int:
