@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -51,16 +52,17 @@ from bench.common import (
 )
 from bench.dispatch_throughput import populate as populate_one_tenant
 from bench.dispatch_throughput import run_spec
-from src.client import OutreachClient
+from src.client import RESULT_POLL_S, OutreachClient
 from src.contracts import ALL_TENANTS
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
 from tests.support.clock import OPEN_HOURS, clock_shift_s
-from tests.support.workers import WorkerProcess
+from tests.support.workers import WorkerProcess, arq_command, settings_health_key
 
 TARGET_RATIO = 10.0
 TARGET_TENANTS_RATIO = 1.0
 TARGET_RSS_MB = 150
+BEFORE_RESULT_POLL_S = 0.05  # the client's result poll before issue 12
 MANY_DAILY_LIMIT = 1_000_000
 
 # The due set as dispatch selects it (src/db/queries/dispatch.py), at the benchmark's instant.
@@ -104,14 +106,27 @@ class RssSampler:
 
 
 async def with_worker(
-    target: Target, settings: str, work: Callable[[OutreachClient], Awaitable[Timed]]
+    target: Target,
+    settings: str,
+    work: Callable[[OutreachClient], Awaitable[Timed]],
+    *,
+    source: Path | None = None,
 ) -> Timed:
-    """`work` against a fresh `arq src.worker.<settings>` process on the benchmark's clock."""
+    """`work` against a fresh `arq src.worker.<settings>` process on the benchmark's clock; with `source`,
+    the worker runs the code of that tree instead of this one (a `git archive` of an earlier commit)."""
     env = target.env(
         LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", CLOCK_SHIFT_S=str(clock_shift_s(OPEN_HOURS))
     )
+    worker = WorkerProcess.arq(settings, env=env)
+    if source is not None:
+        # -P: the working directory (this tree) is not put first on sys.path; PYTHONPATH names `source`.
+        worker = WorkerProcess(
+            [sys.executable, "-P", *arq_command(settings)[1:]],
+            env=env | {"PYTHONPATH": str(source)},
+            health_key=settings_health_key(settings),
+        )
     deps = await bench_deps(target)
-    worker = WorkerProcess.arq(settings, env=env).start()
+    worker.start()
     try:
         await worker.wait_healthy(deps.redis, timeout=60)
         sampler = RssSampler(worker.pid)
@@ -123,28 +138,40 @@ async def with_worker(
         await close_deps(deps)
 
 
-async def drain_one_by_one(client: OutreachClient, tenant_id: Any, batch: int) -> Timed:
-    """Dispatch jobs of `batch`, each enqueued once the previous one's result is read, until one finds
-    no due lead."""
+async def drain_one_by_one(
+    client: OutreachClient, tenant_id: Any, batch: int, *, poll_s: float = RESULT_POLL_S
+) -> Timed:
+    """Dispatch jobs of `batch`, each enqueued once the previous one's result is read (polled every
+    `poll_s`), until one finds no due lead."""
     leads = jobs = 0
     started = time.perf_counter()
     while True:
         job = await client.dispatch(tenant_id=tenant_id, batch_size=batch, correlation_id="bench")
-        result = await job.result(timeout=60)
+        result = await job.result(timeout=60, poll_delay=poll_s)
         jobs += 1
         if not result.total_eligible_leads:
             return Timed(leads, jobs, time.perf_counter() - started)
         leads += result.total_eligible_leads
 
 
-async def dispatch_round(target: Target, args: argparse.Namespace) -> tuple[Timed, float]:
+async def dispatch_round(target: Target, args: argparse.Namespace) -> tuple[Timed, float, Timed | None]:
+    """(through this tree's worker, the spec's rate, through the `--before` tree's worker or None)."""
     tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
     through = await with_worker(
         target, "DispatchSettings", lambda client: drain_one_by_one(client, tenant.id, args.batch)
     )
     tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
     spec = await run_spec(target, tenant, args.batch)
-    return through, spec.rate
+    before = None
+    if args.before is not None:
+        tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
+        before = await with_worker(
+            target,
+            "DispatchSettings",
+            lambda client: drain_one_by_one(client, tenant.id, args.batch, poll_s=BEFORE_RESULT_POLL_S),
+            source=args.before,
+        )
+    return through, spec.rate, before
 
 
 # ------------------------------------------------------------------ many tenants
@@ -225,9 +252,12 @@ async def main(args: argparse.Namespace) -> int:
     target = Target.from_env()
     await prepare(target)
     print(f"dispatch through a real worker process: database {target.database}, {args.rounds} round(s)")
-    ratios, rates, spec_rates = [], [], []
+    ratios, rates, spec_rates, gains = [], [], [], []
     for round_no in range(args.rounds):
-        through, spec_rate = await dispatch_round(target, args)
+        through, spec_rate, before = await dispatch_round(target, args)
+        if before is not None:
+            gains.append(through.rate / before.rate)
+            print(f"  round {round_no + 1}: before ({args.before}) {before.rate:.0f} leads/s", flush=True)
         ratios.append(through.rate / spec_rate)
         rates.append(through.rate)
         spec_rates.append(spec_rate)
@@ -237,6 +267,10 @@ async def main(args: argparse.Namespace) -> int:
             f"spec {spec_rate:.0f} leads/s: {ratios[-1]:.1f}x",
             flush=True,
         )
+    if gains:
+        print(f"  this tree / before: {statistics.median(gains):.2f} (median of the rounds' ratios)")
+    if args.dispatch_only:
+        return 0
     many, one = await tenants_round(target, args)
     ratio = statistics.median(ratios)
     tenants_ratio = one.seconds / many.seconds
@@ -270,6 +304,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--quick", action="store_true", help="4,000 leads, 1,000 tenants, one round")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run (1) with the worker of this source tree (`git archive COMMIT | tar -x -C DIR`) and "
+        "the client's earlier 50 ms result poll: the change's gain, measured in the same run",
+    )
+    parser.add_argument("--dispatch-only", action="store_true", help="(1) only")
     args = parser.parse_args(argv)
     if args.quick:
         args.leads, args.tenants, args.rounds = min(args.leads, 4_000), min(args.tenants, 1_000), 1
