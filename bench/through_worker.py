@@ -105,6 +105,22 @@ class RssSampler:
             self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
 
 
+def worker_process(target: Target, settings: str, *, source: Path | None = None) -> WorkerProcess:
+    """`arq src.worker.<settings>` on the benchmark's clock (not started); with `source`, the worker runs
+    the code of that tree instead of this one (a `git archive` of an earlier commit)."""
+    env = target.env(
+        LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", CLOCK_SHIFT_S=str(clock_shift_s(OPEN_HOURS))
+    )
+    if source is None:
+        return WorkerProcess.arq(settings, env=env)
+    # -P: the working directory (this tree) is not put first on sys.path; PYTHONPATH names `source`.
+    return WorkerProcess(
+        [sys.executable, "-P", *arq_command(settings)[1:]],
+        env=env | {"PYTHONPATH": str(source)},
+        health_key=settings_health_key(settings),
+    )
+
+
 async def with_worker(
     target: Target,
     settings: str,
@@ -112,21 +128,9 @@ async def with_worker(
     *,
     source: Path | None = None,
 ) -> Timed:
-    """`work` against a fresh `arq src.worker.<settings>` process on the benchmark's clock; with `source`,
-    the worker runs the code of that tree instead of this one (a `git archive` of an earlier commit)."""
-    env = target.env(
-        LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", CLOCK_SHIFT_S=str(clock_shift_s(OPEN_HOURS))
-    )
-    worker = WorkerProcess.arq(settings, env=env)
-    if source is not None:
-        # -P: the working directory (this tree) is not put first on sys.path; PYTHONPATH names `source`.
-        worker = WorkerProcess(
-            [sys.executable, "-P", *arq_command(settings)[1:]],
-            env=env | {"PYTHONPATH": str(source)},
-            health_key=settings_health_key(settings),
-        )
+    """`work` against a fresh `arq src.worker.<settings>` process on the benchmark's clock."""
     deps = await bench_deps(target)
-    worker.start()
+    worker = worker_process(target, settings, source=source).start()
     try:
         await worker.wait_healthy(deps.redis, timeout=60)
         sampler = RssSampler(worker.pid)
