@@ -23,6 +23,7 @@ from loguru import logger
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from src.config import DEFAULT_IDLE_POLL_S
 from src.names import wake_channel
 
 
@@ -34,7 +35,7 @@ async def wake_workers(redis: Redis, queue: str) -> None:
 class WakeOnEnqueue(Worker):
     """arq's Worker whose idle poll waits for a wake-up message (see the module's docstring)."""
 
-    def __init__(self, *args: Any, idle_poll_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, idle_poll_s: float = DEFAULT_IDLE_POLL_S, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.idle_poll_s = idle_poll_s
         self._found: int | None = None  # jobs the last poll read; None: it did not read the queue
