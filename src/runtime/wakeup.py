@@ -68,7 +68,7 @@ class WakeOnEnqueue(Worker):
             subscription = await self._subscription()
             message = await subscription.get_message(ignore_subscribe_messages=True, timeout=wait)
         except (redis.exceptions.RedisError, OSError):
-            self._wake = None  # the subscription broke: poll on the clock until it is made again
+            await self._drop_subscription()  # poll on the clock until it is made again
             await asyncio.sleep(max(0.0, wait - (time.monotonic() - started)))
             return False
         return message is not None or time.monotonic() - started < wait
@@ -86,6 +86,12 @@ class WakeOnEnqueue(Worker):
             await self._wake.subscribe(wake_channel(self.queue_name))
             logger.debug("queue {}: idle polls wait on {}", self.queue_name, wake_channel(self.queue_name))
         return self._wake
+
+    async def _drop_subscription(self) -> None:
+        broken, self._wake = self._wake, None
+        if broken is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await broken.aclose()  # type: ignore[no-untyped-call]
 
     async def _drain_wake_messages(self) -> None:
         """Drop wake-ups already read by the socket: the poll about to run covers them."""
