@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.idle_worker                          # this tree's worker, 10 s
     .venv/bin/python -m bench.idle_worker --before /tmp/before     # also an earlier tree's worker
+    .venv/bin/python -m bench.idle_worker --quick                  # 5 s
 
 Counts, with MONITOR, the commands that reach the benchmark's Redis database over `--seconds` once the
 worker is healthy (MONITOR sees the whole server; only the lines of this database are counted, so other
@@ -90,8 +91,12 @@ async def main(args: argparse.Namespace) -> int:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="5 s instead of 10")
     parser.add_argument("--before", type=Path, help="also an earlier tree's worker (bench.through_worker)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = min(args.seconds, 5.0)
+    return args
 
 
 if __name__ == "__main__":
