@@ -21,7 +21,7 @@ bench:  ## benchmarks in sequence, each printing figures, target and PASS/FAIL (
 	bash scripts/bootstrap.sh
 	bash scripts/services.sh
 	@status=0; \
-	for run in "dispatch_throughput" "per_lead_jobs" "scale$(if $(QUICK),, --explain)"; do \
+	for run in "dispatch_throughput" "through_worker" "idle_worker" "per_lead_jobs" "scale$(if $(QUICK),, --explain)"; do \
 		echo "==> bench/$${run%% *}.py"; \
 		.venv/bin/python -m bench.$$run $(if $(QUICK),--quick) || status=1; \
 	done; \

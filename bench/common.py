@@ -406,6 +406,45 @@ async def add_leads(
             tenant.lead_ids.extend(c[0] for c in companies)
 
 
+async def add_many_tenants(
+    apg: asyncpg.Connection, rng: random.Random, *, tenants: int, phones: int, leads: int, daily_limit: int
+) -> None:
+    """`tenants` always-open ACTIVE tenants, each with `phones` available phones and `leads` due leads,
+    written with a few large COPYs (one per table and chunk) rather than several per tenant."""
+    window = ALWAYS_OPEN
+    for start in range(0, tenants, _COPY_CHUNK // max(1, leads)):
+        stop = min(tenants, start + _COPY_CHUNK // max(1, leads))
+        rows: dict[str, list[tuple[Any, ...]]] = {"t": [], "p": [], "c": [], "j": []}
+        for index in range(start, stop):
+            tenant_id = new_uuid(rng)
+            rows["t"].append(
+                (
+                    tenant_id,
+                    f"Bench tenant {index}",
+                    "ACTIVE",
+                    "Europe/Bucharest",
+                    window["send_window_start"],
+                    window["send_window_end"],
+                    window["send_days"],
+                    window["skip_public_holidays"],
+                    "RO",
+                )
+            )
+            own = [Phone(new_uuid(rng), f"+4078{index:05d}{n:02d}", True) for n in range(phones)]
+            rows["p"] += [(p.id, tenant_id, p.number, "ACTIVE", True, daily_limit, 0) for p in own]
+            for n in range(leads):
+                company = _company(rng, tenant_id, index * leads + n)
+                rows["c"].append(company)
+                rows["j"].append(_journey(rng, tenant_id, company[0], own, OPEN_HOURS, due_share=1.0))
+        for table, key, columns in (
+            ("tenants", "t", TENANT_COLUMNS),
+            ("wa_phone_numbers", "p", PHONE_COLUMNS),
+            ("gold_companies", "c", COMPANY_COLUMNS),
+            ("gold_lead_journey", "j", JOURNEY_COLUMNS),
+        ):
+            await apg.copy_records_to_table(table, records=rows[key], columns=columns)
+
+
 # ------------------------------------------------------------------ reporting
 
 

@@ -9,7 +9,8 @@ Each measurement starts a worker process (bench/worker_process.py: the per-queue
 serializer, keep_result, timeouts, logging at INFO to a file) in burst mode over a queue that already
 holds N jobs, and takes N / (last job end - first job start). The no-op baseline runs the same worker
 with the job function replaced by one that does nothing under the same name, on the same N jobs: what
-arq itself costs per job on this machine. Target: every job >= 70% of the no-op rate of the same round.
+arq itself costs per job on this machine. Targets (the median over rounds of each round's share of the
+no-op rate): select_channel >= 80%, allocate_phone and route >= 70%.
 
 Data: one tenant, 2,000 leads with the variety of bench/dispatch_throughput.py, 50 phones (4 of them
 unavailable, so some routes are rerouted). Jobs pick leads at random (a lead may come twice; the first
@@ -58,7 +59,8 @@ from src.runtime.log import configure_logging
 from tests.support.services import ROOT
 from tests.support.workers import WorkerProcess
 
-TARGET_SHARE = 0.70
+# Each job's rate as a share of the no-op job's on the same worker (issue 12).
+TARGET_SHARE = {Function.SELECT_CHANNEL: 0.80, Function.ALLOCATE_PHONE: 0.70, Function.ROUTE: 0.70}
 TARGET_RSS_MB = 150
 KINDS = {
     Function.SELECT_CHANNEL: "selector",
@@ -260,10 +262,11 @@ async def main(args: argparse.Namespace) -> int:
     print(f"  {'no-op job':<15} {statistics.median(rates['noop']):7.0f} jobs/s")
     for function in KINDS:
         share = statistics.median(shares[str(function)])
-        ok &= share >= TARGET_SHARE
+        goal = TARGET_SHARE[function]
+        ok &= share >= goal
         print(
             f"  {function:<15} {statistics.median(rates[str(function)]):7.0f} jobs/s = {share:5.0%} of no-op"
-            f"   target >= {TARGET_SHARE:.0%}   {verdict(share >= TARGET_SHARE)}"
+            f"   target >= {goal:.0%}   {verdict(share >= goal)}"
         )
     worst = max(*peaks, rss_all)
     ok &= worst <= TARGET_RSS_MB

@@ -46,9 +46,16 @@ from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
+from src.runtime.wakeup import wake_workers
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
+
+
+# A waiting caller reads the result key this often: one GET of a missing key each time, cheap for Redis,
+# and a result is seen within 5 ms of being stored (arq's 0.5 s, or 50 ms, was most of a short job's
+# latency as a caller sees it: bench/through_worker.py).
+RESULT_POLL_S = 0.005
 
 
 class JobFailed(RuntimeError):
@@ -85,7 +92,7 @@ class EnqueuedJob(Generic[R]):
     async def status(self) -> str:
         return (await Job(self.job_id, self._redis, _queue_name=self.queue).status()).value
 
-    async def result(self, timeout: float = 30.0, poll_delay: float = 0.05) -> R:
+    async def result(self, timeout: float = 30.0, poll_delay: float = RESULT_POLL_S) -> R:
         """Wait for the job's result; raises JobFailed when it failed, ResultTimeout when it takes longer."""
         job = Job(self.job_id, self._redis, _queue_name=self.queue, _deserializer=job_deserializer)
         deadline = time.monotonic() + timeout
@@ -143,6 +150,8 @@ class OutreachClient:
         queue = QUEUE_OF[function].value
         job_id = job_id or f"{function.value}:{uuid4().hex}"
         job = await self.redis.enqueue_job(function.value, payload, _job_id=job_id, _queue_name=queue)
+        if job is not None:
+            await wake_workers(self.redis, queue)
         return EnqueuedJob(job_id, queue, function, job is not None, parse, self.redis)
 
     async def dispatch(

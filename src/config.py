@@ -27,6 +27,10 @@ DEPENDENCY_TIMEOUT_SHARE = 0.5
 REPLICA_ACK_TIMEOUT_SHARE = 0.5
 
 
+# The default of IDLE_POLL_S (Config.idle_poll_s), also WakeOnEnqueue's own.
+DEFAULT_IDLE_POLL_S = 0.5
+
+
 class Config(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -56,6 +60,8 @@ class Config(BaseSettings):
 
     # Worker loop. arq's defaults (0.5 s poll, 1 h health) are too slow for this service.
     poll_delay_s: float = Field(default=0.05, gt=0, le=5)
+    # An idle queue worker waits for an enqueuer's wake-up message this long at most (src/runtime/wakeup.py).
+    idle_poll_s: float = Field(default=DEFAULT_IDLE_POLL_S, gt=0, le=5)
     health_check_interval_s: int = Field(default=60, ge=1)
     # SIGTERM: stop taking jobs, let in-flight jobs finish for this long, then cancel what is left
     # (cancelled jobs stay queued and run again elsewhere).

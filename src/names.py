@@ -56,6 +56,11 @@ REDIS_MARKER_KEY = "outreach:orchestrator:redis-marker"
 REPLICA_FENCE_KEY = "outreach:orchestrator:replica-fence"
 
 
+def wake_channel(queue: str) -> str:
+    """The pub/sub channel on which an enqueuer wakes the idle workers of `queue` (src/runtime/wakeup.py)."""
+    return queue + ":wake"
+
+
 def health_key(queue: str) -> str:
     return queue + HEALTH_CHECK_SUFFIX
 

@@ -75,7 +75,11 @@ def supervised(queues: Sequence[Queue], *, health_check_key: str) -> Callable[[C
             options = worker_options(queue, CONFIG)
             options.pop("redis_settings")
             return SupervisedWorker(
-                **options, redis_pool=pool, handle_signals=False, ctx={"deps": deps, "queue": queue.value}
+                **options,
+                redis_pool=pool,
+                handle_signals=False,
+                idle_poll_s=CONFIG.idle_poll_s,
+                ctx={"deps": deps, "queue": queue.value},
             )
 
         # One queue: its worker keeps the queue's health key; several: the supervisor keeps the process's.

@@ -34,6 +34,7 @@ from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
 from src.runtime.faults import transient_fault
 from src.runtime.redis_watch import RedisWatch
+from src.runtime.wakeup import WakeOnEnqueue
 
 WorkerFactory = Callable[[Queue, ArqRedis], Worker]
 _RESTART_BACKOFF_MAX_S = 30.0
@@ -48,7 +49,7 @@ class _Slot:
     restart_at: float = 0.0
 
 
-class SupervisedWorker(Worker):
+class SupervisedWorker(WakeOnEnqueue):
     """arq's Worker, with its result writes made safe to abandon.
 
     arq writes a job's outcome in a task shielded from cancellation (`asyncio.shield(finish_job(...))`).

@@ -26,6 +26,7 @@ from src.names import Function, Queue, tenant_dispatch_job_id
 from src.redis_io.job_writer import OutgoingJob
 from src.results import Wire
 from src.runtime.deps import Deps
+from src.runtime.wakeup import wake_workers
 
 
 async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
@@ -54,6 +55,8 @@ async def fan_out(deps: Deps, data: DispatchJobData, *, tick: str) -> Wire:
         for tenant in tenants
     ]
     written = await deps.job_writer.enqueue(jobs, now_ms=deps.clock.wall_ms(now))
+    if any(written):
+        await wake_workers(deps.redis, Queue.DISPATCH)
     logger.info("fan-out {}: {} tenants, {} new dispatch jobs", tick, len(tenants), sum(written))
     await _expire_evidence(deps)
     tenant_jobs = [(t, j.job_id, w) for t, j, w in zip(tenants, jobs, written, strict=True)]

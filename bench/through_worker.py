@@ -1,0 +1,329 @@
+"""Dispatch as users see it: enqueued, picked up by a real worker process, run, its result stored and read.
+
+    .venv/bin/python -m bench.through_worker            # 20,000 leads x 3 rounds, and 10,000 tenants
+    .venv/bin/python -m bench.through_worker --quick    # 4,000 leads x 1 round, and 1,000 tenants
+
+(1) Dispatch throughput. The data of bench/dispatch_throughput.py (20,000 leads, 50 phones). A real
+    `arq src.worker.DispatchSettings` process (its clock shifted to the benchmark's Wednesday 10:00 with
+    CLOCK_SHIFT_S, logging at INFO as deployed, the cron off) serves the dispatch queue. The benchmark
+    enqueues a dispatch job of batch 1000 through the project's client (src/client.py), awaits its result,
+    and enqueues the next, until a result finds no due lead: leads/s from the first enqueue to the last
+    result. Against the spec's algorithm (bench/spec_port.py) on the same data. Target: >= 10x.
+(2) Many tenants. 10,000 ACTIVE tenants, each with 2 phones and 20 due leads (200,000 leads), and a real
+    `arq src.worker.Settings` process (all queues, concurrency as configured). One dispatch of tenantId
+    "ALL", enqueued as the cron's is (default batch size), fans out one job per tenant; timed from its
+    enqueue until no lead is due any more. Against the same 200,000 leads in one tenant (with the same
+    2 phones' worth of quota) drained by batch-1000 jobs, enqueued one after another, each awaited.
+    Target: one-tenant time / many-tenant time >= 1.0.
+(3) The worker's peak RSS (psutil, every 20 ms) during (2). Target: <= 150 MB.
+
+The tables and Redis database are regenerated (COPY) before every measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+import uvloop
+
+from bench.common import (
+    Target,
+    add_leads,
+    add_many_tenants,
+    add_tenant,
+    bench_deps,
+    connect,
+    prepare,
+    reset,
+    verdict,
+)
+from bench.dispatch_throughput import populate as populate_one_tenant
+from bench.dispatch_throughput import run_spec
+from src.client import RESULT_POLL_S, OutreachClient
+from src.contracts import ALL_TENANTS
+from src.names import Queue
+from src.runtime.deps import close_deps
+from src.runtime.log import configure_logging
+from tests.support.clock import OPEN_HOURS, clock_shift_s
+from tests.support.workers import WorkerProcess, arq_command, settings_health_key
+
+TARGET_RATIO = 10.0
+TARGET_TENANTS_RATIO = 1.0
+TARGET_RSS_MB = 150
+BEFORE_RESULT_POLL_S = 0.05  # the client's result poll before issue 12
+MANY_DAILY_LIMIT = 1_000_000
+
+# The due set as dispatch selects it (src/db/queries/dispatch.py), at the benchmark's instant.
+_STILL_DUE = """
+SELECT count(*) FROM gold_lead_journey
+WHERE engagement_stage IN ('COLD', 'CONTACTED_WA', 'CONTACTED_EMAIL') AND NOT requires_human_review
+  AND (next_action_at IS NULL OR next_action_at <= $1)
+"""
+
+
+@dataclass(frozen=True)
+class Timed:
+    leads: int
+    jobs: int
+    seconds: float
+    peak_rss_mb: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.leads / self.seconds
+
+
+class RssSampler:
+    """The peak RSS of a process, sampled every 20 ms while `watching`."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peak_mb = 0.0
+
+    async def watching(self, work: Awaitable[Any]) -> Any:
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            self._sample()
+            await asyncio.wait({task}, timeout=0.02)
+        self._sample()
+        return task.result()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
+
+
+def worker_process(target: Target, settings: str, *, source: Path | None = None) -> WorkerProcess:
+    """`arq src.worker.<settings>` on the benchmark's clock (not started); with `source`, the worker runs
+    the code of that tree instead of this one (a `git archive` of an earlier commit)."""
+    env = target.env(
+        LOG_LEVEL="INFO", DISPATCH_CRON_ENABLED="false", CLOCK_SHIFT_S=str(clock_shift_s(OPEN_HOURS))
+    )
+    if source is None:
+        return WorkerProcess.arq(settings, env=env)
+    # -P: the working directory (this tree) is not put first on sys.path; PYTHONPATH names `source`.
+    return WorkerProcess(
+        [sys.executable, "-P", *arq_command(settings)[1:]],
+        env=env | {"PYTHONPATH": str(source)},
+        health_key=settings_health_key(settings),
+    )
+
+
+async def with_worker(
+    target: Target,
+    settings: str,
+    work: Callable[[OutreachClient], Awaitable[Timed]],
+    *,
+    source: Path | None = None,
+) -> Timed:
+    """`work` against a fresh `arq src.worker.<settings>` process on the benchmark's clock."""
+    deps = await bench_deps(target)
+    worker = worker_process(target, settings, source=source).start()
+    try:
+        await worker.wait_healthy(deps.redis, timeout=60)
+        sampler = RssSampler(worker.pid)
+        async with OutreachClient.connect(target.redis_url) as client:
+            timed: Timed = await sampler.watching(work(client))
+        return Timed(timed.leads, timed.jobs, timed.seconds, sampler.peak_mb)
+    finally:
+        await worker.stop()
+        await close_deps(deps)
+
+
+async def drain_one_by_one(
+    client: OutreachClient, tenant_id: Any, batch: int, *, poll_s: float = RESULT_POLL_S
+) -> Timed:
+    """Dispatch jobs of `batch`, each enqueued once the previous one's result is read (polled every
+    `poll_s`), until one finds no due lead."""
+    leads = jobs = 0
+    started = time.perf_counter()
+    while True:
+        job = await client.dispatch(tenant_id=tenant_id, batch_size=batch, correlation_id="bench")
+        result = await job.result(timeout=60, poll_delay=poll_s)
+        jobs += 1
+        if not result.total_eligible_leads:
+            return Timed(leads, jobs, time.perf_counter() - started)
+        leads += result.total_eligible_leads
+
+
+async def dispatch_round(target: Target, args: argparse.Namespace) -> tuple[Timed, float, Timed | None]:
+    """(through this tree's worker, the spec's rate, through the `--before` tree's worker or None)."""
+    tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
+    through = await with_worker(
+        target, "DispatchSettings", lambda client: drain_one_by_one(client, tenant.id, args.batch)
+    )
+    tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
+    spec = await run_spec(target, tenant, args.batch)
+    before = None
+    if args.before is not None:
+        tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
+        before = await with_worker(
+            target,
+            "DispatchSettings",
+            lambda client: drain_one_by_one(client, tenant.id, args.batch, poll_s=BEFORE_RESULT_POLL_S),
+            source=args.before,
+        )
+    return through, spec.rate, before
+
+
+# ------------------------------------------------------------------ many tenants
+
+
+async def populate_tenants(target: Target, *, seed: int, tenants: int, leads_each: int) -> int:
+    apg = await connect(target)
+    deps = await bench_deps(target)
+    try:
+        await reset(apg, deps.redis)
+        await add_many_tenants(
+            apg,
+            random.Random(seed),
+            tenants=tenants,
+            phones=2,
+            leads=leads_each,
+            daily_limit=MANY_DAILY_LIMIT,
+        )
+        await apg.execute("VACUUM ANALYZE tenants, gold_lead_journey, gold_companies, wa_phone_numbers")
+        due: int = await apg.fetchval(_STILL_DUE, OPEN_HOURS)
+    finally:
+        await apg.close()
+        await close_deps(deps)
+    return due
+
+
+async def populate_single(target: Target, *, seed: int, leads: int) -> tuple[Any, int]:
+    apg = await connect(target)
+    deps = await bench_deps(target)
+    try:
+        await reset(apg, deps.redis)
+        rng = random.Random(seed)
+        tenant = await add_tenant(apg, rng, index=0, phones=2, daily_limit=MANY_DAILY_LIMIT)
+        await add_leads(apg, rng, tenant, leads, keep_ids=False)
+        await apg.execute("VACUUM ANALYZE tenants, gold_lead_journey, gold_companies, wa_phone_numbers")
+        due: int = await apg.fetchval(_STILL_DUE, OPEN_HOURS)
+    finally:
+        await apg.close()
+        await close_deps(deps)
+    return tenant.id, due
+
+
+async def fan_out_until_dispatched(target: Target, client: OutreachClient, due: int) -> Timed:
+    """The ALL dispatch, timed until no lead is due. arq takes a job off its queue when it ends, so the
+    queue is watched (cheap) and the due leads counted (a scan) only once it is empty."""
+    apg = await connect(target)
+    try:
+        started = time.perf_counter()
+        job = await client.dispatch(tenant_id=ALL_TENANTS, correlation_id="bench-all")
+        fan_out = await job.result(timeout=120)
+        while True:
+            if not await client.redis.zcard(Queue.DISPATCH.value) and not await _still_due(apg):
+                break
+            await asyncio.sleep(0.02)
+        return Timed(due, len(fan_out.tenant_jobs or []) + 1, time.perf_counter() - started)
+    finally:
+        await apg.close()
+
+
+async def _still_due(apg: asyncpg.Connection) -> int:
+    left: int = await apg.fetchval(_STILL_DUE, OPEN_HOURS)
+    return left
+
+
+async def tenants_round(target: Target, args: argparse.Namespace) -> tuple[Timed, Timed]:
+    due = await populate_tenants(target, seed=args.seed, tenants=args.tenants, leads_each=20)
+    many = await with_worker(target, "Settings", lambda c: fan_out_until_dispatched(target, c, due))
+    tenant_id, due_one = await populate_single(target, seed=args.seed, leads=args.tenants * 20)
+    one = await with_worker(target, "Settings", lambda c: drain_one_by_one(c, tenant_id, 1000))
+    if many.leads != due or one.leads != due_one:
+        sys.exit(f"leads dispatched: many tenants {many.leads} of {due}, one tenant {one.leads} of {due_one}")
+    return many, one
+
+
+# ------------------------------------------------------------------ report
+
+
+async def main(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    target = Target.from_env()
+    await prepare(target)
+    print(f"dispatch through a real worker process: database {target.database}, {args.rounds} round(s)")
+    ratios, rates, spec_rates, gains = [], [], [], []
+    for round_no in range(args.rounds):
+        through, spec_rate, before = await dispatch_round(target, args)
+        if before is not None:
+            gains.append(through.rate / before.rate)
+            print(f"  round {round_no + 1}: before ({args.before}) {before.rate:.0f} leads/s", flush=True)
+        ratios.append(through.rate / spec_rate)
+        rates.append(through.rate)
+        spec_rates.append(spec_rate)
+        print(
+            f"  round {round_no + 1}: {through.leads} leads in {through.jobs} jobs, "
+            f"{through.seconds:.2f} s = {through.rate:.0f} leads/s; "
+            f"spec {spec_rate:.0f} leads/s: {ratios[-1]:.1f}x",
+            flush=True,
+        )
+    if gains:
+        print(f"  this tree / before: {statistics.median(gains):.2f} (median of the rounds' ratios)")
+    if args.dispatch_only:
+        return 0
+    many, one = await tenants_round(target, args)
+    ratio = statistics.median(ratios)
+    tenants_ratio = one.seconds / many.seconds
+    rss = max(many.peak_rss_mb, one.peak_rss_mb)
+    print("results (median over rounds):")
+    print(
+        f"  dispatch, {args.leads} leads, batch {args.batch}, through the worker: "
+        f"{statistics.median(rates):.0f} leads/s, spec {statistics.median(spec_rates):.0f}: "
+        f"{ratio:.1f}x   target >= {TARGET_RATIO:.0f}x   "
+        f"{verdict(ratio >= TARGET_RATIO)}"
+    )
+    print(
+        f"  many tenants: ALL over {args.tenants} tenants x 2 phones x 20 leads ({many.leads} due) "
+        f"{many.seconds:.1f} s; one tenant, {one.jobs} batch-1000 jobs ({one.leads} due) "
+        f"{one.seconds:.1f} s: {tenants_ratio:.2f}   target >= {TARGET_TENANTS_RATIO:.1f}   "
+        f"{verdict(tenants_ratio >= TARGET_TENANTS_RATIO)}"
+    )
+    print(
+        f"  worker peak RSS under that load: {rss:.0f} MB (ALL {many.peak_rss_mb:.0f}, one tenant "
+        f"{one.peak_rss_mb:.0f})   target <= {TARGET_RSS_MB} MB   {verdict(rss <= TARGET_RSS_MB)}"
+    )
+    ok = ratio >= TARGET_RATIO and tenants_ratio >= TARGET_TENANTS_RATIO and rss <= TARGET_RSS_MB
+    return 0 if ok else 1
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--leads", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--quick", action="store_true", help="4,000 leads, 1,000 tenants, one round")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run (1) with the worker of this source tree (`git archive COMMIT | tar -x -C DIR`) and "
+        "the client's earlier 50 ms result poll: the change's gain, measured in the same run",
+    )
+    parser.add_argument("--dispatch-only", action="store_true", help="(1) only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.leads, args.tenants, args.rounds = min(args.leads, 4_000), min(args.tenants, 1_000), 1
+    return args
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(uvloop.run(main(parse())))

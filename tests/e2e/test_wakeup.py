@@ -1,0 +1,82 @@
+"""An idle worker process picks a job up when it is enqueued, not at its next poll (src/runtime/wakeup.py).
+
+The workers here wait IDLE_POLL_S=5 between polls of an empty queue: a job that had to wait for a poll
+would take seconds, one woken by its enqueuer milliseconds. The margins are wide on purpose: these tests
+check which of the two happens, not how fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from arq.connections import ArqRedis
+from arq.jobs import Job
+from redis.asyncio import Redis
+
+from src.client import OutreachClient
+from src.names import Function, Queue
+from src.runtime.wakeup import wake_workers
+from tests.support.factories import Factory
+from tests.support.tenants import ALWAYS_OPEN
+from tests.support.workers import Workers
+
+SLOW_IDLE_POLL = {"IDLE_POLL_S": "5", "DISPATCH_CRON_ENABLED": "false"}
+
+
+async def _enqueue_without_wake_up(arq_redis: ArqRedis, tenant: UUID, lead: UUID, **options: Any) -> Job:
+    """A select_channel job as a plain arq enqueuer writes it: no wake-up message."""
+    job = await arq_redis.enqueue_job(
+        Function.SELECT_CHANNEL.value,
+        {"tenantId": str(tenant), "leadId": str(lead)},
+        _queue_name=Queue.SELECTOR.value,
+        **options,
+    )
+    assert job is not None
+    return job
+
+
+async def test_an_enqueue_wakes_the_idle_worker(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    lead = await factory.lead(tenant)
+    async with workers.new("SelectorSettings", **SLOW_IDLE_POLL) as worker:
+        await worker.wait_healthy(redis)
+        await asyncio.sleep(0.5)  # the worker is in its idle wait
+        started = time.monotonic()
+        for _ in range(3):  # after each job the worker waits idle again, 5 s unless woken
+            selected = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=20)
+            assert selected.selected_channel in ("WHATSAPP", "EMAIL_COLD")
+        assert time.monotonic() - started < 4.0
+
+
+async def test_a_plain_arq_enqueue_without_a_wake_up_still_runs(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    """A message is only a hint: a job that came without one is found by the idle poll."""
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    lead = await factory.lead(tenant)
+    arq_redis: ArqRedis = client.redis
+    async with workers.new("SelectorSettings", IDLE_POLL_S="0.2") as worker:
+        await worker.wait_healthy(redis)
+        job = await _enqueue_without_wake_up(arq_redis, tenant, lead)
+        assert (await job.result(timeout=20, poll_delay=0.05))["leadId"] == str(lead)
+
+
+async def test_a_deferred_job_runs_when_due_not_at_the_next_idle_poll(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    lead = await factory.lead(tenant)
+    arq_redis: ArqRedis = client.redis
+    async with workers.new("SelectorSettings", **SLOW_IDLE_POLL) as worker:
+        await worker.wait_healthy(redis)
+        started = time.monotonic()
+        job = await _enqueue_without_wake_up(arq_redis, tenant, lead, _defer_by=1.0)
+        # The wake-up makes the worker read the queue's earliest due time and wait for that.
+        await wake_workers(client.redis, Queue.SELECTOR.value)
+        await job.result(timeout=20, poll_delay=0.05)
+        assert 0.9 < time.monotonic() - started < 4.0
