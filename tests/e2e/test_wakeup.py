@@ -12,6 +12,7 @@ import time
 from typing import Any
 from uuid import UUID
 
+import pytest
 from arq.connections import ArqRedis
 from arq.jobs import Job
 from redis.asyncio import Redis
@@ -38,11 +39,17 @@ async def _enqueue_without_wake_up(arq_redis: ArqRedis, tenant: UUID, lead: UUID
     return job
 
 
-async def test_an_enqueue_wakes_the_idle_worker(
-    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
-) -> None:
+@pytest.fixture
+async def lead_of(factory: Factory) -> tuple[UUID, UUID]:
+    """An always-open tenant and one lead of it: what a select_channel job needs."""
     tenant = await factory.tenant(**ALWAYS_OPEN)
-    lead = await factory.lead(tenant)
+    return tenant, await factory.lead(tenant)
+
+
+async def test_an_enqueue_wakes_the_idle_worker(
+    lead_of: tuple[UUID, UUID], redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    tenant, lead = lead_of
     async with workers.new("SelectorSettings", **SLOW_IDLE_POLL) as worker:
         await worker.wait_healthy(redis)
         await asyncio.sleep(0.5)  # the worker is in its idle wait
@@ -54,11 +61,10 @@ async def test_an_enqueue_wakes_the_idle_worker(
 
 
 async def test_a_plain_arq_enqueue_without_a_wake_up_still_runs(
-    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+    lead_of: tuple[UUID, UUID], redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     """A message is only a hint: a job that came without one is found by the idle poll."""
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    lead = await factory.lead(tenant)
+    tenant, lead = lead_of
     arq_redis: ArqRedis = client.redis
     async with workers.new("SelectorSettings", IDLE_POLL_S="0.2") as worker:
         await worker.wait_healthy(redis)
@@ -67,10 +73,9 @@ async def test_a_plain_arq_enqueue_without_a_wake_up_still_runs(
 
 
 async def test_a_deferred_job_runs_when_due_not_at_the_next_idle_poll(
-    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+    lead_of: tuple[UUID, UUID], redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN)
-    lead = await factory.lead(tenant)
+    tenant, lead = lead_of
     arq_redis: ArqRedis = client.redis
     async with workers.new("SelectorSettings", **SLOW_IDLE_POLL) as worker:
         await worker.wait_healthy(redis)
