@@ -2,10 +2,12 @@
 
 Steps: load the lead, its tenant (the caller's, or the lead's own when the caller names none) and the
 phone asked for, which must be that tenant's; refuse a lead that may get no message; time the message
-(now, or the sending window's next opening); then either the fast path, the asked phone's quota reserved
-and the message enqueued in one script, or the reroute, another phone drawn by remaining quota; last, the
-message's evidence row (outreach_messages). Either way the message's job id derives from the router job's
-id, so a retried router job enqueues nothing twice and keeps the phone its first try reserved.
+(now, or the sending window's next opening); reserve, on the asked phone or, when it is down, on another
+drawn by remaining quota, its quota, its pacing slot from then on (now with sendNow) and its room in the
+portfolio budget (src/redis_io/quota_ledger.py); enqueue it at that slot, whose time its payload says;
+last, the message's evidence row (outreach_messages). Either way the message's job id derives from the
+router job's id, so a retried router job enqueues nothing twice and keeps the phone and the slot its first
+try reserved.
 
 The evidence row is written after the enqueue, not in one transaction with it (Redis is not PostgreSQL):
 so a row never exists for a message that is not on a queue, and a router job killed between the two
