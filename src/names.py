@@ -79,6 +79,22 @@ def quota_reservations_key(tenant_id: UUID | str, quota_date: date) -> str:
     return f"quota:wa:reservations:{tenant_id}:{quota_date.isoformat()}"
 
 
+def pace_key(phone_id: UUID | str, quota_date: date) -> str:
+    """The next free send instant of one phone on one tenant-local date, in epoch ms (pacing)."""
+    return f"pace:wa:{phone_id}:{quota_date.isoformat()}"
+
+
+def pace_slots_key(tenant_id: UUID | str, quota_date: date) -> str:
+    """Hash job id -> its scheduled send instant (epoch ms): a job re-planned after a crash keeps it."""
+    return f"pace:wa:slots:{tenant_id}:{quota_date.isoformat()}"
+
+
+def portfolio_key(tenant_id: UUID | str) -> str:
+    """Sorted set E.164 recipient -> epoch ms of its latest scheduled message, over all the tenant's
+    phones: the recipients with a score in the last 24 h are the portfolio budget used."""
+    return f"portfolio:wa:{tenant_id}"
+
+
 def outreach_job_id(
     kind: str, tenant_id: UUID | str, lead_id: UUID | str, sequence_id: str | None, step: int, day: date
 ) -> str:

@@ -12,7 +12,7 @@
   and DELETE outside the retention delete).
 
 Revision ID: 0005
-Revises: 0003 (issue 10's 0004 is written in parallel; the two are chained when merged)
+Revises: 0003
 Create Date: 2026-12-01
 """
 

@@ -7,13 +7,14 @@ has a server default.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -75,6 +76,9 @@ class Tenant(Base):
             f"allowed_lawful_bases <@ ARRAY[{', '.join(repr(b) for b in LAWFUL_BASES)}]::text[]",
             name="allowed_lawful_bases",
         ),
+        CheckConstraint("wa_min_gap_s >= 0", name="wa_min_gap_s"),
+        CheckConstraint("wa_jitter_s >= 0", name="wa_jitter_s"),
+        CheckConstraint("wa_portfolio_limit IS NULL OR wa_portfolio_limit > 0", name="wa_portfolio_limit"),
     )
 
     id: Mapped[UUID] = _uuid_pk()
@@ -93,6 +97,12 @@ class Tenant(Base):
     allowed_lawful_bases: Mapped[list[str]] = mapped_column(
         ARRAY(Text), server_default=text("'{CONSENT,EXISTING_CUSTOMER}'::text[]")
     )
+    # WhatsApp pacing and portfolio budget (migration 0006, src/domain/senders.py): two messages of one
+    # phone at least wa_min_gap_s + U(0, wa_jitter_s) apart (0 and 0: no pacing); unique recipients of all
+    # the tenant's phones in a moving 24 h (NULL: no limit).
+    wa_min_gap_s: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    wa_jitter_s: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    wa_portfolio_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
 
 
@@ -128,6 +138,8 @@ class WaPhoneNumber(Base):
         CheckConstraint(r"phone_number ~ '^\+[1-9][0-9]{6,14}$'", name="phone_number_e164"),
         CheckConstraint(r"queue_slot ~ '^[A-Za-z0-9_-]{1,32}$'", name="queue_slot_format"),
         CheckConstraint("daily_limit >= 0", name="daily_limit"),
+        CheckConstraint("warmup_initial_limit >= 0", name="warmup_initial_limit"),
+        CheckConstraint("warmup_daily_increase >= 0", name="warmup_daily_increase"),
     )
 
     id: Mapped[UUID] = _uuid_pk()
@@ -140,6 +152,10 @@ class WaPhoneNumber(Base):
     is_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     daily_limit: Mapped[int] = mapped_column(Integer, server_default=text("200"))
     total_messages_sent: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Warm-up (migration 0006, src/domain/senders.py effective_daily_limit): NULL is a warmed-up number.
+    warmup_started_on: Mapped[date | None] = mapped_column(Date)
+    warmup_initial_limit: Mapped[int] = mapped_column(Integer, server_default=text("20"))
+    warmup_daily_increase: Mapped[int] = mapped_column(Integer, server_default=text("10"))
 
 
 class GoldLeadJourney(Base):
