@@ -59,8 +59,25 @@ for p = 1, count do
   free[p] = tonumber(redis.call('GET', KEYS[3 + count + p]) or '0')
   limit[p] = tonumber(ARGV[7 + count + p])
 end
+-- Reads first, one call each for the whole batch: the earlier reservations of these job ids, and which
+-- recipients the portfolio already holds. A batch is at most MAX_BATCH_SIZE requests, so every unpack
+-- below stays far under Lua's limit of 8000 values.
+local jobs, recipients = {}, {}
+for i = 8 + 2 * count, #ARGV, 6 do
+  jobs[#jobs + 1] = ARGV[i]
+  if ARGV[i + 3] ~= '' then recipients[#recipients + 1] = ARGV[i + 3] end
+end
+local previous_phone = redis.call('HMGET', KEYS[1], unpack(jobs))
+local previous_slot = redis.call('HMGET', KEYS[2], unpack(jobs))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. since)
 local spent = redis.call('ZCARD', KEYS[3])
+local known = {}
+if #recipients > 0 then
+  local scores = redis.call('ZMSCORE', KEYS[3], unpack(recipients))
+  for n = 1, #recipients do
+    if scores[n] then known[recipients[n]] = true end
+  end
+end
 
 local function slot_on(p, send_now)
   if send_now then return now end
@@ -91,49 +108,62 @@ local function pick(wanted, fall_through, send_now)
   return 0, -1
 end
 
-local out, touched, newest = {}, false, 0
-local i = 8 + 2 * count
-while i <= #ARGV do
+-- Then the decisions, in Lua alone; the writes go at the end, one call per key.
+local out, newest = {}, 0
+local reserved, slots, added, moved = {}, {}, {}, {}
+for n = 1, #jobs do
+  local i = 8 + 2 * count + 6 * (n - 1)
   local job, wanted, fall_through = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
   local recipient, gap, send_now = ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5] == '1'
-  local previous = redis.call('HGET', KEYS[1], job)
+  local previous = previous_phone[n]
   local chosen, reused, slot = 0, 0, -1
   if previous and index_of[previous] then
     chosen, reused = index_of[previous], 1
-    slot = tonumber(redis.call('HGET', KEYS[2], job) or now)
+    slot = tonumber(previous_slot[n] or now)
   else
-    local counts = recipient ~= '' and not redis.call('ZSCORE', KEYS[3], recipient)
+    local counts = recipient ~= '' and not known[recipient]
     if budget > 0 and counts and spent >= budget then
       slot = -3
     else
       chosen, slot = pick(wanted, fall_through, send_now)
     end
     if chosen > 0 then
-      used[chosen] = redis.call('INCR', KEYS[3 + chosen])
-      redis.call('HSET', KEYS[1], job, ARGV[7 + chosen])
-      redis.call('HSET', KEYS[2], job, slot)
-      if gap > 0 and slot + gap > free[chosen] then
-        free[chosen] = slot + gap
-        redis.call('SET', KEYS[3 + count + chosen], free[chosen])
-      end
+      used[chosen] = used[chosen] + 1
+      moved[chosen] = true
+      reserved[#reserved + 1] = job
+      reserved[#reserved + 1] = ARGV[7 + chosen]
+      slots[#slots + 1] = job
+      slots[#slots + 1] = slot
+      if gap > 0 and slot + gap > free[chosen] then free[chosen] = slot + gap end
       if recipient ~= '' then
-        if counts then spent = spent + 1 end
-        redis.call('ZADD', KEYS[3], 'GT', slot, recipient)
+        if counts then
+          spent = spent + 1
+          known[recipient] = true
+        end
+        added[#added + 1] = slot
+        added[#added + 1] = recipient
         newest = math.max(newest, slot)
       end
-      touched = true
     end
   end
   out[#out + 1] = chosen
   out[#out + 1] = reused
   out[#out + 1] = slot
-  i = i + 6
 end
-if touched then
+if #reserved > 0 then
+  redis.call('HSET', KEYS[1], unpack(reserved))
+  redis.call('HSET', KEYS[2], unpack(slots))
+  for p = 1, count do
+    if moved[p] then
+      redis.call('SET', KEYS[3 + p], used[p])
+      redis.call('SET', KEYS[3 + count + p], free[p])
+    end
+  end
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[2], ttl)
   for p = 1, 2 * count do redis.call('EXPIRE', KEYS[3 + p], ttl) end
 end
+if #added > 0 then redis.call('ZADD', KEYS[3], 'GT', unpack(added)) end
 if newest > 0 then
   local keep = newest - now + tonumber(ARGV[7])
   if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
