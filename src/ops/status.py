@@ -16,14 +16,12 @@ from src.config import Config
 from src.db import queries
 from src.domain.allocation import is_available
 from src.domain.quota import quota_date, remaining
-from src.domain.senders import PORTFOLIO_WINDOW, effective_daily_limit, warmup_day
 from src.domain.windows import zone
 from src.names import (
     EMAIL_COLD_QUEUE,
     EMAIL_WARM_QUEUE,
     Queue,
     pace_key,
-    portfolio_key,
     quota_key,
     whatsapp_queue,
 )
@@ -31,6 +29,7 @@ from src.ops import argtypes
 from src.ops import queues as arq_state
 from src.ops.render import print_json, table
 from src.ops.services import database, redis_client
+from src.redis_io.portfolio_use import recipients_in_24h
 from src.runtime.clock import epoch_ms
 
 
@@ -74,19 +73,12 @@ class PhoneQuota:
     @property
     def limit(self) -> int:
         """Today's effective limit: the daily limit, or less while the number warms up."""
-        if self.quota_date is None:
-            return self.phone.daily_limit
-        return effective_daily_limit(*self._warmup, self.quota_date)
+        return self.phone.effective_limit(self.quota_date) if self.quota_date else self.phone.daily_limit
 
     @property
     def warmup_day(self) -> int | None:
         """Day k of the warm-up while it holds the number below its daily limit; None otherwise."""
-        return warmup_day(*self._warmup, self.quota_date) if self.quota_date else None
-
-    @property
-    def _warmup(self) -> tuple[int, date | None, int, int]:
-        p = self.phone
-        return p.daily_limit, p.warmup_started_on, p.warmup_initial_limit, p.warmup_daily_increase
+        return self.phone.warmup_day(self.quota_date) if self.quota_date else None
 
     @property
     def remaining(self) -> int | None:
@@ -162,17 +154,12 @@ def _instant(epoch_ms_value: bytes | str | None) -> datetime | None:
 
 
 async def portfolio_use(redis: Redis, phones: Sequence[PhoneQuota], *, now: datetime) -> list[PortfolioUse]:
-    """Each tenant's portfolio budget used: its recipients with a message in the last 24 h (or scheduled
-    since then), by the sorted set the reservation keeps (portfolio_key)."""
+    """Each tenant's portfolio budget used, for the tenants with phones."""
     tenants = {q.phone.tenant_id: q.phone for q in phones}
-    since = epoch_ms(now - PORTFOLIO_WINDOW)
-    async with redis.pipeline(transaction=False) as pipe:
-        for tenant_id in tenants:
-            pipe.zcount(portfolio_key(tenant_id), since, "+inf")
-        counts = await pipe.execute()
+    used = await recipients_in_24h(redis, list(tenants), now=now)
     return [
-        PortfolioUse(tenant_id, phone.tenant_name, int(used), phone.tenant_portfolio_limit)
-        for (tenant_id, phone), used in zip(tenants.items(), counts, strict=True)
+        PortfolioUse(tenant_id, phone.tenant_name, count, phone.tenant_portfolio_limit)
+        for (tenant_id, phone), count in zip(tenants.items(), used, strict=True)
     ]
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL, NOT_OBJECTED_SQL
 from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, LeadRow, TenantRow, decode
 from src.domain.allocation import PhoneState
+from src.domain.senders import effective_daily_limit, warmup_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,17 @@ class PhoneOverview:
     warmup_initial_limit: int
     warmup_daily_increase: int
     tenant_portfolio_limit: int | None
+
+    def effective_limit(self, day: date) -> int:
+        """The daily limit on tenant-local `day`, warm-up included (src/domain/senders.py)."""
+        return effective_daily_limit(*self._warmup, day)
+
+    def warmup_day(self, day: date) -> int | None:
+        return warmup_day(*self._warmup, day)
+
+    @property
+    def _warmup(self) -> tuple[int, date | None, int, int]:
+        return self.daily_limit, self.warmup_started_on, self.warmup_initial_limit, self.warmup_daily_increase
 
     def state(self, used_today: int) -> PhoneState:
         """The phone as the allocator sees it, with `used_today` reserved."""

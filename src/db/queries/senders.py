@@ -23,7 +23,7 @@ class SenderSettings:
 _SETTINGS = f"SELECT {columns(SenderSettings)} FROM tenants WHERE id = $1"
 _TENANT_PHONES = (
     f"SELECT {PHONE_OVERVIEW_COLUMNS} FROM wa_phone_numbers p JOIN tenants t ON t.id = p.tenant_id "
-    "WHERE p.tenant_id = $1 ORDER BY p.queue_slot"
+    "WHERE $1::uuid IS NULL OR p.tenant_id = $1 ORDER BY t.id, p.queue_slot"
 )
 
 
@@ -32,6 +32,6 @@ async def sender_settings(conn: asyncpg.Connection, *, tenant_id: UUID) -> Sende
     return decode(SenderSettings, row) if row else None
 
 
-async def sender_phones(conn: asyncpg.Connection, *, tenant_id: UUID) -> list[PhoneOverview]:
-    """The tenant's phones with their warm-up, in queue slot order."""
+async def sender_phones(conn: asyncpg.Connection, *, tenant_id: UUID | None) -> list[PhoneOverview]:
+    """The phones with their warm-up, of one tenant or of all (None), by tenant and queue slot."""
     return [decode(PhoneOverview, row) for row in await conn.fetch(_TENANT_PHONES, tenant_id)]
