@@ -81,6 +81,11 @@ class PhoneQuota:
         return self.phone.warmup_day(self.quota_date) if self.quota_date else None
 
     @property
+    def warmup_note(self) -> str | None:
+        day = self.warmup_day
+        return f"warming up, day {day} (limit {self.phone.daily_limit})" if day else None
+
+    @property
     def remaining(self) -> int | None:
         """Sends left today; None for a phone that takes none (paused, banned or disabled) or whose
         tenant has no quota day."""
@@ -242,15 +247,15 @@ def phone_table(phones: Sequence[PhoneQuota]) -> str:
                 q.used,
                 q.limit,
                 q.remaining,
-                f"warming up, day {q.warmup_day} (limit {q.phone.daily_limit})" if q.warmup_day else None,
-                _local_time(q),
+                q.warmup_note,
+                local_time(q),
             )
             for q in phones
         ],
     )
 
 
-def _local_time(q: PhoneQuota) -> str | None:
+def local_time(q: PhoneQuota) -> str | None:
     """The next free slot on the tenant's wall clock."""
     if q.next_free is None:
         return None

@@ -67,6 +67,11 @@ def assert_summary(output: str) -> None:
     assert re.search(r"\+40733200402\s+q:wa:phone_02\s+ACTIVE\s+40\s+40\s+40\s+0", output)
     assert re.search(r"\+40744300403\s+q:wa:phone_03\s+ACTIVE\s+85\s+88\s+250\s+162", output)
     assert re.search(r"\+40755400404\s+q:wa:phone_04\s+BANNED\s+0\s+0\s+200\s+-", output)
+    # A number on day 3 of its warm-up: 40 of its 150 today, 12 used.
+    assert re.search(
+        r"\+40756500405\s+q:wa:phone_05\s+ACTIVE\s+12\s+12\s+40\s+28\s+warming up, day 3 \(limit 150\)",
+        output,
+    )
     assert "7. Stopped the worker (SIGTERM): exit code 0" in output
 
 
