@@ -61,6 +61,7 @@ class ForecastInput:
     allowed_bases: frozenset[str] = frozenset()
     suppressed: Mapping[UUID, frozenset[Medium]] = field(default_factory=dict)
     preference: ChannelPreference = ChannelPreference.AUTO
+    suspended: bool = False  # the cron dispatches ACTIVE tenants only
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def forecast(data: ForecastInput, *, now: datetime, days: int) -> Forecast:
     out = []
     for offset in range(days):
         day = today + timedelta(days=offset)
-        opens, closes, closed = _window_on(data.window, day, now)
+        opens, closes, closed = _window_on(data.window, day, now, suspended=data.suspended)
         if closed is not None or opens is None or closes is None:
             out.append(ForecastDay(day, opens, closes, closed, 0, _no_dispatch(), len(waiting)))
             continue
@@ -118,9 +119,11 @@ def _no_dispatch() -> dict[Channel, int]:
 
 
 def _window_on(
-    window: SendingWindow, day: date, now: datetime
+    window: SendingWindow, day: date, now: datetime, *, suspended: bool
 ) -> tuple[datetime | None, datetime | None, str | None]:
     """The part of `day`'s window still to come: [max(now, opens), closes), or why there is none."""
+    if suspended:
+        return None, None, "the tenant is SUSPENDED: the cron dispatches none of its leads"
     closed = window.closed_because(day)
     if closed is not None:
         return None, None, closed

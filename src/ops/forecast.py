@@ -93,6 +93,7 @@ async def load(conn: asyncpg.Connection, redis: Redis, *, tenant_id: UUID, now: 
         backlog=backlog,
         allowed_bases=frozenset(tenant.allowed_lawful_bases),
         suppressed=await suppressed_in(conn, tenant_id, backlog),
+        suspended=tenant.status != "ACTIVE",
     )
 
 

@@ -147,6 +147,16 @@ def test_the_window_that_has_closed_today_sends_nothing_more() -> None:
     assert result.clears_on == date(2026, 11, 27)
 
 
+def test_a_suspended_tenant_sends_nothing() -> None:
+    result = forecast(data(10, sender(), suspended=True), now=THU, days=2)
+
+    assert [day.closed for day in result.days] == [
+        "the tenant is SUSPENDED: the cron dispatches none of its leads"
+    ] * 2
+    assert whatsapp_per_day(result) == [0, 0]
+    assert result.clears_on is None
+
+
 @pytest.mark.parametrize("days", [0, 91])
 def test_days_out_of_range_are_refused(days: int) -> None:
     with pytest.raises(ValueError, match=r"days must be 1\.\.90"):
