@@ -153,7 +153,10 @@ def render(result: Forecast, window: SendingWindow) -> str:
         )
         for day in result.days
     ]
-    chart = [f"  {day.day:%a %d %b}  {_bar(day, most)} {day.total or ''}".rstrip() for day in result.days]
+    chart = [
+        f"  {day.day:%a %d %b}  {_bar(day, most):<{BAR_WIDTH}} {day.total:>6} sent {day.backlog_left:>8} left"
+        for day in result.days
+    ]
     return "\n".join(
         [
             f"Forecast at {result.now:%Y-%m-%d %H:%M %Z}, days in {window.timezone}: "
@@ -161,7 +164,7 @@ def render(result: Forecast, window: SendingWindow) -> str:
             "",
             table(["DAY", "WINDOW", "WA CAPACITY", "WHATSAPP", "EMAIL COLD", "EMAIL WARM", "LEFT"], rows),
             "",
-            "Messages a day",
+            "Messages a day (· closed)",
             *chart,
             "",
             _verdict(result),
