@@ -204,15 +204,20 @@ class JobCreated(_Wire):
     channel: Channel
     queue: str
     phone_id: UUID | None = None
+    # A WhatsApp job's paced send time (issue 10): its score in the phone queue; None for an e-mail.
+    scheduled_at: datetime | None = None
 
 
 class LeadDecision(_Wire):
     lead_id: UUID
-    outcome: Literal["DISPATCHED", "SKIPPED_QUOTA", "SKIPPED_NO_CHANNEL"]
+    outcome: Literal[
+        "DISPATCHED", "SKIPPED_QUOTA", "SKIPPED_NO_CHANNEL", "SKIPPED_WINDOW_FULL", "SKIPPED_PORTFOLIO_LIMIT"
+    ]
     channel: Channel | None
     phone_id: UUID | None
     reason: str
     job_id: str | None = None
+    scheduled_at: datetime | None = None
 
 
 class TenantJob(_Wire):
@@ -246,6 +251,10 @@ class DispatchResult(_Wire):
     outside_sending_window: bool = False
     duplicate_jobs_skipped: int = 0
     relayed_from_outbox: int = 0
+    # WhatsApp leads that wait for a later day (issue 10): no slot left in the window at their phone's pace,
+    # or the tenant's 24 h portfolio budget spent.
+    skipped_window_full: int = 0
+    skipped_portfolio_limit: int = 0
     decisions: list[LeadDecision] = Field(default_factory=list)
     tenant_jobs: list[TenantJob] = Field(default_factory=list)
     tenant_plans: list[DispatchResult] = Field(default_factory=list)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from src.domain.channels import ChannelDecision, LeadContact
 from src.domain.dispatch import Decision, Outcome, queue_of
 from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding, Refusal
+from src.domain.windows import utc_iso
 from src.errors import JobError
 
 Wire = dict[str, Any]
@@ -31,7 +32,7 @@ def instant(moment: datetime | None) -> str | None:
     """An aware datetime as pydantic writes it in JSON mode: ISO 8601, UTC as Z."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return utc_iso(moment)
 
 
 def _id(value: UUID | None) -> str | None:
@@ -223,6 +224,8 @@ DISPATCH_COUNTERS = (
     "skippedOutsideHours",
     "skippedNoChannel",
     "skippedHumanReview",
+    "skippedWindowFull",
+    "skippedPortfolioLimit",
 )
 
 
@@ -277,6 +280,7 @@ def explain(
                 "phoneId": phone_id,
                 "reason": str(d.reason),
                 "jobId": job_id,
+                "scheduledAt": instant(d.scheduled_at),
             }
         )
         if job_id is not None:
@@ -287,6 +291,7 @@ def explain(
                     "channel": channel,
                     "queue": queue_of(d, queue_slots),
                     "phoneId": phone_id,
+                    "scheduledAt": instant(d.scheduled_at),
                 }
             )
     return Explained(lead_decisions, jobs)
@@ -313,6 +318,8 @@ def dispatch_batch(
         "skippedQuotaExceeded": by_outcome[Outcome.SKIPPED_QUOTA],
         "skippedNoChannel": by_outcome[Outcome.SKIPPED_NO_CHANNEL],
         "skippedHumanReview": held_for_review,
+        "skippedWindowFull": by_outcome[Outcome.SKIPPED_WINDOW_FULL],
+        "skippedPortfolioLimit": by_outcome[Outcome.SKIPPED_PORTFOLIO_LIMIT],
         "jobsCreated": created,
         "duplicateJobsSkipped": len(explained.jobs) - len(created),
         "decisions": explained.decisions,

@@ -13,7 +13,8 @@ from src.contracts import AllocationType, Channel, ChannelPreference
 from src.domain.allocation import AllocationReason, BatchAllocator
 from src.domain.channels import LeadContact, decide_channel, medium_of
 from src.domain.lawful import Basis, LawfulStanding, LeadBases, Medium
-from src.domain.windows import SendingWindow
+from src.domain.senders import Shortfall
+from src.domain.windows import SendingWindow, utc_iso
 from src.names import (
     EMAIL_COLD_QUEUE,
     EMAIL_WARM_QUEUE,
@@ -29,6 +30,17 @@ class Outcome(StrEnum):
     DISPATCHED = "DISPATCHED"
     SKIPPED_QUOTA = "SKIPPED_QUOTA"
     SKIPPED_NO_CHANNEL = "SKIPPED_NO_CHANNEL"
+    # Not scheduled today (src/domain/senders.py): no slot left in the window at the phone's pace, or the
+    # tenant's 24 h portfolio budget spent. Such a lead waits as one out of quota does.
+    SKIPPED_WINDOW_FULL = "SKIPPED_WINDOW_FULL"
+    SKIPPED_PORTFOLIO_LIMIT = "SKIPPED_PORTFOLIO_LIMIT"
+
+
+# The outcome and reason of a WhatsApp lead that the reservation could not schedule, by its shortfall.
+_UNSCHEDULED = {
+    Shortfall.WINDOW_FULL: Outcome.SKIPPED_WINDOW_FULL,
+    Shortfall.PORTFOLIO_LIMIT: Outcome.SKIPPED_PORTFOLIO_LIMIT,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +67,24 @@ class Decision:
     phone_id: UUID | None = None
     allocation: AllocationType | None = None
     recipient: str | None = None  # E.164 number or e-mail address
+    scheduled_at: datetime | None = None  # a WhatsApp message's reserved slot
 
     @property
     def is_whatsapp(self) -> bool:
         return self.outcome is Outcome.DISPATCHED and self.channel is Channel.WHATSAPP
+
+    @property
+    def is_new_contact(self) -> bool:
+        return self.lead.contact.stage == "COLD"
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """What the reservation gave a WhatsApp lead: its phone and slot, or why it got none."""
+
+    phone_id: UUID | None
+    scheduled_at: datetime | None = None
+    shortfall: Shortfall | None = None
 
 
 def plan_batch(
@@ -112,35 +138,49 @@ def plan_batch(
     return decisions
 
 
-def settle_reservations(
-    decisions: Sequence[Decision], reserved: Mapping[UUID, UUID | None]
-) -> list[Decision]:
-    """Apply what Redis actually reserved (journey id -> phone, or None when the quota was gone)."""
+def settle_reservations(decisions: Sequence[Decision], reserved: Mapping[UUID, Reserved]) -> list[Decision]:
+    """Apply what Redis actually reserved (journey id -> phone and slot, or why there was none)."""
     settled = []
     for decision in decisions:
         if not decision.is_whatsapp:
             settled.append(decision)
             continue
-        phone = reserved[decision.lead.journey_id]
-        if phone is None:
-            sticky_kept = decision.allocation is AllocationType.STICKY
-            reason = (
-                AllocationReason.STICKY_QUOTA_EXHAUSTED
-                if sticky_kept
-                else AllocationReason.NO_PHONE_WITH_QUOTA
+        got = reserved[decision.lead.journey_id]
+        if got.phone_id is None:
+            settled.append(_unreserved(decision, got.shortfall))
+        elif got.phone_id != decision.phone_id:
+            kind, reason = _allocation_of(decision.lead, got.phone_id)
+            settled.append(
+                replace(
+                    decision,
+                    phone_id=got.phone_id,
+                    allocation=kind,
+                    reason=reason,
+                    scheduled_at=got.scheduled_at,
+                )
             )
-            settled.append(replace(decision, outcome=Outcome.SKIPPED_QUOTA, reason=reason))
-        elif phone != decision.phone_id:
-            if decision.lead.sticky_phone_id is None:
-                kind, reason = AllocationType.NEW, AllocationReason.NEW_PHONE
-            elif phone == decision.lead.sticky_phone_id:
-                kind, reason = AllocationType.STICKY, AllocationReason.STICKY
-            else:
-                kind, reason = AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE
-            settled.append(replace(decision, phone_id=phone, allocation=kind, reason=reason))
         else:
-            settled.append(decision)
+            settled.append(replace(decision, scheduled_at=got.scheduled_at))
     return settled
+
+
+def _unreserved(decision: Decision, shortfall: Shortfall | None) -> Decision:
+    """A WhatsApp lead the reservation gave nothing: it waits, with the reason it got none."""
+    if shortfall in _UNSCHEDULED:
+        assert shortfall is not None
+        return replace(decision, outcome=_UNSCHEDULED[shortfall], reason=shortfall.value)
+    sticky_kept = decision.allocation is AllocationType.STICKY
+    reason = AllocationReason.STICKY_QUOTA_EXHAUSTED if sticky_kept else AllocationReason.NO_PHONE_WITH_QUOTA
+    return replace(decision, outcome=Outcome.SKIPPED_QUOTA, reason=reason)
+
+
+def _allocation_of(lead: DueLead, phone: UUID) -> tuple[AllocationType, AllocationReason]:
+    """How a lead came to a phone other than the one its plan chose (a concurrent dispatch took the room)."""
+    if lead.sticky_phone_id is None:
+        return AllocationType.NEW, AllocationReason.NEW_PHONE
+    if phone == lead.sticky_phone_id:
+        return AllocationType.STICKY, AllocationReason.STICKY
+    return AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE
 
 
 def job_id_for(decision: Decision, tenant_id: UUID, day: date) -> str:
@@ -167,9 +207,12 @@ def next_actions(
     the same date. A lead skipped for quota waits for the next window on a later day, when its phone has
     a fresh quota; a lead with no usable channel is looked at again after `no_channel_recheck`.
     """
+    next_quota_day = window.next_quota_day_opening(now) or now + redispatch_after
     return {
         Outcome.DISPATCHED: max(now + redispatch_after, window.next_day_start(now)),
-        Outcome.SKIPPED_QUOTA: window.next_quota_day_opening(now) or now + redispatch_after,
+        Outcome.SKIPPED_QUOTA: next_quota_day,
+        Outcome.SKIPPED_WINDOW_FULL: next_quota_day,
+        Outcome.SKIPPED_PORTFOLIO_LIMIT: next_quota_day,
         Outcome.SKIPPED_NO_CHANNEL: now + no_channel_recheck,
     }
 
@@ -213,6 +256,7 @@ def output_for(
             **common,
             "phoneId": str(decision.phone_id),
             "recipientPhone": decision.recipient,
+            "scheduledAt": utc_iso(decision.scheduled_at) if decision.scheduled_at else None,
             "personalization": {
                 "companyName": lead.company_name,
                 "contactName": lead.contact_name,

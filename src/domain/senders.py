@@ -9,10 +9,24 @@ weights, route, status and metrics. The Lua reservation (src/redis_io/quota_ledg
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from src.domain.windows import SendingWindow
 
 PORTFOLIO_WINDOW = timedelta(hours=24)
+
+
+class Shortfall(StrEnum):
+    """Why a WhatsApp message got no reservation: the phone's quota is spent, no slot is left in today's
+    window at the phone's pace, or the tenant's 24 h portfolio budget is spent."""
+
+    QUOTA = "QUOTA"
+    WINDOW_FULL = "WINDOW_FULL"
+    PORTFOLIO_LIMIT = "PORTFOLIO_LIMIT"
 
 
 def effective_daily_limit(
@@ -74,6 +88,19 @@ def next_slot(free_ms: int, now_ms: int, opens_ms: int, closes_ms: int) -> int |
     return slot if slot < closes_ms else None
 
 
+def slot_bounds(window: SendingWindow, at: datetime) -> tuple[datetime, datetime] | None:
+    """The [opens, closes) a message due at `at` may be scheduled in: the opening of the window that
+    holds `at`, ending no later than `at`'s tenant-local date, whose quota the message uses (a window
+    that wraps past midnight is two quota days). None when the window is closed at `at`."""
+    today = window.local_date(at)
+    for day in (today - timedelta(days=1), today):
+        if window.is_send_day(day):
+            opens, closes = window.opening_of(day)
+            if opens <= at < closes:
+                return max(opens, window.day_start(today)), min(closes, window.next_day_start(at))
+    return None
+
+
 def pacing_capacity(start: datetime, closes: datetime, pace: Pace) -> int | None:
     """How many messages one phone sends in [start, closes) at `pace`, counting each jitter at its mean:
     the forecast's figure. None when pacing is off (no cap from pacing)."""
@@ -84,3 +111,46 @@ def pacing_capacity(start: datetime, closes: datetime, pace: Pace) -> int | None
         return 0
     mean_gap_ms = pace.min_gap_s * 1000 + pace.jitter_s * 500
     return int((span_ms - 1) // mean_gap_ms) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRequest:
+    """One message to schedule: on `phone_id`, followed by a gap of `gap_ms`, to `recipient` (E.164)."""
+
+    key: UUID
+    phone_id: UUID
+    gap_ms: int
+    recipient: str | None
+
+
+def plan_slots(
+    requests: Sequence[SlotRequest],
+    *,
+    free_ms: Mapping[UUID, int],
+    bounds_ms: tuple[int, int, int],
+    budget_left: int | None,
+    seen: frozenset[str],
+) -> dict[UUID, int | Shortfall]:
+    """What the Lua reservation would schedule, without reserving (a dry run's plan): each request's slot
+    on its phone, in order, or why it gets none. `free_ms`: each phone's next free instant;
+    `bounds_ms`: now, opens, closes; `budget_left`: the portfolio's room (None: no limit); `seen`: the
+    recipients already counted in it."""
+    now_ms, opens_ms, closes_ms = bounds_ms
+    free = dict(free_ms)
+    counted = set(seen)
+    planned: dict[UUID, int | Shortfall] = {}
+    for request in requests:
+        fresh = request.recipient is not None and request.recipient not in counted
+        if budget_left is not None and fresh and budget_left <= 0:
+            planned[request.key] = Shortfall.PORTFOLIO_LIMIT
+            continue
+        slot = next_slot(free.get(request.phone_id, 0), now_ms, opens_ms, closes_ms)
+        if slot is None:
+            planned[request.key] = Shortfall.WINDOW_FULL
+            continue
+        free[request.phone_id] = max(free.get(request.phone_id, 0), slot + request.gap_ms)
+        if fresh and request.recipient is not None:
+            counted.add(request.recipient)
+            budget_left = None if budget_left is None else budget_left - 1
+        planned[request.key] = slot
+    return planned

@@ -66,6 +66,11 @@ def window_bound(value: str, field: str, *, end: bool) -> time:
         raise ValueError(f"{field} {value!r} is not a time of day") from exc
 
 
+def utc_iso(moment: datetime) -> str:
+    """An aware datetime as pydantic writes it in JSON mode: ISO 8601, UTC as Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
     """The UTC instant at which the wall clock of `tz` first reads `wall` on `day`.
 
@@ -153,6 +158,10 @@ class SendingWindow:
                 if opens > at:
                     return opens
         return None
+
+    def day_start(self, day: date) -> datetime:
+        """The first instant of tenant-local date `day`."""
+        return local_instant(day, time(0, 0), self.tz)
 
     def next_day_start(self, at: datetime) -> datetime:
         """The instant the tenant-local date after `at`'s begins (its first instant, should a DST change

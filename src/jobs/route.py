@@ -2,10 +2,12 @@
 
 Steps: load the lead, its tenant (the caller's, or the lead's own when the caller names none) and the
 phone asked for, which must be that tenant's; refuse a lead that may get no message; time the message
-(now, or the sending window's next opening); then either the fast path, the asked phone's quota reserved
-and the message enqueued in one script, or the reroute, another phone drawn by remaining quota; last, the
-message's evidence row (outreach_messages). Either way the message's job id derives from the router job's
-id, so a retried router job enqueues nothing twice and keeps the phone its first try reserved.
+(now, or the sending window's next opening); reserve, on the asked phone or, when it is down, on another
+drawn by remaining quota, its quota, its pacing slot from then on (now with sendNow) and its room in the
+portfolio budget (src/redis_io/quota_ledger.py); enqueue it at that slot, whose time its payload says;
+last, the message's evidence row (outreach_messages). Either way the message's job id derives from the
+router job's id, so a retried router job enqueues nothing twice and keeps the phone and the slot its first
+try reserved.
 
 The evidence row is written after the enqueue, not in one transaction with it (Redis is not PostgreSQL):
 so a row never exists for a message that is not on a queue, and a router job killed between the two
@@ -16,7 +18,7 @@ leaves its message without a row only until arq runs it again, when it finds its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from loguru import logger
@@ -27,15 +29,17 @@ from src.db import queries
 from src.domain.allocation import AllocationReason, allocate, is_available
 from src.domain.lawful import Basis
 from src.domain.lead_gate import LeadStanding, Refusal, SendTime, send_time, whatsapp_refusal
+from src.domain.senders import Pace, Shortfall, slot_bounds
 from src.domain.windows import SendingWindow
 from src.errors import ConfigurationError, NotFound, TenantMismatch
 from src.jobs.base import JobInfo, job
 from src.jobs.tenant import sending_window
 from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
 from src.redis_io.job_writer import OutgoingJob
-from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
+from src.redis_io.quota_ledger import Frame, PhoneLimit, Reservation, ReservationRequest
 from src.redis_io.withdraw import Waiting, withdraw
 from src.results import Wire
+from src.runtime.clock import epoch_ms
 from src.runtime.deps import Deps
 from src.runtime.log import enrich_job
 
@@ -43,7 +47,7 @@ from src.runtime.log import enrich_job
 @dataclass(frozen=True, slots=True)
 class Message:
     """The caller's message for one lead of `tenant_id`, as the job `job_id` on the queue of whichever
-    phone sends it, due at `timing.at`."""
+    phone sends it, at the first slot of that phone's pace from `timing.at` on (at once with sendNow)."""
 
     data: RouterJobData
     tenant_id: UUID
@@ -51,8 +55,10 @@ class Message:
     now: datetime
     timing: SendTime
     wall_ms: int  # arq's enqueue time of the job
-    due_ms: int | None  # the host time at which a deferred job is due; None: at once
     basis: Basis  # the lead's WhatsApp basis, which the message goes out on
+    frame: Frame  # where its slot may fall, and the tenant's portfolio budget
+    pace: Pace
+    recipient: str | None  # the lead's number (E.164), counted in the portfolio budget
 
     @property
     def today(self) -> date:
@@ -61,9 +67,19 @@ class Message:
 
     @property
     def ahead_s(self) -> int:
-        return 0 if self.due_ms is None else (self.due_ms - self.wall_ms) // 1000
+        return (self.frame.opens_ms - self.frame.now_ms) // 1000
 
-    def on(self, phone_id: UUID, queue_slot: str) -> OutgoingJob:
+    def request(self, phone_id: UUID, *, fall_through: bool) -> ReservationRequest:
+        gap_ms = self.pace.gap_ms(self.job_id)
+        return ReservationRequest(
+            self.job_id, phone_id, fall_through, self.recipient, gap_ms, send_now=self.data.send_now
+        )
+
+    def at(self, slot_ms: int) -> datetime:
+        return self.now + timedelta(milliseconds=slot_ms - self.frame.now_ms)
+
+    def on(self, phone_id: UUID, queue_slot: str, slot_ms: int) -> OutgoingJob:
+        """The job on the queue of `phone_id`, due at `slot_ms` (arq's score, on the host's clock)."""
         data = self.data
         payload = {
             **data.payload,
@@ -71,13 +87,15 @@ class Message:
             "leadId": str(data.lead_id),
             "phoneId": str(phone_id),
             "lawfulBasis": self.basis.evidence(),
+            "scheduledAt": results.instant(self.at(slot_ms)),
         }
         if data.correlation_id:
             payload["correlationId"] = data.correlation_id
         followup = data.message_type is MessageType.FOLLOWUP
         queue = whatsapp_queue(queue_slot, followup=followup)
         function = SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL
-        return OutgoingJob(self.job_id, queue, function, payload, self.due_ms)
+        due_ms = self.wall_ms + slot_ms - self.frame.now_ms
+        return OutgoingJob(self.job_id, queue, function, payload, due_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +103,7 @@ class Delivered:
     phone_id: UUID
     queue: str
     written: bool  # False: the job was already there (a retried router job)
+    scheduled_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +139,15 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
 def _timed(
     deps: Deps, data: RouterJobData, lead: queries.RouteContext, window: SendingWindow, info: JobInfo
 ) -> Message:
-    """The message, due now while the tenant's window is open (or for a reply), else at its next opening."""
+    """The message, due now while the tenant's window is open (or for a reply), else at its next opening;
+    paced from then on inside that opening (src/domain/senders.py)."""
     now = deps.clock()
     timing = send_time(window, now, send_now=data.send_now)
     if timing is None:
         raise ConfigurationError(f"tenant {lead.tenant.id} has a sending window that never opens")
+    bounds = None if data.send_now else slot_bounds(window, timing.at)
+    opens, closes = bounds or (timing.at, timing.at + timedelta(milliseconds=1))
+    frame = Frame(epoch_ms(now), epoch_ms(opens), epoch_ms(closes), lead.tenant.wa_portfolio_limit)
     return Message(
         data=data,
         tenant_id=lead.tenant.id,
@@ -132,8 +155,10 @@ def _timed(
         now=now,
         timing=timing,
         wall_ms=deps.clock.wall_ms(now),
-        due_ms=deps.clock.wall_ms(timing.at) if timing.deferred else None,
         basis=lead.standing.lawful.bases.whatsapp,
+        frame=frame,
+        pace=lead.tenant.pace(),
+        recipient=lead.recipient,
     )
 
 
@@ -150,7 +175,7 @@ async def _recorded(
         queue=delivered.queue,
         job_id=message.job_id,
         basis=message.basis,
-        scheduled_at=message.timing.at,
+        scheduled_at=delivered.scheduled_at,
     )
     async with deps.pg.acquire() as conn:
         recorded = await queries.record_routed_message(conn, record=record)
@@ -166,13 +191,12 @@ def _result(message: Message, outcome: Delivered | NotSent, rerouted_from: UUID 
     reason = "REROUTED_PHONE_UNAVAILABLE" if rerouted_from else "ROUTED"
     if not outcome.written:
         reason = "ALREADY_ROUTED: the target job exists (a retried router job)"
-    timing = message.timing
     logger.debug(
         "lead {} -> {} as {}, due {} ({})",
         message.data.lead_id,
         outcome.queue,
         message.job_id,
-        timing.at,
+        outcome.scheduled_at,
         reason,
     )
     return results.routed(
@@ -182,7 +206,7 @@ def _result(message: Message, outcome: Delivered | NotSent, rerouted_from: UUID 
         rerouted_from=rerouted_from,
         enqueued=outcome.written,
         reason=reason,
-        scheduled_at=timing.at if timing.deferred else None,
+        scheduled_at=outcome.scheduled_at if outcome.scheduled_at > message.now else None,
     )
 
 
@@ -212,29 +236,49 @@ async def _load(deps: Deps, data: RouterJobData) -> queries.RouteContext:
 async def _on_its_phone(
     deps: Deps, message: Message, lead: queries.RouteContext, phone: queries.PhoneRow
 ) -> Delivered | NotSent:
-    """The usual case, in one round trip: the asked phone's quota reserved and the message enqueued, or
-    nothing. Only that phone's counter is read."""
-    data = message.data
-    reservation, written = await deps.quota.reserve_and_enqueue(
+    """The usual case: the asked phone's quota, slot and the portfolio budget reserved, then the message
+    enqueued at its slot; or nothing. The tenant's other available phones are passed only so that an
+    earlier try's reservation on one of them is found (their limits play no part: no fall-through)."""
+    others = [
+        PhoneLimit(UUID(other), 0)
+        for other in lead.available_ids.split(",")
+        if other and other != str(phone.id)
+    ]
+    [reservation], _ = await deps.quota.reserve(
         tenant_id=message.tenant_id,
         quota_date=message.today,
-        phone=PhoneLimit(phone.id, phone.daily_limit),
-        available=lead.available_ids,
-        job=message.on(phone.id, phone.queue_slot),
-        now_ms=message.wall_ms,
+        phones=[PhoneLimit(phone.id, phone.limit_on(message.today)), *others],
+        requests=[message.request(phone.id, fall_through=False)],
+        frame=message.frame,
+        ahead_s=message.ahead_s,
     )
     if reservation.phone_id is None:
-        return NotSent(
-            f"QUOTA_EXHAUSTED: phone {data.phone_id} has no WhatsApp quota left on {message.today}",
-            phone_id=data.phone_id,
-        )
-    if written is None:
+        return _not_sent(message, reservation)
+    slot = phone.queue_slot
+    if reservation.phone_id != phone.id:
         # An earlier try of this job reserved another phone (it rerouted); the message goes there.
         async with deps.pg.acquire() as conn:
             rows = await queries.available_phones(conn, tenant_id=message.tenant_id)
         slot = next(row.queue_slot for row in rows if row.id == reservation.phone_id)
-        return await _enqueue(deps, message, reservation.phone_id, slot)
-    return Delivered(phone.id, message.on(phone.id, phone.queue_slot).queue, written)
+    return await _enqueue(deps, message, reservation, slot)
+
+
+def _not_sent(message: Message, reservation: Reservation) -> NotSent:
+    """Why no phone could take the message (QUOTA_EXHAUSTED, WINDOW_FULL, PORTFOLIO_LIMIT)."""
+    phone_id, day = message.data.phone_id, message.today
+    if reservation.shortfall is Shortfall.PORTFOLIO_LIMIT:
+        budget = message.frame.portfolio_limit
+        return NotSent(
+            f"PORTFOLIO_LIMIT: the tenant messaged its {budget} unique recipients of the last 24 h"
+        )
+    if reservation.shortfall is Shortfall.WINDOW_FULL:
+        return NotSent(
+            f"WINDOW_FULL: phone {phone_id} has no slot left in the sending window of {day}",
+            phone_id=phone_id,
+        )
+    return NotSent(
+        f"QUOTA_EXHAUSTED: phone {phone_id} has no WhatsApp quota left on {day}", phone_id=phone_id
+    )
 
 
 async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> Delivered | NotSent:
@@ -251,15 +295,13 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
     [reservation], _ = await deps.quota.reserve(
         tenant_id=message.tenant_id,
         quota_date=message.today,
-        phones=[PhoneLimit(row.id, row.daily_limit) for row in rows],
-        requests=[ReservationRequest(message.job_id, target, fall_through=True)],
+        phones=[PhoneLimit(row.id, row.limit_on(message.today)) for row in rows],
+        requests=[message.request(target, fall_through=True)],
+        frame=message.frame,
         ahead_s=message.ahead_s,
     )
     if reservation.phone_id is None:
-        return NotSent(
-            f"QUOTA_EXHAUSTED: phone {data.phone_id} has no WhatsApp quota left on {message.today}",
-            phone_id=data.phone_id,
-        )
+        return _not_sent(message, reservation)
     if lead.assigned_phone_id == data.phone_id:
         async with deps.pg.acquire() as conn:
             await queries.set_sticky_phone(
@@ -271,7 +313,7 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
                 now=message.now,
             )
     slot = next(row.queue_slot for row in rows if row.id == reservation.phone_id)
-    return await _enqueue(deps, message, reservation.phone_id, slot)
+    return await _enqueue(deps, message, reservation, slot)
 
 
 async def _another_phone(deps: Deps, message: Message, rows: list[queries.PhoneRow]) -> UUID | None:
@@ -287,15 +329,17 @@ async def _another_phone(deps: Deps, message: Message, rows: list[queries.PhoneR
     allocation = allocate(
         tenant_id=message.tenant_id,
         sticky_phone_id=data.phone_id,
-        phones=[row.state(used[row.id]) for row in rows],
+        phones=[row.state(used[row.id], message.today) for row in rows],
         prefer_existing=False,
         rng=deps.rng,
     )
     return allocation.phone_id
 
 
-async def _enqueue(deps: Deps, message: Message, phone_id: UUID, queue_slot: str) -> Delivered:
-    """The message on the queue of `phone_id`, whose quota this job id already holds."""
-    job = message.on(phone_id, queue_slot)
+async def _enqueue(deps: Deps, message: Message, reservation: Reservation, queue_slot: str) -> Delivered:
+    """The message on the queue of its reserved phone, at its reserved slot."""
+    assert reservation.phone_id is not None
+    assert reservation.slot_ms is not None
+    job = message.on(reservation.phone_id, queue_slot, reservation.slot_ms)
     [written] = await deps.job_writer.enqueue([job], now_ms=message.wall_ms)
-    return Delivered(phone_id, job.queue, written)
+    return Delivered(reservation.phone_id, job.queue, written, message.at(reservation.slot_ms))

@@ -1,9 +1,12 @@
-"""Daily WhatsApp quota in Redis: reading the counters and reserving sends atomically.
+"""WhatsApp sender limits in Redis: reading the counters and reserving sends atomically.
 
 The counter `quota:wa:{phoneId}:{date}` (docs/contract.md §2) counts reservations. One Lua script
-reserves a whole batch in one round trip. It never lets a counter pass the phone's daily_limit, and it
-counts each job id once: a hash per tenant and day maps job id -> phone, so a job retried after a crash
-finds its reservation instead of taking a second one.
+reserves a whole batch in one round trip, over three limits at once: a phone's counter never passes its
+effective daily limit, a phone's messages are scheduled at least their gap apart inside the window
+(`pace:wa:{phoneId}:{date}`, its next free instant), and the tenant's unique recipients in a moving 24 h
+never pass its portfolio budget (`portfolio:wa:{tenantId}`). It counts each job id once: hashes per tenant
+and day map job id -> phone and job id -> slot, so a job retried after a crash finds its reservation and
+its scheduled time instead of taking a second one.
 """
 
 from __future__ import annotations
@@ -16,107 +19,134 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from src.names import quota_key, quota_reservations_key
-from src.redis_io.job_writer import ENQUEUE_ONE_LUA, JOB_EXPIRES_MS, OutgoingJob, arq_job_bytes, job_keys
+from src.domain.senders import PORTFOLIO_WINDOW, Shortfall
+from src.names import pace_key, pace_slots_key, portfolio_key, quota_key, quota_reservations_key
 from src.redis_io.replicas import ReplicaAcks
 
+# One script reserves a whole batch, atomically over the three limits of a WhatsApp message: the phone's
+# daily quota (its effective limit), the phone's pacing schedule (a slot inside the window, at least the
+# previous message's gap after it) and the tenant's portfolio budget (unique recipients in a moving 24 h).
+# Instants are epoch ms on the service's clock (src/runtime/clock.py).
 # KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
-# KEYS[1+p]        counter of phone p, p = 1..P
-# ARGV[1]          key TTL in seconds
+# KEYS[2]          slots hash (job id -> scheduled ms) of the tenant and day
+# KEYS[3]          portfolio sorted set of the tenant (recipient -> ms of its latest scheduled message)
+# KEYS[3+p]        quota counter of phone p, p = 1..P
+# KEYS[3+P+p]      pace key of phone p: its next free instant that day
+# ARGV[1]          key TTL in seconds (the portfolio key's is its own: 24 h past its newest score)
 # ARGV[2]          P
-# ARGV[2+p]        id of phone p
-# ARGV[2+P+p]      daily limit of phone p
-# ARGV[3+2P...]    per request: job id, index of the wanted phone, "1" to fall through to the phone with
-#                  the most room when the wanted one is full, "0" to take that phone or nothing
-# Returns, per request, the index of the phone reserved (0: none) and 1 when an earlier reservation of the
-# same job id was reused; then the P counters after the batch.
+# ARGV[3]          now
+# ARGV[4], ARGV[5] the window [opens, closes) that a paced slot must fall in
+# ARGV[6]          portfolio limit, 0 for none
+# ARGV[7]          the portfolio's moving window (24 h)
+# ARGV[7+p]        id of phone p
+# ARGV[7+P+p]      effective daily limit of phone p
+# ARGV[8+2P...]    per request, 6 values: job id; index of the wanted phone; "1" to fall through to the
+#                  phone with the most room when the wanted one cannot take it, "0" for that phone or
+#                  nothing; recipient E.164 ("" for none); the gap after its message; "1" to send now
+#                  (slot = now, outside the window too: still counted, and still pushing the phone's next
+#                  free instant), "0" to take the phone's next free slot
+# Returns, per request: the index of the phone reserved (0: none); 1 when an earlier reservation of the
+# same job id was reused; its slot, or when none was reserved, -1 quota spent, -2 no slot left in the
+# window, -3 portfolio budget spent. Then the P counters after the batch.
 _RESERVE_LUA = """
-local ttl = tonumber(ARGV[1])
-local count = tonumber(ARGV[2])
-local index_of, used, limit = {}, {}, {}
+local ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, opens, closes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local budget, since = tonumber(ARGV[6]), tonumber(ARGV[3]) - tonumber(ARGV[7])
+local index_of, used, limit, free = {}, {}, {}, {}
 for p = 1, count do
-  index_of[ARGV[2 + p]] = p
-  used[p] = tonumber(redis.call('GET', KEYS[1 + p]) or '0')
-  limit[p] = tonumber(ARGV[2 + count + p])
+  index_of[ARGV[7 + p]] = p
+  used[p] = tonumber(redis.call('GET', KEYS[3 + p]) or '0')
+  free[p] = tonumber(redis.call('GET', KEYS[3 + count + p]) or '0')
+  limit[p] = tonumber(ARGV[7 + count + p])
 end
-local out = {}
-local touched = false
-local i = 3 + 2 * count
-while i <= #ARGV do
-  local job, wanted, fall_through = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
-  local previous = redis.call('HGET', KEYS[1], job)
-  local chosen, reused = 0, 0
-  if previous and index_of[previous] then
-    chosen, reused = index_of[previous], 1
-  else
-    if used[wanted] < limit[wanted] then
-      chosen = wanted
-    elseif fall_through then
-      local best_room = 0
-      for p = 1, count do
-        local room = limit[p] - used[p]
-        if room > best_room then chosen, best_room = p, room end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. since)
+local spent = redis.call('ZCARD', KEYS[3])
+
+local function slot_on(p, send_now)
+  if send_now then return now end
+  local slot = math.max(free[p], now, opens)
+  if slot < closes then return slot end
+  return nil
+end
+
+local function pick(wanted, fall_through, send_now)
+  local room_left = used[wanted] < limit[wanted]
+  if room_left then
+    local slot = slot_on(wanted, send_now)
+    if slot then return wanted, slot end
+  end
+  if fall_through then
+    local best, best_room, best_slot = 0, 0, 0
+    for p = 1, count do
+      local room = limit[p] - used[p]
+      if room > 0 then
+        room_left = true
+        local slot = slot_on(p, send_now)
+        if slot and room > best_room then best, best_room, best_slot = p, room, slot end
       end
     end
+    if best > 0 then return best, best_slot end
+  end
+  if room_left then return 0, -2 end
+  return 0, -1
+end
+
+local out, touched, newest = {}, false, 0
+local i = 8 + 2 * count
+while i <= #ARGV do
+  local job, wanted, fall_through = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
+  local recipient, gap, send_now = ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5] == '1'
+  local previous = redis.call('HGET', KEYS[1], job)
+  local chosen, reused, slot = 0, 0, -1
+  if previous and index_of[previous] then
+    chosen, reused = index_of[previous], 1
+    slot = tonumber(redis.call('HGET', KEYS[2], job) or now)
+  else
+    local counts = recipient ~= '' and not redis.call('ZSCORE', KEYS[3], recipient)
+    if budget > 0 and counts and spent >= budget then
+      slot = -3
+    else
+      chosen, slot = pick(wanted, fall_through, send_now)
+    end
     if chosen > 0 then
-      used[chosen] = redis.call('INCR', KEYS[1 + chosen])
-      redis.call('HSET', KEYS[1], job, ARGV[2 + chosen])
+      used[chosen] = redis.call('INCR', KEYS[3 + chosen])
+      redis.call('HSET', KEYS[1], job, ARGV[7 + chosen])
+      redis.call('HSET', KEYS[2], job, slot)
+      if gap > 0 and slot + gap > free[chosen] then
+        free[chosen] = slot + gap
+        redis.call('SET', KEYS[3 + count + chosen], free[chosen])
+      end
+      if recipient ~= '' then
+        if counts then spent = spent + 1 end
+        redis.call('ZADD', KEYS[3], 'GT', slot, recipient)
+        newest = math.max(newest, slot)
+      end
       touched = true
     end
   end
   out[#out + 1] = chosen
   out[#out + 1] = reused
-  i = i + 3
+  out[#out + 1] = slot
+  i = i + 6
 end
 if touched then
   redis.call('EXPIRE', KEYS[1], ttl)
-  for p = 1, count do redis.call('EXPIRE', KEYS[1 + p], ttl) end
+  redis.call('EXPIRE', KEYS[2], ttl)
+  for p = 1, 2 * count do redis.call('EXPIRE', KEYS[3 + p], ttl) end
+end
+if newest > 0 then
+  local keep = newest - now + tonumber(ARGV[7])
+  if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
 end
 for p = 1, count do out[#out + 1] = used[p] end
 return out
 """
 
 
-# `_RESERVE_LUA` for one request that takes its phone or nothing (fall_through "0"), followed by the
-# enqueue of its job when the reservation is on that phone: the route job's usual case in one round trip.
-# It reads and writes only that phone's counter; the tenant's available phones come as one
-# comma-separated argument (only an earlier reservation of the job id is looked up in it).
-# KEYS[1] reservations hash of the tenant and day, KEYS[2] counter of the wanted phone, KEYS[3..5] the
-# job's job key, result key and queue (src.redis_io.job_writer.job_keys)
-# ARGV[1] key TTL in seconds, ARGV[2] job id, ARGV[3] wanted phone id, ARGV[4] its daily limit,
-# ARGV[5] ids of the tenant's available phones, comma-separated, ARGV[6] job expiry in ms after it is
-# due, ARGV[7] the serialized job, ARGV[8] its score (when it is due), ARGV[9] the enqueue time
-# Returns the phone reserved ('' for none), 1 when an earlier reservation of the job id was reused, and
-# 1 or 0 when the job was or was not written, -1 when it was not enqueued: no reservation, or one an
-# earlier try made on another phone (the job names its phone, so the caller writes it for that phone).
-_RESERVE_AND_ENQUEUE_LUA = (
-    ENQUEUE_ONE_LUA
-    + """
-local previous = redis.call('HGET', KEYS[1], ARGV[2])
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-local reused = 0
-if previous and string.find(',' .. ARGV[5] .. ',', ',' .. previous .. ',', 1, true) then
-  if previous ~= ARGV[3] then
-    return {previous, 1, -1}
-  end
-  reused = 1
-elseif used < tonumber(ARGV[4]) then
-  redis.call('INCR', KEYS[2])
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-else
-  return {'', 0, -1}
-end
-return {ARGV[3], reused, enqueue_one(KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[7], ARGV[8], ARGV[9], ARGV[6])}
-"""
-)
-
-
 @dataclass(frozen=True, slots=True)
 class PhoneLimit:
     phone_id: UUID
-    daily_limit: int
+    daily_limit: int  # the effective one on the quota date (warm-up included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +155,24 @@ class ReservationRequest:
     phone_id: UUID
     # False for a sticky conversation: that phone or nothing. True for a new lead: any phone with room.
     fall_through: bool
+    recipient: str | None = None  # E.164: counted in the portfolio budget; None counts nothing
+    gap_ms: int = 0  # the pace after this message (src/domain/senders.py Pace.gap_ms)
+    send_now: bool = False  # slot = now, whatever the window and the phone's next free instant
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Where the batch's slots may fall: [opens_ms, closes_ms), not before now_ms, epoch ms on the
+    service's clock; and the tenant's portfolio budget (None: no limit). The default frame schedules
+    every message at 0: no pacing."""
+
+    now_ms: int = 0
+    opens_ms: int = 0
+    closes_ms: int = 2**53
+    portfolio_limit: int | None = None
+
+
+_SHORTFALL_OF = {-1: Shortfall.QUOTA, -2: Shortfall.WINDOW_FULL, -3: Shortfall.PORTFOLIO_LIMIT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +180,19 @@ class Reservation:
     job_id: str
     phone_id: UUID | None
     reused: bool
+    slot_ms: int | None = None  # the scheduled send instant; None when nothing was reserved
+    shortfall: Shortfall | None = None  # why nothing was reserved
 
 
 class QuotaLedger:
-    """`reserve` and `reserve_and_enqueue` return once `acks` has confirmed their writes (replicas.py):
-    the caller commits journeys and reports a routed message on them."""
+    """`reserve` returns once `acks` has confirmed its writes (replicas.py): the caller commits journeys
+    and enqueues messages on them."""
 
     def __init__(self, redis: Redis, *, ttl_s: int, acks: ReplicaAcks) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._acks = acks
         self._reserve = redis.register_script(_RESERVE_LUA)
-        self._reserve_and_enqueue = redis.register_script(_RESERVE_AND_ENQUEUE_LUA)
 
     async def used(self, phone_ids: Sequence[UUID], quota_date: date) -> dict[UUID, int]:
         if not phone_ids:
@@ -159,6 +208,29 @@ class QuotaLedger:
         phones = await cast(Awaitable[list[bytes | None]], pending)
         return {job_id: UUID(phone.decode()) for job_id, phone in zip(job_ids, phones, strict=True) if phone}
 
+    async def schedule_state(
+        self,
+        *,
+        tenant_id: UUID,
+        quota_date: date,
+        phone_ids: Sequence[UUID],
+        recipients: Sequence[str],
+        now_ms: int,
+    ) -> tuple[dict[UUID, int], int, frozenset[str]]:
+        """What the next reservation would start from, read without writing (a dry run's plan): each
+        phone's next free instant, the portfolio's recipients of the last 24 h, and which of
+        `recipients` are among them."""
+        since = now_ms - int(PORTFOLIO_WINDOW.total_seconds() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.mget([pace_key(pid, quota_date) for pid in phone_ids] or ["-"])
+            pipe.zcount(portfolio_key(tenant_id), since, "+inf")
+            pipe.zmscore(portfolio_key(tenant_id), list(recipients) or ["-"])
+            free, spent, scores = await pipe.execute()
+        seen = frozenset(
+            r for r, score in zip(recipients, scores, strict=False) if score is not None and score >= since
+        )
+        return {pid: int(value or 0) for pid, value in zip(phone_ids, free, strict=False)}, int(spent), seen
+
     def _ttl(self, ahead_s: int) -> int:
         """The keys of a day whose sends are `ahead_s` seconds away (a deferred message) live that much
         longer: counted from now, QUOTA_KEY_TTL_S could end before that day does, and with it the count."""
@@ -171,97 +243,55 @@ class QuotaLedger:
         quota_date: date,
         phones: Sequence[PhoneLimit],
         requests: Sequence[ReservationRequest],
+        frame: Frame = Frame(),
         ahead_s: int = 0,
     ) -> tuple[list[Reservation], dict[UUID, int]]:
-        """Reserve one send per request, atomically; `phones` are the tenant's available phones.
-        `ahead_s`: how far ahead of now the sends are due."""
+        """Reserve one send per request, atomically; `phones` are the tenant's available phones, `frame`
+        where their slots may fall. `ahead_s`: how far ahead of now the sends are due."""
         if not requests:
             return [], {}
-        position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
-        keys = [quota_reservations_key(tenant_id, quota_date)]
-        keys += [quota_key(phone.phone_id, quota_date) for phone in phones]
-        args: list[str | int] = [self._ttl(ahead_s), len(phones)]
-        args += [str(phone.phone_id) for phone in phones]
-        args += [phone.daily_limit for phone in phones]
-        for request in requests:
-            args += [request.job_id, position[request.phone_id], "1" if request.fall_through else "0"]
-        raw = await self._reserve(keys=keys, args=args)
+        raw = await self._reserve(
+            keys=_keys(tenant_id, quota_date, phones), args=self._args(phones, requests, frame, ahead_s)
+        )
         await self._acks.confirm()
         reservations = [
-            Reservation(
-                job_id=request.job_id,
-                phone_id=phones[int(raw[2 * n]) - 1].phone_id if int(raw[2 * n]) else None,
-                reused=bool(int(raw[2 * n + 1])),
-            )
-            for n, request in enumerate(requests)
+            _reservation(request, phones, raw[3 * n : 3 * n + 3]) for n, request in enumerate(requests)
         ]
-        tail = raw[2 * len(requests) :]
+        tail = raw[3 * len(requests) :]
         counters = {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
         return reservations, counters
 
-    async def reserve_and_enqueue(
-        self,
-        *,
-        tenant_id: UUID,
-        quota_date: date,
-        phone: PhoneLimit,
-        available: str,
-        job: OutgoingJob,
-        now_ms: int,
-    ) -> tuple[Reservation, bool | None]:
-        """`reserve` of one request without fall-through, for `job.job_id`: `phone` or nothing, unless an
-        earlier try of the same job id reserved one of the `available` phones (the tenant's ids,
-        comma-separated), which is reused. When the reservation is on `phone`, `job` is enqueued in the
-        same script (as `JobWriter.enqueue` would, due at `job.due_ms`). Returns the reservation and
-        whether the job was written, None when it was not enqueued (no reservation, or one on another
-        phone)."""
-        due_ms = now_ms if job.due_ms is None else job.due_ms
-        first: Reservation | None = None
-        if self._acks.min_acks:
-            first = await self._reserve_confirmed(
-                tenant_id, quota_date, phone, available, job.job_id, due_ms - now_ms
-            )
-            if first.phone_id != phone.phone_id:
-                return first, None
-        keys = [quota_reservations_key(tenant_id, quota_date), quota_key(phone.phone_id, quota_date)]
-        keys += job_keys(job.job_id, job.queue)
-        args: list[str | int | bytes] = [
-            self._ttl((due_ms - now_ms) // 1000),
-            job.job_id,
-            str(phone.phone_id),
-            phone.daily_limit,
-            available,
-            JOB_EXPIRES_MS,
-            arq_job_bytes(job.function, job.payload, now_ms),
-            due_ms,
-            now_ms,
+    def _args(
+        self, phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], frame: Frame, ahead_s: int
+    ) -> list[str | int]:
+        position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
+        args: list[str | int] = [
+            self._ttl(ahead_s),
+            len(phones),
+            frame.now_ms,
+            frame.opens_ms,
+            frame.closes_ms,
         ]
-        reserved, reused, written = await self._reserve_and_enqueue(keys=keys, args=args)
-        await self._acks.confirm()
-        reservation = first or Reservation(
-            job_id=job.job_id, phone_id=UUID(reserved.decode()) if reserved else None, reused=bool(reused)
-        )
-        return reservation, None if int(written) < 0 else bool(written)
+        args += [frame.portfolio_limit or 0, int(PORTFOLIO_WINDOW.total_seconds() * 1000)]
+        args += [str(phone.phone_id) for phone in phones]
+        args += [phone.daily_limit for phone in phones]
+        for r in requests:
+            args += [r.job_id, position[r.phone_id], "1" if r.fall_through else "0", r.recipient or ""]
+            args += [r.gap_ms, "1" if r.send_now else "0"]
+        return args
 
-    async def _reserve_confirmed(
-        self, tenant_id: UUID, quota_date: date, phone: PhoneLimit, available: str, job_id: str, ahead_ms: int
-    ) -> Reservation:
-        """`reserve_and_enqueue`'s reservation alone, confirmed by the replicas before its message is queued.
-        A sender takes a message the moment it is queued, before any WAIT: were its reservation still on the
-        primary alone, a failover could lose the reservation of a message already sent, and the phone would
-        pass its daily_limit. The enqueue that follows finds this reservation and reuses it. The tenant's
-        other available phones are passed only so that an earlier try's reservation on one of them is
-        found (their limits play no part: no fall-through)."""
-        others = [
-            PhoneLimit(UUID(other), 0)
-            for other in available.split(",")
-            if other and other != str(phone.phone_id)
-        ]
-        [reservation], _ = await self.reserve(
-            tenant_id=tenant_id,
-            quota_date=quota_date,
-            phones=[phone, *others],
-            requests=[ReservationRequest(job_id, phone.phone_id, fall_through=False)],
-            ahead_s=ahead_ms // 1000,
-        )
-        return reservation
+
+def _keys(tenant_id: UUID, quota_date: date, phones: Sequence[PhoneLimit]) -> list[str]:
+    keys = [quota_reservations_key(tenant_id, quota_date), pace_slots_key(tenant_id, quota_date)]
+    keys.append(portfolio_key(tenant_id))
+    keys += [quota_key(phone.phone_id, quota_date) for phone in phones]
+    return keys + [pace_key(phone.phone_id, quota_date) for phone in phones]
+
+
+def _reservation(
+    request: ReservationRequest, phones: Sequence[PhoneLimit], raw: Sequence[int]
+) -> Reservation:
+    chosen, reused, slot = (int(value) for value in raw)
+    if not chosen:
+        return Reservation(request.job_id, None, False, shortfall=_SHORTFALL_OF[slot])
+    return Reservation(request.job_id, phones[chosen - 1].phone_id, bool(reused), slot_ms=slot)

@@ -15,6 +15,7 @@ from src.errors import InvalidJobInput, NotFound
 from src.jobs.dispatch import dispatch
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
+from src.results import instant
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.clock import OPEN_HOURS
@@ -110,6 +111,7 @@ async def test_every_lead_situation_in_one_batch(
         "lawfulBasis": CONSENT_EVIDENCE,
         "phoneId": str(phone),
         "recipientPhone": "+40722111222",
+        "scheduledAt": instant(clock.now),  # the phone's first slot of the day: now
         "personalization": {
             "companyName": "Agro Nord SRL",
             "contactName": "Ion Popescu",

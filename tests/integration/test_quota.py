@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import date
 from uuid import uuid4
 
@@ -91,88 +90,3 @@ async def test_concurrent_reservations_never_pass_the_limit(deps: Deps, redis: R
     used = await deps.quota.used([p.phone_id for p in phones], DAY)
     assert used == {p.phone_id: 30 for p in phones}
     assert await redis.hlen(quota_reservations_key(TENANT, DAY)) == 90
-
-
-async def redis_state(redis: Redis) -> dict[bytes, object]:
-    """Every key with its value (a queue with its scores) and whether it expires."""
-    state: dict[bytes, object] = {}
-    for key in sorted(await redis.keys("*")):
-        kind = (await redis.type(key)).decode()
-        if kind == "string":
-            value: object = await redis.get(key)
-        elif kind == "hash":
-            value = await redis.hgetall(key)
-        else:
-            value = await redis.zrange(key, 0, -1, withscores=True)
-        state[key] = (kind, value, await redis.ttl(key) > 0)
-    return state
-
-
-async def test_reserve_and_enqueue_does_what_reserve_then_enqueue_does(deps: Deps, redis: Redis) -> None:
-    """The route job's one-round-trip script against the two steps it stands for, on the same sequence
-    of requests: same reservations, same jobs written, same keys left in Redis."""
-    from src.redis_io.job_writer import OutgoingJob
-
-    phones = [PhoneLimit(uuid4(), 3), PhoneLimit(uuid4(), 2), PhoneLimit(uuid4(), 4)]
-    in_use = phones[:2]  # the third is no longer available: reservations on it do not count
-    available = ",".join(str(p.phone_id) for p in in_use)
-    rng = random.Random(5)
-    steps = [(f"job-{rng.randrange(8)}", rng.choice(in_use)) for _ in range(40)]
-    # Earlier tries: job-0 reserved the phone no longer available, job-1 the first phone.
-    seeded = [("job-0", phones[2]), ("job-1", phones[0])]
-
-    async def seed() -> None:
-        await redis.flushdb()
-        await deps.quota.reserve(
-            tenant_id=TENANT,
-            quota_date=DAY,
-            phones=phones,
-            requests=[ReservationRequest(job, phone.phone_id, False) for job, phone in seeded],
-        )
-
-    def job(job_id: str, phone: PhoneLimit) -> OutgoingJob:
-        return OutgoingJob(job_id, f"q:wa:{phone.phone_id}", "send", {"phone": str(phone.phone_id)})
-
-    await seed()
-    one_script = []
-    for job_id, phone in steps:
-        reservation, written = await deps.quota.reserve_and_enqueue(
-            tenant_id=TENANT,
-            quota_date=DAY,
-            phone=phone,
-            available=available,
-            job=job(job_id, phone),
-            now_ms=1_000,
-        )
-        one_script.append((reservation, written))
-    after_one_script = await redis_state(redis)
-
-    await seed()
-    two_steps = []
-    for job_id, phone in steps:
-        (reservation,), _ = await deps.quota.reserve(
-            tenant_id=TENANT,
-            quota_date=DAY,
-            phones=in_use,
-            requests=[ReservationRequest(job_id, phone.phone_id, fall_through=False)],
-        )
-        written = None
-        if reservation.phone_id == phone.phone_id:
-            (written,) = await deps.job_writer.enqueue([job(job_id, phone)], now_ms=1_000)
-        two_steps.append((reservation, written))
-    after_two_steps = await redis_state(redis)
-
-    assert one_script == two_steps
-    assert after_one_script == after_two_steps
-    # Every branch of the script was taken: written, already queued, reserved earlier on the other
-    # phone, no room left.
-    outcomes = {
-        (r.phone_id is None, r.reused, w, r.phone_id in (None, phone.phone_id))
-        for (r, w), (_, phone) in zip(one_script, steps, strict=True)
-    }
-    assert {
-        (False, False, True, True),
-        (False, True, False, True),
-        (False, True, None, False),
-        (True, False, None, True),
-    } <= outcomes

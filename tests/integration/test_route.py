@@ -12,6 +12,8 @@ from src.errors import NotFound, TenantMismatch
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
+from src.results import instant
+from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
 from tests.support.factories import CONSENT_EVIDENCE, Factory
 from tests.support.jobs import checked, job_ctx, queued
@@ -33,7 +35,7 @@ async def run(
 
 
 async def test_routes_to_the_phone_queue_by_slot(
-    deps: Deps, factory: Factory, redis: Redis, today: date
+    deps: Deps, factory: Factory, redis: Redis, today: date, clock: FixedClock
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000042")
@@ -62,6 +64,7 @@ async def test_routes_to_the_phone_queue_by_slot(
             "leadId": str(lead),
             "phoneId": str(phone),
             "lawfulBasis": CONSENT_EVIDENCE,
+            "scheduledAt": instant(clock.now),  # the phone's first slot of the day: now
             "correlationId": "corr-1",
         }
     ]

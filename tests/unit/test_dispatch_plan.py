@@ -9,12 +9,14 @@ from src.contracts import AllocationType, Channel, ChannelPreference
 from src.domain.allocation import AllocationReason, BatchAllocator
 from src.domain.dispatch import (
     Outcome,
+    Reserved,
     job_id_for,
     next_actions,
     output_for,
     plan_batch,
     settle_reservations,
 )
+from src.domain.senders import Shortfall
 from src.domain.windows import SendingWindow
 from tests.support.domain import CONTACT, TENANT, lead, phone
 
@@ -63,7 +65,11 @@ def test_settling_applies_what_redis_reserved() -> None:
 
     settled = settle_reservations(
         decisions,
-        {sticky_lead.journey_id: None, new_lead.journey_id: a.id, other.journey_id: decisions[2].phone_id},
+        {
+            sticky_lead.journey_id: Reserved(None, shortfall=Shortfall.QUOTA),
+            new_lead.journey_id: Reserved(a.id),
+            other.journey_id: Reserved(decisions[2].phone_id),
+        },
     )
 
     assert (settled[0].outcome, settled[0].reason) == (

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from uuid import uuid4
 
 import pytest
 
-from src.domain.senders import Pace, effective_daily_limit, next_slot, pacing_capacity, warmup_day
+from src.domain.senders import (
+    Pace,
+    Shortfall,
+    SlotRequest,
+    effective_daily_limit,
+    next_slot,
+    pacing_capacity,
+    plan_slots,
+    slot_bounds,
+    warmup_day,
+)
+from src.domain.windows import SendingWindow
 
 START = date(2026, 12, 7)
 
@@ -77,3 +89,61 @@ def test_pacing_capacity_counts_slots_at_the_mean_gap() -> None:
     assert pacing_capacity(start, start + timedelta(hours=9), Pace(60, 60)) == 360
     assert pacing_capacity(start, start, Pace(60, 60)) == 0
     assert pacing_capacity(start, start + timedelta(hours=1), Pace(0, 0)) is None
+
+
+BUCHAREST_9_TO_18 = SendingWindow("Europe/Bucharest", time(9), time(18), frozenset(range(1, 8)), None)
+NIGHT_SHIFT = SendingWindow("Europe/Bucharest", time(22), time(2), frozenset(range(1, 8)), None)
+
+
+@pytest.mark.parametrize(
+    ("window", "at", "expected"),
+    [
+        # 10:00 local: the day's opening, 09:00 to 18:00 local
+        (
+            BUCHAREST_9_TO_18,
+            datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+            ((2026, 11, 25, 7), (2026, 11, 25, 16)),
+        ),
+        # 23:00 local in a 22:00-02:00 window: only until midnight, the end of the quota day
+        (NIGHT_SHIFT, datetime(2026, 11, 25, 21, 0, tzinfo=UTC), ((2026, 11, 25, 20), (2026, 11, 25, 22))),
+        # 01:00 local the next day: from midnight, the start of that quota day, to 02:00
+        (NIGHT_SHIFT, datetime(2026, 11, 25, 23, 0, tzinfo=UTC), ((2026, 11, 25, 22), (2026, 11, 26, 0))),
+        (BUCHAREST_9_TO_18, datetime(2026, 11, 25, 17, 0, tzinfo=UTC), None),  # 19:00: closed
+    ],
+)
+def test_slot_bounds_are_the_open_window_within_the_quota_day(
+    window: SendingWindow, at: datetime, expected: tuple[tuple[int, ...], tuple[int, ...]] | None
+) -> None:
+    bounds = slot_bounds(window, at)
+    if expected is None:
+        assert bounds is None
+    else:
+        assert bounds == tuple(datetime(*parts, tzinfo=UTC) for parts in expected)
+
+
+def test_plan_slots_mirrors_the_reservation() -> None:
+    a, b = uuid4(), uuid4()
+    jobs = [uuid4() for _ in range(5)]
+    requests = [
+        SlotRequest(jobs[0], a, 60_000, "+40722000001"),
+        SlotRequest(jobs[1], a, 60_000, "+40722000001"),  # the same recipient: counted once
+        SlotRequest(jobs[2], b, 60_000, "+40722000002"),
+        SlotRequest(jobs[3], b, 60_000, "+40722000003"),  # over the budget of 2
+        SlotRequest(jobs[4], a, 60_000, None),  # no slot left before 1_000_120_000
+    ]
+
+    planned = plan_slots(
+        requests,
+        free_ms={b: 1_000_030_000},
+        bounds_ms=(1_000_000_000, 999_000_000, 1_000_120_000),
+        budget_left=2,
+        seen=frozenset(),
+    )
+
+    assert [planned[job] for job in jobs] == [
+        1_000_000_000,
+        1_000_060_000,
+        1_000_030_000,
+        Shortfall.PORTFOLIO_LIMIT,
+        Shortfall.WINDOW_FULL,
+    ]

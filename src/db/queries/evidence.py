@@ -31,7 +31,7 @@ class MessageRecord:
     scheduled_at: datetime
 
 
-_MESSAGE_ARRAYS = ("uuid", "text", "uuid", "text", "text", "text", "timestamptz", "text")
+_MESSAGE_ARRAYS = ("uuid", "text", "uuid", "text", "text", "text", "timestamptz", "text", "timestamptz")
 
 
 def record_messages_sql(*, tenant: str, first: int) -> str:
@@ -41,28 +41,27 @@ def record_messages_sql(*, tenant: str, first: int) -> str:
     return f"""
         INSERT INTO outreach_messages (tenant_id, lead_id, channel, phone_id, queue, job_id, basis, basis_at,
                                        basis_source, scheduled_at)
-        SELECT {tenant}, u.*, ${first + len(_MESSAGE_ARRAYS)}::timestamptz FROM unnest({arrays}) AS u
+        SELECT {tenant}, u.* FROM unnest({arrays}) AS u
     """
 
 
-# One evidence row of a batch: lead id, channel, phone id, queue, job id, basis, basis at, basis source.
-MessageRow8 = tuple[UUID, str, UUID | None, str, str, str | None, datetime | None, str | None]
+# One evidence row of a batch: lead id, channel, phone id, queue, job id, basis, basis at, basis source,
+# scheduled at (a WhatsApp message's paced slot; the dispatch instant for an e-mail).
+MessageRow9 = tuple[UUID, str, UUID | None, str, str, str | None, datetime | None, str | None, datetime]
 
 
 @dataclass(frozen=True, slots=True)
 class MessageBatch:
-    """The evidence rows of a dispatch batch's messages, all scheduled at `scheduled_at`, sent as parallel
-    columns (record_messages_sql)."""
+    """The evidence rows of a dispatch batch's messages, sent as parallel columns (record_messages_sql)."""
 
-    rows: list[MessageRow8]
-    scheduled_at: datetime
+    rows: list[MessageRow9]
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def columns(self) -> tuple[Any, ...]:
         """The statement's arguments, in record_messages_sql's order: one list per column."""
-        return (*(list(column) for column in zip(*self.rows, strict=True)), self.scheduled_at)
+        return tuple(list(column) for column in zip(*self.rows, strict=True))
 
 
 class Recorded(StrEnum):

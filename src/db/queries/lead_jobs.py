@@ -23,7 +23,7 @@ from src.db.queries.lawful import (
     suppressed_media,
 )
 from src.db.queries.rows import PhoneRow, Record, TenantRow, columns, decode, field_names, tenant_columns
-from src.domain.channels import LeadContact
+from src.domain.channels import LeadContact, normalize_phone
 from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding
 
@@ -124,8 +124,10 @@ class AllocationContext:
 
 _ALLOCATION_CONTEXT = f"""
     SELECT j.assigned_phone_id, {_TENANT_COLUMNS}, {_STANDING_COLUMNS},
-           s.status, s.is_enabled, s.daily_limit, s.queue_slot, s.phone_number,
-           pool.ids, pool.limits, pool.slots, pool.numbers
+           s.status, s.is_enabled, s.daily_limit, s.queue_slot, s.phone_number, s.warmup_started_on,
+           s.warmup_initial_limit, s.warmup_daily_increase,
+           pool.ids, pool.limits, pool.slots, pool.numbers, pool.warmup_starts, pool.warmup_initials,
+           pool.warmup_increases
     FROM gold_lead_journey j
     {COMPANY_JOIN}
     JOIN tenants t ON t.id = j.tenant_id
@@ -134,7 +136,10 @@ _ALLOCATION_CONTEXT = f"""
     LEFT JOIN LATERAL (
         SELECT array_agg(p.id ORDER BY p.queue_slot) AS ids, array_agg(p.daily_limit ORDER BY p.queue_slot)
                AS limits, array_agg(p.queue_slot ORDER BY p.queue_slot) AS slots,
-               array_agg(p.phone_number ORDER BY p.queue_slot) AS numbers
+               array_agg(p.phone_number ORDER BY p.queue_slot) AS numbers,
+               array_agg(p.warmup_started_on ORDER BY p.queue_slot) AS warmup_starts,
+               array_agg(p.warmup_initial_limit ORDER BY p.queue_slot) AS warmup_initials,
+               array_agg(p.warmup_daily_increase ORDER BY p.queue_slot) AS warmup_increases
         FROM wa_phone_numbers p
         WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL}
           AND NOT ($3 AND s.id IS NOT NULL AND s.status = 'ACTIVE' AND s.is_enabled)
@@ -151,7 +156,8 @@ async def allocation_context(
         return None
     sticky_id = row["assigned_phone_id"]
     # The pool comes as parallel arrays (one row per lead, not per phone), all of them available phones.
-    pool = zip(row["ids"] or (), row["limits"] or (), row["slots"] or (), row["numbers"] or (), strict=True)
+    arrays = ("ids", "limits", "slots", "numbers", "warmup_starts", "warmup_initials", "warmup_increases")
+    pool = zip(*(row[name] or () for name in arrays), strict=True)
     phones = [
         PhoneRow(
             id=pid,
@@ -161,8 +167,11 @@ async def allocation_context(
             status="ACTIVE",
             is_enabled=True,
             daily_limit=limit,
+            warmup_started_on=started,
+            warmup_initial_limit=initial,
+            warmup_daily_increase=increase,
         )
-        for pid, limit, slot, number in pool
+        for pid, limit, slot, number, started, initial, increase in pool
         if pid != sticky_id
     ]
     if row["status"] is not None:
@@ -175,6 +184,9 @@ async def allocation_context(
                 status=row["status"],
                 is_enabled=row["is_enabled"],
                 daily_limit=row["daily_limit"],
+                warmup_started_on=row["warmup_started_on"],
+                warmup_initial_limit=row["warmup_initial_limit"],
+                warmup_daily_increase=row["warmup_daily_increase"],
             )
         )
     tenant = _tenant(row)
@@ -191,6 +203,7 @@ class RouteContext:
     assigned_phone_id: UUID | None
     phone: PhoneRow | None
     available_ids: str
+    recipient: str | None  # the lead's number in E.164: what the portfolio budget counts
 
 
 # Found by the company's primary key, whose tenant is the lead's: the caller's tenant when it names one
@@ -225,6 +238,7 @@ async def route_context(
         assigned_phone_id=row["assigned_phone_id"],
         phone=decode(PhoneRow, row) if row["id"] is not None else None,
         available_ids=row["available_ids"],
+        recipient=normalize_phone(row["telefon_principal"]),
     )
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from uuid import UUID
 
 from src.domain.allocation import PhoneState
+from src.domain.senders import Pace, effective_daily_limit
 from src.domain.windows import SendingWindow, window_bound
 
 R = TypeVar("R")
@@ -62,6 +63,12 @@ class TenantRow:
     skip_public_holidays: bool
     holiday_country: str
     allowed_lawful_bases: list[str]  # empty: the basis gate is off (src/domain/lawful.py)
+    wa_min_gap_s: int
+    wa_jitter_s: int
+    wa_portfolio_limit: int | None  # None: no portfolio budget
+
+    def pace(self) -> Pace:
+        return Pace(self.wa_min_gap_s, self.wa_jitter_s)
 
     def window(self) -> SendingWindow:
         """The tenant's sending window; ValueError naming the field it cannot use."""
@@ -137,14 +144,28 @@ class PhoneRow(NamedTuple):
     status: str
     is_enabled: bool
     daily_limit: int
+    warmup_started_on: date | None
+    warmup_initial_limit: int
+    warmup_daily_increase: int
 
-    def state(self, used_today: int) -> PhoneState:
+    def limit_on(self, day: date) -> int:
+        """The phone's effective daily limit on tenant-local date `day` (warm-up included)."""
+        return effective_daily_limit(
+            self.daily_limit,
+            self.warmup_started_on,
+            self.warmup_initial_limit,
+            self.warmup_daily_increase,
+            day,
+        )
+
+    def state(self, used_today: int, day: date) -> PhoneState:
+        """The phone as the allocator sees it on `day`: its limit is the effective one."""
         return PhoneState(
             id=self.id,
             tenant_id=self.tenant_id,
             status=self.status,
             is_enabled=self.is_enabled,
-            daily_limit=self.daily_limit,
+            daily_limit=self.limit_on(day),
             used_today=used_today,
             queue_slot=self.queue_slot,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -30,7 +30,7 @@ from loguru import logger
 from src import results
 from src.contracts import Channel, DispatchJobData
 from src.db import queries
-from src.domain.allocation import BatchAllocator, PhoneState, is_available
+from src.domain.allocation import BatchAllocator, PhoneState
 from src.domain.dispatch import (
     Decision,
     DueLead,
@@ -40,22 +40,23 @@ from src.domain.dispatch import (
     next_actions,
     output_for,
     plan_batch,
-    settle_reservations,
 )
 from src.domain.lawful import Medium
 from src.domain.quota import quota_date
+from src.domain.senders import Pace
 from src.domain.windows import SendingWindow, next_dispatch_at
 from src.errors import NotFound
 from src.jobs.dispatch import report
 from src.jobs.dispatch.evidence import message_records, suppressed_in
 from src.jobs.dispatch.outbox import publish, relay_orphans, running
 from src.jobs.dispatch.overlap import while_waiting
+from src.jobs.dispatch.reserve import plan_slots_dry, reserve
 from src.jobs.tenant import sending_window
 from src.redis_io.codec import dumps
 from src.redis_io.job_writer import arq_job_bytes_from_json, encode_batch
-from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
 from src.results import Wire
 from src.runtime import chaos, metrics
+from src.runtime.clock import epoch_ms
 from src.runtime.deps import Deps
 
 
@@ -76,6 +77,8 @@ class Batch:
     earlier: dict[UUID, UUID]  # journey -> phone an earlier try of this batch reserved (it died)
     allowed_bases: frozenset[str]  # the tenant's (src/domain/lawful.py); empty: the gate is off
     suppressed: dict[UUID, frozenset[Medium]]  # journey -> the media suppression entries block for it
+    pace: Pace  # the tenant's WhatsApp pacing
+    portfolio_limit: int | None  # the tenant's unique recipients in 24 h; None: no limit
 
     @property
     def queue_slots(self) -> dict[UUID, str]:
@@ -140,9 +143,10 @@ async def _dispatch(
             batch = await _select(conn, deps, data, selection, window, tenant, dispatch_job_id)
             plan = _plan(batch)
             if data.dry_run:
+                plan = await plan_slots_dry(deps, plan)
                 explained = results.explain(plan.decisions, plan.job_ids, batch.queue_slots)
                 return report.stamp_processing_time(_report(result, plan, explained, written={}), started)
-            plan = await _reserve(deps, plan)
+            plan = await reserve(deps, plan)
             await chaos.pause(deps.config, "after_reserve")
             persisted = await _persist(conn, deps, plan)
 
@@ -204,11 +208,13 @@ async def _select(
         today=today,
         leads=leads,
         held_for_review=held,
-        phones=[phone.state(used[phone.id]) for phone in phones],
+        phones=[phone.state(used[phone.id], today) for phone in phones],
         whatsapp_job_ids=whatsapp_ids,
         earlier={journeys[job_id]: phone for job_id, phone in found.items()},
         allowed_bases=frozenset(tenant.allowed_lawful_bases),
         suppressed=suppressed,
+        pace=tenant.pace(),
+        portfolio_limit=tenant.wa_portfolio_limit,
     )
 
 
@@ -230,32 +236,6 @@ def _plan(batch: Batch) -> Plan:
         for d in decisions
     }
     return Plan(batch, decisions, job_ids)
-
-
-async def _reserve(deps: Deps, plan: Plan) -> Plan:
-    """Reserve the WhatsApp sends in Redis, atomically, and settle each decision on what was reserved:
-    a concurrent dispatch may have taken the room the local plan counted on."""
-    batch = plan.batch
-    whatsapp = [d for d in plan.decisions if d.is_whatsapp]
-    if not whatsapp:
-        return plan
-    available = [PhoneLimit(p.id, p.daily_limit) for p in batch.phones if is_available(p, batch.tenant_id)]
-    requests = [
-        ReservationRequest(
-            plan.job_ids[d.lead.journey_id], d.phone_id, fall_through=d.lead.sticky_phone_id != d.phone_id
-        )
-        for d in whatsapp
-        if d.phone_id is not None
-    ]
-    reservations, counters = await deps.quota.reserve(
-        tenant_id=batch.tenant_id, quota_date=batch.today, phones=available, requests=requests
-    )
-    for phone in batch.phones:
-        if phone.id in counters:
-            metrics.set_quota(str(phone.id), str(batch.tenant_id), counters[phone.id], phone.daily_limit)
-    by_job = {r.job_id: r.phone_id for r in reservations}
-    reserved = {d.lead.journey_id: by_job[plan.job_ids[d.lead.journey_id]] for d in whatsapp}
-    return replace(plan, decisions=settle_reservations(plan.decisions, reserved))
 
 
 async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persisted | None:
@@ -283,7 +263,8 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
     update = queries.update_journeys(
         conn, tenant_id=batch.tenant_id, now=batch.now, updates=updates, messages=messages
     )
-    _, (job_ids, encoded) = await while_waiting(update, lambda: _encode_jobs(plan, wall_ms))
+    host_offset_ms = wall_ms - epoch_ms(batch.now)
+    _, (job_ids, encoded) = await while_waiting(update, lambda: _encode_jobs(plan, wall_ms, host_offset_ms))
     if not job_ids:
         return None
     outbox_id = await queries.insert_outbox(
@@ -296,8 +277,10 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
     return Persisted(outbox_id, job_ids, encoded)
 
 
-def _encode_jobs(plan: Plan, wall_ms: int) -> tuple[list[str], bytes]:
-    """The dispatched leads' jobs, as arq stores them and as the enqueue script takes a batch."""
+def _encode_jobs(plan: Plan, wall_ms: int, host_offset_ms: int) -> tuple[list[str], bytes]:
+    """The dispatched leads' jobs, as arq stores them and as the enqueue script takes a batch; a WhatsApp
+    job scored with its slot on the host's clock (`host_offset_ms` ahead of the service's), as arq's
+    `_defer_until` would."""
     batch = plan.batch
     slots = batch.queue_slots
     jobs = []
@@ -311,8 +294,9 @@ def _encode_jobs(plan: Plan, wall_ms: int) -> tuple[list[str], bytes]:
                 queue_slots=slots,
             )
             body = arq_job_bytes_from_json(function, dumps(payload), wall_ms)
-            jobs.append((plan.job_ids[d.lead.journey_id], queue, body))
-    return [job_id for job_id, _, _ in jobs], encode_batch(jobs) if jobs else b""
+            due = epoch_ms(d.scheduled_at) + host_offset_ms if d.scheduled_at else None
+            jobs.append((plan.job_ids[d.lead.journey_id], queue, body, due))
+    return [job[0] for job in jobs], encode_batch(jobs) if jobs else b""
 
 
 async def _publish_explaining(

@@ -33,12 +33,14 @@ async def suppressed_in(
 def message_records(
     decisions: Sequence[Decision], job_ids: Mapping[UUID, str], *, now: datetime, slots: Mapping[UUID, str]
 ) -> queries.MessageBatch:
-    """The evidence row of every dispatched message: its job, queue and the basis it goes out on."""
+    """The evidence row of every dispatched message: its job, queue, the basis it goes out on and when it
+    is scheduled (its paced slot; `now` for an e-mail)."""
     rows = []
     for d in decisions:
         if d.outcome is Outcome.DISPATCHED and d.channel is not None:
             basis = basis_of(d)
             phone = d.phone_id if d.channel is Channel.WHATSAPP else None
             job = job_ids[d.lead.journey_id]
-            rows.append((d.lead.lead_id, d.channel.value, phone, queue_of(d, slots), job, *basis))
-    return queries.MessageBatch(rows, now)
+            at = d.scheduled_at or now
+            rows.append((d.lead.lead_id, d.channel.value, phone, queue_of(d, slots), job, *basis, at))
+    return queries.MessageBatch(rows)

@@ -15,11 +15,14 @@ from src.runtime import metrics
 
 def summarised(result: Wire) -> Wire:
     logger.info(
-        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} without channel",
+        "dispatched {} leads: {} WhatsApp, {} e-mail, {} waiting for quota, {} for a slot, {} for the "
+        "portfolio budget, {} without channel",
         result["totalEligibleLeads"],
         result["dispatchedToWhatsApp"],
         result["dispatchedToEmail"],
         result["skippedQuotaExceeded"],
+        result["skippedWindowFull"],
+        result["skippedPortfolioLimit"],
         result["skippedNoChannel"],
     )
     return result

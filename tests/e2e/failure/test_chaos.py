@@ -11,7 +11,10 @@ from PostgreSQL and Redis: no lead with two jobs, no phone over its daily_limit 
 lead marked dispatched without its job in its queue, no job whose lead is not marked, nothing left in
 the outbox; and the evidence both ways (issue 11): no job on a queue without its outreach_messages row,
 no row whose job never reached a queue, no job with two rows. OUTBOX_RELAY_GRACE_S is an hour: no batch
-goes out because it is old.
+goes out because it is old. And sender safety (issue 10): no two messages of one phone scheduled closer
+than the tenant's wa_min_gap_s, every job scheduled at the slot its reservation holds (a re-run keeps its
+time), and the second tenant, whose portfolio budget is below its quota, messages exactly that many
+unique recipients.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ PROCESSES = 3
 LEADS_PER_TENANT = 20_000
 PHONES_PER_TENANT = 10
 DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~32,000 WhatsApp-reachable leads
+PORTFOLIO_LIMIT = 600  # the second tenant's unique recipients in 24 h, below its 1000 of quota
+# Paced, with gaps short enough that a phone's 100 messages fit in what is left of the day at any TEST_NOW
+# but the last quarter hour.
+PACE = {"wa_min_gap_s": 5, "wa_jitter_s": 5}
 BATCH = 10
 BOOT_S = 1.5  # a restarted worker takes about a second to import and start taking jobs
 WORKER_ENV = {"DISPATCH_CRON_ENABLED": "false", "OUTBOX_RELAY_GRACE_S": "3600", "LOG_LEVEL": "WARNING"}
@@ -96,10 +103,14 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 async def test_random_sigkills_lose_and_double_nothing(
     factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers, today: date
 ) -> None:
-    tenants = [await factory.tenant(**ALWAYS_OPEN) for _ in range(2)]
+    tenants = [
+        await factory.tenant(**ALWAYS_OPEN, **PACE),
+        await factory.tenant(**ALWAYS_OPEN, **PACE, wa_portfolio_limit=PORTFOLIO_LIMIT),
+    ]
+    phones: dict[UUID, list[str]] = {}
     for n, tenant in enumerate(tenants):
         for _ in range(PHONES_PER_TENANT):
-            await factory.phone(tenant, daily_limit=DAILY_LIMIT)
+            phones.setdefault(tenant, []).append(str(await factory.phone(tenant, daily_limit=DAILY_LIMIT)))
         await bulk_leads(engine, tenant, LEADS_PER_TENANT, whatsapp_percent=80, offset=n * LEADS_PER_TENANT)
     rng = random.Random()
 
@@ -142,12 +153,17 @@ async def test_random_sigkills_lose_and_double_nothing(
         f"re-run after a kill, {own_relays} of those relayed their own killed try's batch; "
         f"{sum(book.jobs_per_lead.values())} outreach jobs for {len(book.marked)} marked leads, "
         f"{sum(book.evidence.values())} evidence rows; "
-        f"quota used {sum(book.counters.values())} of {sum(book.limits.values())}"
+        f"quota used {sum(book.counters.values())} of {sum(book.limits.values())}, "
+        f"{sum(len(slots) for slots in book.slots_per_phone.values())} paced WhatsApp jobs"
     )
     assert kills >= 25
     assert reruns > 0, "no dispatch was interrupted and re-run: the kills proved nothing"
     book.assert_clean()
     assert book.jobs
     assert sum(book.evidence.values()) == len(book.jobs)
-    assert sum(book.counters.values()) == sum(book.limits.values())  # demand exceeded supply: all used
+    # Demand exceeded supply: the first tenant used all its quota, the second all its portfolio budget.
+    unlimited, budgeted = tenants
+    assert sum(book.counters[p] for p in phones[unlimited]) == PHONES_PER_TENANT * DAILY_LIMIT
+    assert sum(book.counters[p] for p in phones[budgeted]) == PORTFOLIO_LIMIT
+    assert len(book.recipients[str(budgeted)]) == PORTFOLIO_LIMIT
     assert own_relays >= 1, "no re-run relayed its own killed try: no kill landed between commit and enqueue"
