@@ -101,6 +101,8 @@ async def _demo(engine: AsyncEngine, client: OutreachClient, config: Config, log
 
         say()
         say("5. What landed in each queue (for the downstream senders)")
+        say("   A WhatsApp job waits in its phone's queue until its scheduled time (tenant-local here): two")
+        say("   messages of one phone at least wa_min_gap_s (60 s) apart, plus up to wa_jitter_s (60 s).")
         say(await _landed(redis, before))
 
         after = await phone_quotas(engine, redis, now=datetime.now(UTC), tenant_id=tenant)
