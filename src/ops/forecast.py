@@ -100,7 +100,7 @@ async def load(conn: asyncpg.Connection, redis: Redis, *, tenant_id: UUID, now: 
 async def _portfolio_scores(redis: Redis, tenant_id: UUID, now: datetime) -> list[datetime]:
     """When each recipient of the last 24 h was last messaged (or is scheduled to be)."""
     since = epoch_ms(now - PORTFOLIO_WINDOW)
-    found = await redis.zrangebyscore(portfolio_key(tenant_id), since, "+inf", withscores=True)
+    found = await redis.zrangebyscore(portfolio_key(tenant_id), f"({since}", "+inf", withscores=True)
     return [datetime.fromtimestamp(score / 1000, UTC) for _, score in found]
 
 
