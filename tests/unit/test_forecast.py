@@ -138,6 +138,16 @@ def test_each_channel_is_forecast_and_leads_without_one_leave_the_backlog() -> N
     assert result.days[1].backlog_left == 10
 
 
+def test_a_conversation_waits_for_its_own_phone_as_in_dispatch() -> None:
+    busy, idle = sender(limit=10), sender(limit=10)
+    sticky = [lead(contact=WHATSAPP_ONLY, sticky_phone_id=busy.state.id) for _ in range(15)]
+    result = forecast(data(0, busy, idle, backlog=sticky), now=THU, days=2)
+
+    # The idle phone's room is no use to another phone's conversations: 10 a day, not 20.
+    assert whatsapp_per_day(result) == [10, 5]
+    assert result.days[0].whatsapp_capacity == 20
+
+
 def test_the_window_that_has_closed_today_sends_nothing_more() -> None:
     evening = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)  # 19:00 local
     result = forecast(data(10, sender()), now=evening, days=2)
