@@ -141,3 +141,11 @@ async def test_forecast_refuses_bad_input_naming_the_field(
     assert result.code == code, result
     assert complaint in result.err
     assert "Traceback" not in result.err
+
+
+async def test_forecast_of_a_tenant_it_cannot_read_names_the_field(deps: Deps, factory: Factory) -> None:
+    tenant = await factory.tenant(timezone="Mars/Olympus_Mons")
+    result = await cli("forecast", "--tenant-id", str(tenant))
+    assert result.code == 1, result
+    assert f"tenant {tenant} cannot send: unknown timezone 'Mars/Olympus_Mons'" in result.err
+    assert "Traceback" not in result.err
