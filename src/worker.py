@@ -28,7 +28,7 @@ from arq.worker import Worker
 
 from src.config import Config, get_config
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
-from src.runtime import metrics
+from src.runtime import metrics, sender_gauges
 from src.runtime.deps import build_deps, close_deps
 from src.runtime.log import configure_logging
 from src.runtime.queues import QUEUES, freeze_startup_heap, worker_options
@@ -86,7 +86,12 @@ def supervised(queues: Sequence[Queue], *, health_check_key: str) -> Callable[[C
         own_key = ALL_QUEUES_HEALTH_KEY if len(queues) > 1 else None
         supervisor = QueueSupervisor(CONFIG, list(queues), make_worker, redis=deps.redis, health_key=own_key)
         supervisor.install_signal_handlers()
-        await supervisor.run()
+        gauges = asyncio.create_task(sender_gauges.keep_sampling(deps)) if CONFIG.metrics_port else None
+        try:
+            await supervisor.run()
+        finally:
+            if gauges is not None:
+                gauges.cancel()
         # Leave through arq's own shutdown path: Worker.run() treats CancelledError as a normal stop,
         # then runs on_shutdown and exits 0.
         raise asyncio.CancelledError

@@ -22,6 +22,11 @@ def _holiday_calendar(country: str, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, years=year).keys())
 
 
+@lru_cache(maxsize=64)
+def _holiday_names(country: str, year: int) -> dict[date, str]:
+    return dict(holidays.country_holidays(country, years=year).items())
+
+
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     try:
@@ -113,6 +118,17 @@ class SendingWindow:
         if day.isoweekday() not in self.days:
             return False
         return not (self.holiday_country and day in _holiday_calendar(self.holiday_country, day.year))
+
+    def closed_because(self, day: date) -> str | None:
+        """Why no window opens on `day`: the public holiday's name, or that the weekday is not a send day;
+        None on a send day."""
+        if day.isoweekday() not in self.days:
+            return f"{day:%A} is not a send day"
+        if self.holiday_country:
+            name = _holiday_names(self.holiday_country, day.year).get(day)
+            if name is not None:
+                return f"public holiday: {name}"
+        return None
 
     def opening_of(self, day: date) -> tuple[datetime, datetime]:
         """The [open, close) instants of the window that opens on `day` (whether or not it is a send day)."""

@@ -14,7 +14,20 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from src.config import Config
-from src.ops import audit, basis, demo, enqueue, job, objection, phones, seed, status, suppress, tenants
+from src.ops import (
+    audit,
+    basis,
+    demo,
+    enqueue,
+    forecast,
+    job,
+    objection,
+    phones,
+    seed,
+    status,
+    suppress,
+    tenants,
+)
 from src.ops.services import EXIT_USAGE, OpsError, unreachable
 
 PROG = "cerniq-ops"
@@ -31,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     enqueue.add_parser(commands)
     status.add_parser(commands)
+    forecast.add_parser(commands)
     job.add_parser(commands)
     phones.add_parser(commands)
     tenants.add_parser(commands)

@@ -28,12 +28,13 @@ from src.client import OutreachClient
 from src.config import Config
 from src.contracts import DispatchResult
 from src.db import queries
+from src.domain.windows import zone
 from src.names import ALL_QUEUES_HEALTH_KEY, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE
 from src.ops import dispatch_view, seed
 from src.ops.queues import queued_jobs
 from src.ops.render import table
 from src.ops.services import OpsError, database, redacted, redis_client
-from src.ops.status import PhoneQuota, phone_quotas
+from src.ops.status import PhoneQuota, local_time, phone_quotas
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 30.0
@@ -100,6 +101,8 @@ async def _demo(engine: AsyncEngine, client: OutreachClient, config: Config, log
 
         say()
         say("5. What landed in each queue (for the downstream senders)")
+        say("   A WhatsApp job waits in its phone's queue until its scheduled time (tenant-local here): two")
+        say("   messages of one phone at least wa_min_gap_s (60 s) apart, plus up to wa_jitter_s (60 s).")
         say(await _landed(redis, before))
 
         after = await phone_quotas(engine, redis, now=datetime.now(UTC), tenant_id=tenant)
@@ -174,14 +177,23 @@ async def _landed(redis: Redis, phones: Sequence[PhoneQuota]) -> str:
         for job in jobs:
             company = (job.payload.get("personalization") or {}).get("companyName", "?")
             recipient = job.payload.get("recipientPhone") or job.payload.get("recipientEmail")
-            lines.append(f"     {job.function}  {company} -> {recipient}")
+            lines.append(f"     {job.function}  {company} -> {recipient}{_scheduled(job.payload)}")
     return "\n".join(lines) or "   (nothing)"
 
 
+def _scheduled(payload: dict[str, Any]) -> str:
+    """When a paced WhatsApp message goes out (its `scheduledAt`), on the demo tenant's wall clock."""
+    at = payload.get("scheduledAt")
+    if not isinstance(at, str):
+        return ""
+    return f"  scheduled {datetime.fromisoformat(at).astimezone(zone(seed.DEMO_TIMEZONE)):%H:%M:%S}"
+
+
 def _quota_table(before: Sequence[PhoneQuota], after: Sequence[PhoneQuota]) -> str:
+    """LIMIT is today's effective limit: less than the daily limit while a number warms up."""
     used_before = {q.phone.id: q.used for q in before}
     return table(
-        ["PHONE", "QUEUE", "STATUS", "USED BEFORE", "USED NOW", "LIMIT", "LEFT"],
+        ["PHONE", "QUEUE", "STATUS", "USED BEFORE", "USED NOW", "LIMIT", "LEFT", "WARM-UP", "NEXT SLOT"],
         [
             (
                 q.phone.phone_number,
@@ -189,8 +201,10 @@ def _quota_table(before: Sequence[PhoneQuota], after: Sequence[PhoneQuota]) -> s
                 q.phone.status,
                 used_before.get(q.phone.id, 0),
                 q.used,
-                q.phone.daily_limit,
+                q.limit,
                 q.remaining,
+                q.warmup_note,
+                local_time(q),
             )
             for q in after
         ],

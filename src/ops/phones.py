@@ -10,10 +10,11 @@ from sqlalchemy import exc as sa_exc
 
 from src.config import Config
 from src.db import queries
+from src.domain.quota import quota_date
 from src.names import whatsapp_queue
 from src.ops import argtypes
 from src.ops.render import print_json
-from src.ops.services import OpsError, database, redis_client
+from src.ops.services import OpsError, UsageError, database, redis_client
 from src.ops.status import StatusReport, as_json, phone_quotas, phone_table
 
 
@@ -35,6 +36,18 @@ def add_parser(commands: Any) -> None:
     add.add_argument("--daily-limit", type=argtypes.int_between(0), help="WhatsApp sends a day (default 200)")
     add.add_argument("--status", choices=["ACTIVE", "PAUSED", "BANNED"], help="default ACTIVE")
     add.add_argument("--disabled", action="store_true", help="register it with is_enabled false")
+    add.add_argument(
+        "--warmed-up",
+        action="store_true",
+        help="the number has sent for a while already: no warm-up (by default the warm-up starts today, "
+        "in the tenant's timezone)",
+    )
+    add.add_argument(
+        "--warmup-initial-limit", type=argtypes.int_between(0), help="sends on the first day (default 20)"
+    )
+    add.add_argument(
+        "--warmup-daily-increase", type=argtypes.int_between(0), help="sends more each day (default 10)"
+    )
     add.add_argument("--json", action="store_true", help="machine-readable output")
     add.set_defaults(handler=run_add)
 
@@ -44,19 +57,35 @@ def add_parser(commands: Any) -> None:
     listing.set_defaults(handler=run_list)
 
 
-async def run_add(args: argparse.Namespace, config: Config) -> int:
-    phone = queries.NewPhone(
+def _new_phone(args: argparse.Namespace, tenant: queries.TenantRow, now: datetime) -> queries.NewPhone:
+    """The row to insert. A new number starts its warm-up on the tenant-local day it is added."""
+    if args.warmed_up and (args.warmup_initial_limit is not None or args.warmup_daily_increase is not None):
+        raise UsageError(
+            "--warmed-up has no warm-up: leave out --warmup-initial-limit and --warmup-daily-increase"
+        )
+    try:
+        started = None if args.warmed_up else quota_date(now, tenant.timezone)
+    except ValueError as exc:
+        raise OpsError(f"tenant {tenant.id} has no local day to start the warm-up on: {exc}") from None
+    return queries.NewPhone(
         tenant_id=args.tenant_id,
         phone_number=args.number,
         queue_slot=args.queue_slot,
         daily_limit=args.daily_limit,
         status=args.status,
         is_enabled=False if args.disabled else None,
+        warmup_started_on=started,
+        warmup_initial_limit=args.warmup_initial_limit,
+        warmup_daily_increase=args.warmup_daily_increase,
     )
+
+
+async def run_add(args: argparse.Namespace, config: Config) -> int:
     async with database(config) as engine, engine.connect() as conn:
         tenant = await queries.find_tenant(conn, tenant_id=args.tenant_id)
         if tenant is None:
             raise OpsError(f"tenant {args.tenant_id} not found")
+        phone = _new_phone(args, tenant, datetime.now(UTC))
         await _refuse_taken(conn, args.number, args.queue_slot)
         try:
             phone_id, slot = await queries.insert_phone(conn, phone=phone)
@@ -74,12 +103,14 @@ async def run_add(args: argparse.Namespace, config: Config) -> int:
                 "queueSlot": slot,
                 "queue": whatsapp_queue(slot),
                 "followupQueue": whatsapp_queue(slot, followup=True),
+                "warmupStartedOn": phone.warmup_started_on.isoformat() if phone.warmup_started_on else None,
             }
         )
     else:
+        warmup = f"warm-up from {phone.warmup_started_on}" if phone.warmup_started_on else "warmed up"
         print(
             f"registered {args.number} for {tenant.name}: phone {phone_id}, "
-            f"queues {whatsapp_queue(slot)} and {whatsapp_queue(slot, followup=True)}"
+            f"queues {whatsapp_queue(slot)} and {whatsapp_queue(slot, followup=True)}, {warmup}"
         )
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -23,6 +23,9 @@ from src.names import (
     ARQ_RESULT_PREFIX,
     EMAIL_COLD_QUEUE,
     EMAIL_WARM_QUEUE,
+    pace_key,
+    pace_slots_key,
+    portfolio_key,
     quota_key,
     quota_reservations_key,
     whatsapp_queue,
@@ -60,10 +63,14 @@ class DemoPhone:
     daily_limit: int
     used_today: int
     status: str = "ACTIVE"
+    warmup_day: int | None = None  # None: warmed up; k: the demo runs on day k of its warm-up
 
     @property
     def id(self) -> UUID:
         return _id(f"phone/{self.key}")
+
+    def warmup_started_on(self, today: date) -> date | None:
+        return today - timedelta(days=self.warmup_day - 1) if self.warmup_day else None
 
 
 PHONES = (
@@ -71,6 +78,8 @@ PHONES = (
     DemoPhone("brasov", "+40733200402", daily_limit=40, used_today=40),  # full for today
     DemoPhone("iasi", "+40744300403", daily_limit=250, used_today=85),
     DemoPhone("timis", "+40755400404", daily_limit=200, used_today=0, status="BANNED"),
+    # A number added two days ago: day 3 of its warm-up, 20 + 2 * 10 = 40 of its 150 sends today (README).
+    DemoPhone("bihor", "+40756500405", daily_limit=150, used_today=12, warmup_day=3),
 )
 _PHONE = {phone.key: phone for phone in PHONES}
 
@@ -200,6 +209,7 @@ async def run(args: argparse.Namespace, config: Config) -> int:
 
 async def seed_demo(engine: AsyncEngine, redis: Redis, config: Config, *, reset: bool) -> None:
     now = datetime.now().astimezone()
+    today = quota_date(now, DEMO_TIMEZONE)
     async with engine.connect() as conn:
         existing = await queries.find_tenant(conn, tenant_id=DEMO_TENANT_ID)
         if existing is not None and not reset:
@@ -222,12 +232,12 @@ async def seed_demo(engine: AsyncEngine, redis: Redis, config: Config, *, reset:
                     phone_number=phone.number,
                     daily_limit=phone.daily_limit,
                     status=phone.status,
+                    warmup_started_on=phone.warmup_started_on(today),
                 ),
             )
         await queries.insert_leads(conn, tenant_id=DEMO_TENANT_ID, leads=[_row(lead, now) for lead in LEADS])
         await _insert_suppressions(conn)
         await conn.commit()
-    today = quota_date(now, DEMO_TIMEZONE)
     async with redis.pipeline(transaction=True) as pipe:
         for phone in PHONES:
             if phone.used_today:
@@ -282,7 +292,8 @@ def _row(lead: DemoLead, now: datetime) -> queries.NewLead:
 
 
 async def _forget_redis_state(redis: Redis, now: datetime) -> None:
-    """The demo tenant's quota counters and reservations (yesterday to tomorrow) and its queued jobs.
+    """The demo tenant's quota counters, reservations and pacing schedules (yesterday to tomorrow), its
+    portfolio budget, and its queued jobs.
 
     Job ids of this service name the tenant, so its jobs are found by pattern on every WhatsApp queue
     and both e-mail queues: a demo reset scans the keyspace once, fine for a demo and never done by the
@@ -291,7 +302,10 @@ async def _forget_redis_state(redis: Redis, now: datetime) -> None:
     today = quota_date(now, DEMO_TIMEZONE)
     days = [today + timedelta(days=offset) for offset in (-1, 0, 1)]
     keys = [quota_key(phone.id, day) for phone in PHONES for day in days]
+    keys += [pace_key(phone.id, day) for phone in PHONES for day in days]
     keys += [quota_reservations_key(DEMO_TENANT_ID, day) for day in days]
+    keys += [pace_slots_key(DEMO_TENANT_ID, day) for day in days]
+    keys.append(portfolio_key(DEMO_TENANT_ID))
     pattern = f"*{DEMO_TENANT_ID}*"
     queues = [as_text(q) async for q in redis.scan_iter(match=whatsapp_queue("*"), _type="ZSET", count=1000)]
     for queue in [*queues, EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE]:

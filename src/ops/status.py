@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -16,11 +16,20 @@ from src.config import Config
 from src.db import queries
 from src.domain.allocation import is_available
 from src.domain.quota import quota_date, remaining
-from src.names import EMAIL_COLD_QUEUE, EMAIL_WARM_QUEUE, Queue, quota_key, whatsapp_queue
+from src.domain.windows import zone
+from src.names import (
+    EMAIL_COLD_QUEUE,
+    EMAIL_WARM_QUEUE,
+    Queue,
+    pace_key,
+    quota_key,
+    whatsapp_queue,
+)
 from src.ops import argtypes
 from src.ops import queues as arq_state
 from src.ops.render import print_json, table
 from src.ops.services import database, redis_client
+from src.redis_io.portfolio_use import recipients_in_24h
 from src.runtime.clock import epoch_ms
 
 
@@ -55,10 +64,26 @@ class PhoneQuota:
     quota_date: date | None
     used: int | None
     problem: str | None = None
+    next_free: datetime | None = None  # the phone's next free send instant today (pace_key)
 
     @property
     def available(self) -> bool:
         return is_available(self.phone, self.phone.tenant_id)
+
+    @property
+    def limit(self) -> int:
+        """Today's effective limit: the daily limit, or less while the number warms up."""
+        return self.phone.effective_limit(self.quota_date) if self.quota_date else self.phone.daily_limit
+
+    @property
+    def warmup_day(self) -> int | None:
+        """Day k of the warm-up while it holds the number below its daily limit; None otherwise."""
+        return self.phone.warmup_day(self.quota_date) if self.quota_date else None
+
+    @property
+    def warmup_note(self) -> str | None:
+        day = self.warmup_day
+        return f"warming up, day {day} (limit {self.phone.daily_limit})" if day else None
 
     @property
     def remaining(self) -> int | None:
@@ -66,7 +91,7 @@ class PhoneQuota:
         tenant has no quota day."""
         if not self.available or self.used is None:
             return None
-        return remaining(self.phone.daily_limit, self.used)
+        return remaining(self.limit, self.used)
 
     @property
     def queue(self) -> str:
@@ -78,11 +103,22 @@ class PhoneQuota:
 
 
 @dataclass(frozen=True, slots=True)
+class PortfolioUse:
+    """A tenant's unique WhatsApp recipients of the last 24 h, against its limit (None: no limit)."""
+
+    tenant_id: UUID
+    tenant_name: str
+    used: int
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     checked_at: datetime
     queues: list[arq_state.QueueDepth]
     phones: list[PhoneQuota]
     workers: list[arq_state.WorkerHealth]
+    portfolios: list[PortfolioUse] = field(default_factory=list)
 
     @property
     def misconfigured(self) -> list[tuple[UUID, str, str]]:
@@ -106,13 +142,29 @@ async def phone_quotas(
     async with engine.connect() as conn:
         phones = await queries.phones_overview(conn, tenant_id=tenant_id)
     days = [_quota_day(now, phone.tenant_timezone) for phone in phones]
-    keys = [quota_key(phone.id, day) for phone, (day, _) in zip(phones, days, strict=True) if day]
-    counters = iter(await redis.mget(keys) if keys else [])
+    dated = [(phone.id, day) for phone, (day, _) in zip(phones, days, strict=True) if day]
+    keys = [quota_key(*key) for key in dated] + [pace_key(*key) for key in dated]
+    found = await redis.mget(keys) if keys else []
+    counters, free = iter(found[: len(dated)]), iter(found[len(dated) :])
     return [
-        PhoneQuota(phone, day, int(next(counters) or 0), None)
+        PhoneQuota(phone, day, int(next(counters) or 0), None, _instant(next(free)))
         if day
         else PhoneQuota(phone, None, None, problem)
         for phone, (day, problem) in zip(phones, days, strict=True)
+    ]
+
+
+def _instant(epoch_ms_value: bytes | str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(epoch_ms_value) / 1000, UTC) if epoch_ms_value else None
+
+
+async def portfolio_use(redis: Redis, phones: Sequence[PhoneQuota], *, now: datetime) -> list[PortfolioUse]:
+    """Each tenant's portfolio budget used, for the tenants with phones."""
+    tenants = {q.phone.tenant_id: q.phone for q in phones}
+    used = await recipients_in_24h(redis, list(tenants), now=now)
+    return [
+        PortfolioUse(tenant_id, phone.tenant_name, count, phone.tenant_portfolio_limit)
+        for (tenant_id, phone), count in zip(tenants.items(), used, strict=True)
     ]
 
 
@@ -130,7 +182,7 @@ async def collect(
     phones = await phone_quotas(engine, redis, now=now, tenant_id=tenant_id)
     depths = await arq_state.queue_depths(redis, queue_names(phones), now_ms=epoch_ms(now))
     workers = await arq_state.worker_health(redis)
-    return StatusReport(now, depths, phones, workers)
+    return StatusReport(now, depths, phones, workers, await portfolio_use(redis, phones, now=now))
 
 
 def as_json(report: StatusReport) -> dict[str, object]:
@@ -154,10 +206,20 @@ def as_json(report: StatusReport) -> dict[str, object]:
                 "quotaDate": q.quota_date.isoformat() if q.quota_date else None,
                 "used": q.used,
                 "dailyLimit": q.phone.daily_limit,
+                "effectiveLimit": q.limit,
+                "warmupDay": q.warmup_day,
+                "warmupStartedOn": q.phone.warmup_started_on.isoformat()
+                if q.phone.warmup_started_on
+                else None,
                 "remaining": q.remaining,
+                "nextFreeSlot": q.next_free.isoformat() if q.next_free else None,
                 "problem": q.problem,
             }
             for q in report.phones
+        ],
+        "portfolios": [
+            {"tenantId": str(p.tenant_id), "tenantName": p.tenant_name, "used": p.used, "limit": p.limit}
+            for p in report.portfolios
         ],
         "misconfiguredTenants": [
             {"tenantId": str(tenant_id), "tenantName": name, "problem": problem}
@@ -174,7 +236,7 @@ def phone_table(phones: Sequence[PhoneQuota]) -> str:
     if not phones:
         return "  (no phones registered: `cerniq-ops phones add --tenant-id ... --number ...`)"
     return table(
-        ["TENANT", "PHONE", "QUEUE", "STATUS", "QUOTA DAY", "USED", "LIMIT", "LEFT"],
+        ["TENANT", "PHONE", "QUEUE", "STATUS", "QUOTA DAY", "USED", "LIMIT", "LEFT", "WARM-UP", "NEXT SLOT"],
         [
             (
                 q.phone.tenant_name,
@@ -183,11 +245,27 @@ def phone_table(phones: Sequence[PhoneQuota]) -> str:
                 q.phone.status if q.phone.is_enabled else f"{q.phone.status} (disabled)",
                 q.quota_date.isoformat() if q.quota_date else q.problem,
                 q.used,
-                q.phone.daily_limit,
+                q.limit,
                 q.remaining,
+                q.warmup_note,
+                local_time(q),
             )
             for q in phones
         ],
+    )
+
+
+def local_time(q: PhoneQuota) -> str | None:
+    """The next free slot on the tenant's wall clock."""
+    if q.next_free is None:
+        return None
+    return f"{q.next_free.astimezone(zone(q.phone.tenant_timezone)):%H:%M:%S}"
+
+
+def portfolio_table(portfolios: Sequence[PortfolioUse]) -> str:
+    return table(
+        ["TENANT", "USED (24 H)", "LIMIT"],
+        [(p.tenant_name, p.used, p.limit if p.limit is not None else "no limit") for p in portfolios],
     )
 
 
@@ -211,6 +289,9 @@ def render(report: StatusReport) -> str:
             "",
             "WhatsApp phones: today's quota in each tenant's timezone",
             phone_table(report.phones),
+            "",
+            "WhatsApp portfolio budget: unique recipients in the last 24 h",
+            portfolio_table(report.portfolios),
             "",
             "Queue workers (arq health keys)",
             table(["WORKER", "STATE", "EXPIRES", "LAST REPORT"], worker_rows),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache, lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -26,6 +27,22 @@ QUOTA_LIMIT = Gauge(
     "cerniq_phone_quota_limit",
     "Daily limit of a phone, as last seen by this process.",
     ["phone_id", "tenant_id"],
+)
+
+EFFECTIVE_LIMIT = Gauge(
+    "cerniq_phone_effective_limit",
+    "WhatsApp sends a phone may make today (tenant-local): its daily limit, or less while it warms up.",
+    ["phone_id", "tenant_id"],
+)
+PORTFOLIO_USED = Gauge(
+    "cerniq_portfolio_recipients_24h",
+    "Unique WhatsApp recipients a tenant's phones messaged (or scheduled) in the last 24 h.",
+    ["tenant_id"],
+)
+PORTFOLIO_LIMIT = Gauge(
+    "cerniq_portfolio_limit",
+    "A tenant's portfolio budget: unique recipients in any 24 h (absent: no limit).",
+    ["tenant_id"],
 )
 
 
@@ -63,6 +80,19 @@ def set_quota(phone_id: str, tenant_id: str, used: int, limit: int) -> None:
     used_gauge, limit_gauge = _quota(phone_id, tenant_id)
     used_gauge.set(used)
     limit_gauge.set(limit)
+
+
+def set_effective_limit(phone_id: str, tenant_id: str, limit: int) -> None:
+    EFFECTIVE_LIMIT.labels(phone_id, tenant_id).set(limit)
+
+
+def set_portfolio(tenant_id: str, used: int, limit: int | None) -> None:
+    PORTFOLIO_USED.labels(tenant_id).set(used)
+    if limit is not None:
+        PORTFOLIO_LIMIT.labels(tenant_id).set(limit)
+        return
+    with contextlib.suppress(KeyError):  # a limit taken off: no series, as for a tenant that never had one
+        PORTFOLIO_LIMIT.remove(tenant_id)
 
 
 def serve(port: int) -> None:

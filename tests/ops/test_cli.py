@@ -52,6 +52,20 @@ LEAD = "1b6f8e90-52c4-4c7e-8f0e-5c1d2b3a4f11"
         (["phones", "add", "--tenant-id", TENANT, "--number", "12"], "not a valid phone number: '12'"),
         (["phones", "add", "--tenant-id", TENANT, "--number", "0722123456", "--queue-slot", "a b"], "slot"),
         (["status", "--tenant-id", "x"], "not a UUID"),
+        (
+            [
+                "phones",
+                "add",
+                "--tenant-id",
+                TENANT,
+                "--number",
+                "0722123456",
+                "--warmup-daily-increase",
+                "-1",
+            ],
+            "argument --warmup-daily-increase: -1 is out of range (>= 0)",
+        ),
+        (["forecast", "--tenant-id", TENANT, "--days", "many"], "argument --days: not a whole number"),
     ],
 )
 async def test_bad_flags_are_refused_by_the_parser(args: list[str], complaint: str) -> None:

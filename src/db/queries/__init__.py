@@ -63,6 +63,7 @@ from src.db.queries.ops import (
     tenants_overview,
 )
 from src.db.queries.rows import JourneyUpdate, LeadRow, OutboxRow, OutboxWaiting, PhoneRow, TenantRow
+from src.db.queries.senders import SenderSettings, sender_phones, sender_settings
 
 __all__ = [
     "AVAILABLE_PHONE_SQL",
@@ -85,6 +86,7 @@ __all__ = [
     "PhoneRow",
     "Recorded",
     "RouteContext",
+    "SenderSettings",
     "TenantOverview",
     "TenantRow",
     "active_tenants",
@@ -114,6 +116,8 @@ __all__ = [
     "phones_taking",
     "record_routed_message",
     "route_context",
+    "sender_phones",
+    "sender_settings",
     "set_sticky_phone",
     "sticky_phone_of",
     "suppression_entries",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import cache
 from uuid import UUID
 
@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL, NOT_OBJECTED_SQL
 from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, BasesColumns, LeadRow, TenantRow, decode
+from src.domain.allocation import PhoneState
+from src.domain.senders import effective_daily_limit, warmup_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,26 @@ class PhoneOverview:
     status: str
     is_enabled: bool
     daily_limit: int
+    warmup_started_on: date | None
+    warmup_initial_limit: int
+    warmup_daily_increase: int
+    tenant_portfolio_limit: int | None
+
+    def effective_limit(self, day: date) -> int:
+        """The daily limit on tenant-local `day`, warm-up included (src/domain/senders.py)."""
+        return effective_daily_limit(*self._warmup, day)
+
+    def warmup_day(self, day: date) -> int | None:
+        return warmup_day(*self._warmup, day)
+
+    @property
+    def _warmup(self) -> tuple[int, date | None, int, int]:
+        return self.daily_limit, self.warmup_started_on, self.warmup_initial_limit, self.warmup_daily_increase
+
+    def state(self, used_today: int) -> PhoneState:
+        """The phone as the allocator sees it, with `used_today` reserved."""
+        p = self
+        return PhoneState(p.id, p.tenant_id, p.status, p.is_enabled, p.daily_limit, used_today, p.queue_slot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +63,10 @@ class TenantOverview:
     due_leads: int
 
 
-_PHONE_OVERVIEW_COLUMNS = (
+PHONE_OVERVIEW_COLUMNS = (
     "p.id, p.tenant_id, t.name AS tenant_name, t.timezone AS tenant_timezone, p.phone_number, p.queue_slot, "
-    "p.status, p.is_enabled, p.daily_limit"
+    "p.status, p.is_enabled, p.daily_limit, p.warmup_started_on, p.warmup_initial_limit, "
+    "p.warmup_daily_increase, t.wa_portfolio_limit AS tenant_portfolio_limit"
 )
 
 
@@ -51,7 +74,7 @@ _PHONE_OVERVIEW_COLUMNS = (
 def _phones_overview_statement(for_tenant: bool) -> TextClause:
     tenant = " WHERE p.tenant_id = :tenant_id" if for_tenant else ""
     return text(
-        f"SELECT {_PHONE_OVERVIEW_COLUMNS} FROM wa_phone_numbers p JOIN tenants t ON t.id = p.tenant_id"
+        f"SELECT {PHONE_OVERVIEW_COLUMNS} FROM wa_phone_numbers p JOIN tenants t ON t.id = p.tenant_id"
         f"{tenant} ORDER BY t.name, t.id, p.queue_slot"
     )
 
@@ -113,6 +136,9 @@ class NewPhone:
     status: str | None = None
     is_enabled: bool | None = None
     id: UUID | None = None
+    warmup_started_on: date | None = None  # None: warmed up (the column's NULL)
+    warmup_initial_limit: int | None = None
+    warmup_daily_increase: int | None = None
 
 
 async def insert_phone(conn: AsyncConnection, *, phone: NewPhone) -> tuple[UUID, str]:
@@ -127,6 +153,9 @@ async def insert_phone(conn: AsyncConnection, *, phone: NewPhone) -> tuple[UUID,
             ("daily_limit", phone.daily_limit),
             ("status", phone.status),
             ("is_enabled", phone.is_enabled),
+            ("warmup_started_on", phone.warmup_started_on),
+            ("warmup_initial_limit", phone.warmup_initial_limit),
+            ("warmup_daily_increase", phone.warmup_daily_increase),
         )
         if value is not None
     }

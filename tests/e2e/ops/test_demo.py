@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -61,12 +62,24 @@ def assert_summary(output: str) -> None:
     assert "5. What landed in each queue" in output
     assert "q:email:cold: 2 jobs" in output
     assert "send-email-warm  Construcții Olt Invest SRL -> ofertare@oltinvest.ro" in output
-    assert "send-whatsapp-initial  Lactate Bucovina SA -> +40746223344" in output
+    assert re.search(
+        r"send-whatsapp-initial  Lactate Bucovina SA -> \+40746223344  scheduled \d\d:\d\d:\d\d", output
+    )
+    # Three new contacts on the Iași phone, paced: each at least wa_min_gap_s (60 s) after the one before.
+    paced = re.findall(r"send-whatsapp-initial  .* -> \+\d+  scheduled (\d\d):(\d\d):(\d\d)", output)
+    seconds = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in paced[1:4]]
+    assert len(seconds) == 3
+    assert all(later - earlier >= 60 for earlier, later in itertools.pairwise(seconds)), paced
     assert "6. Each phone's quota today (Europe/Bucharest" in output
     assert re.search(r"\+40722100401\s+q:wa:phone_01\s+ACTIVE\s+37\s+38\s+200\s+162", output)
     assert re.search(r"\+40733200402\s+q:wa:phone_02\s+ACTIVE\s+40\s+40\s+40\s+0", output)
     assert re.search(r"\+40744300403\s+q:wa:phone_03\s+ACTIVE\s+85\s+88\s+250\s+162", output)
     assert re.search(r"\+40755400404\s+q:wa:phone_04\s+BANNED\s+0\s+0\s+200\s+-", output)
+    # A number on day 3 of its warm-up: 40 of its 150 today, 12 used.
+    assert re.search(
+        r"\+40756500405\s+q:wa:phone_05\s+ACTIVE\s+12\s+12\s+40\s+28\s+warming up, day 3 \(limit 150\)",
+        output,
+    )
     assert "7. Stopped the worker (SIGTERM): exit code 0" in output
 
 
