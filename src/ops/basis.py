@@ -41,15 +41,12 @@ def add_parser(commands: Any) -> None:
     put.add_argument("--at", type=argtypes.instant, help="when it was given, ISO 8601 (default: now)")
     put.set_defaults(handler=run_set)
 
-    load = actions.add_parser(
-        "import",
-        help="record the bases of a CSV file, all or none",
-        description="Record the bases of a CSV file in one transaction. The header names the columns "
+    load = csvfile.import_parser(
+        actions,
+        "bases",
         "lead_id, channel (EMAIL or WHATSAPP), basis and source, and optionally at (ISO 8601 with its "
-        "offset; default now). A bad line, or a lead the tenant does not have, is reported with its "
-        "number, and then nothing is written.",
+        "offset; default now); a lead the tenant does not have is a bad line",
     )
-    load.add_argument("file", type=Path, metavar="FILE.csv")
     load.add_argument("--tenant-id", required=True, type=argtypes.uuid)
     load.set_defaults(handler=run_import)
 

@@ -6,14 +6,28 @@ bad line writes nothing, and the operator learns every bad line at once, not one
 
 from __future__ import annotations
 
+import argparse
 import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from src.ops.services import OpsError
 
 SHOWN_PROBLEMS = 50
+
+
+def import_parser(actions: Any, what: str, columns: str) -> argparse.ArgumentParser:
+    """The `import FILE.csv` subcommand of a command: `what` it records, the `columns` its header names."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        "import",
+        help=f"record the {what} of a CSV file, all or none",
+        description=f"Record the {what} of a CSV file in one transaction. The header names the columns "
+        f"{columns}. A bad line is reported with its number, and then nothing is written.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE.csv")
+    return parser
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -58,14 +57,12 @@ def add_parser(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=run_list)
 
-    load = actions.add_parser(
-        "import",
-        help="add the entries of a CSV file, all or none",
-        description="Add the entries of a CSV file in one transaction. The header names the columns "
+    load = csvfile.import_parser(
+        actions,
+        "entries",
         "kind (EMAIL, DOMAIN or PHONE) and value, and optionally channel and reason (else --channel and "
-        "--reason). A bad line is reported with its number, and then nothing is written.",
+        "--reason)",
     )
-    load.add_argument("file", type=Path, metavar="FILE.csv")
     _scope(load)
     load.add_argument("--channel", choices=CHANNELS, default="ALL", help="for rows without one (default ALL)")
     load.add_argument("--reason", help="for rows without one")

@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from src.db.queries.lawful import BASES_COLUMNS
-from src.db.queries.rows import BasesColumns, OutboxRow, columns, decode
+from src.db.queries.rows import BasesColumns, OutboxRow, arrays, columns, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +53,7 @@ async def insert_suppressions(
     status: str = await conn.execute(
         _INSERT_SUPPRESSIONS,
         tenant_id,
-        [e.kind for e in entries],
-        [e.value for e in entries],
-        [e.channel for e in entries],
-        [e.reason for e in entries],
+        *arrays(entries, "kind", "value", "channel", "reason"),
         created_by,
     )
     return int(status.split()[-1])

@@ -27,6 +27,7 @@ from src.db.queries.rows import (
     OutboxWaiting,
     PhoneRow,
     TenantRow,
+    arrays,
     columns,
     decode,
     lead_contact,
@@ -126,21 +127,24 @@ async def due_leads(conn: asyncpg.Connection, selection: DueSelection, *, lock: 
     return [_due_lead(row) for row in await conn.fetch(statement, *args)]
 
 
+# DueLead's plain fields and the columns they are read from; contact and bases are decoded by their own.
+_DUE_LEAD_COLUMNS = (
+    ("journey_id", "id"),
+    ("lead_id", "lead_id"),
+    ("sticky_phone_id", "assigned_phone_id"),
+    ("sequence_id", "current_sequence_id"),
+    ("sequence_step", "sequence_step"),
+    ("company_name", "denumire"),
+    ("contact_name", "contact_principal_nume"),
+    ("judet", "judet"),
+    ("localitate", "localitate"),
+)
+
+
 def _due_lead(row: Mapping[str, Any]) -> DueLead:
     """A selected row as dispatch decides on it, by column name."""
-    return DueLead(
-        journey_id=row["id"],
-        lead_id=row["lead_id"],
-        contact=lead_contact(row),
-        bases=decode_bases(row),
-        sticky_phone_id=row["assigned_phone_id"],
-        sequence_id=row["current_sequence_id"],
-        sequence_step=row["sequence_step"],
-        company_name=row["denumire"],
-        contact_name=row["contact_principal_nume"],
-        judet=row["judet"],
-        localitate=row["localitate"],
-    )
+    plain = {field: row[column] for field, column in _DUE_LEAD_COLUMNS}
+    return DueLead(contact=lead_contact(row), bases=decode_bases(row), **plain)
 
 
 @cache
@@ -204,10 +208,7 @@ async def update_journeys(
         _UPDATE_JOURNEYS_RECORDING if recorded else _UPDATE_JOURNEYS,
         tenant_id,
         now,
-        [u.journey_id for u in updates],
-        [u.phone_id for u in updates],
-        [u.channel for u in updates],
-        [u.next_action_at for u in updates],
+        *arrays(updates, "journey_id", "phone_id", "channel", "next_action_at"),
         *recorded,
     )
 

@@ -18,8 +18,8 @@ from src.domain.lawful import Basis
 
 
 @dataclass(frozen=True, slots=True)
-class MessageRecord:
-    """One message as its evidence row holds it."""
+class MessageTarget:
+    """Where a message went: the columns an evidence row names it by."""
 
     tenant_id: UUID
     lead_id: UUID
@@ -27,6 +27,12 @@ class MessageRecord:
     phone_id: UUID | None
     queue: str
     job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord(MessageTarget):
+    """One message as its evidence row holds it."""
+
     basis: Basis
     scheduled_at: datetime
 
@@ -134,14 +140,10 @@ async def delete_expired_messages(conn: asyncpg.Connection, *, retention_days: i
 
 
 @dataclass(frozen=True, slots=True)
-class MessageRow:
+class MessageRow(MessageTarget):
+    """An evidence row as the audit reads it."""
+
     id: int
-    tenant_id: UUID
-    lead_id: UUID
-    channel: str
-    phone_id: UUID | None
-    queue: str
-    job_id: str
     basis: str | None
     basis_at: datetime | None
     basis_source: str | None

@@ -8,6 +8,7 @@ round trip, and nothing more: rows decoded that a job does not read cost as much
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -175,20 +176,8 @@ async def allocation_context(
         if pid != sticky_id
     ]
     if row["status"] is not None:
-        phones.append(
-            PhoneRow(
-                id=sticky_id,
-                tenant_id=tenant_id,
-                phone_number=row["phone_number"],
-                queue_slot=row["queue_slot"],
-                status=row["status"],
-                is_enabled=row["is_enabled"],
-                daily_limit=row["daily_limit"],
-                warmup_started_on=row["warmup_started_on"],
-                warmup_initial_limit=row["warmup_initial_limit"],
-                warmup_daily_increase=row["warmup_daily_increase"],
-            )
-        )
+        # The sticky phone's own columns are the row's, under PhoneRow's names; only its ids are not.
+        phones.append(decode(PhoneRow, ChainMap({"id": sticky_id, "tenant_id": tenant_id}, row)))
     tenant = _tenant(row)
     return AllocationContext(sticky_id, tenant, await _standing(conn, tenant, row), phones)
 

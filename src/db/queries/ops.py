@@ -12,7 +12,16 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.db.queries.common import COMPANY_JOIN, DUE_STAGES_SQL, NOT_OBJECTED_SQL
-from src.db.queries.rows import LEAD_COLUMNS, TENANT_COLUMNS, BasesColumns, LeadRow, TenantRow, decode
+from src.db.queries.rows import (
+    LEAD_COLUMNS,
+    TENANT_COLUMNS,
+    BasesColumns,
+    CompanyColumns,
+    JourneyColumns,
+    LeadRow,
+    TenantRow,
+    decode,
+)
 from src.domain.allocation import PhoneState
 from src.domain.senders import effective_daily_limit, warmup_day
 
@@ -182,29 +191,11 @@ class NewTenant:
     skip_public_holidays: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NewLead(BasesColumns):
+@dataclass(frozen=True)
+class NewLead(JourneyColumns, CompanyColumns, BasesColumns):
     """A company and its journey (the lead id is the company id), with the journey's bases."""
 
     id: UUID
-    denumire: str
-    telefon_principal: str | None
-    hlr_reachable: bool
-    email_principal: str | None
-    email_status: str | None
-    contact_principal_nume: str | None
-    judet: str | None
-    localitate: str | None
-    engagement_stage: str
-    priority: str
-    next_action_at: datetime | None
-    requires_human_review: bool
-    assigned_phone_id: UUID | None
-    whatsapp_opted_out: bool
-    email_opted_out: bool
-    current_sequence_id: str | None
-    sequence_step: int
-    last_channel_used: str | None
 
 
 _INSERT_TENANT = text(

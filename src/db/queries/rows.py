@@ -8,6 +8,7 @@ missing from it, can never shift another's value: a missing one is a KeyError.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -47,6 +48,11 @@ def decode(row_type: type[R], record: Record) -> R:
     """One row, by column name."""
     names = field_names(cast(type, row_type))
     return row_type(**{name: record[name] for name in names})
+
+
+def arrays(items: Sequence[Any], *names: str) -> list[list[Any]]:
+    """One array per attribute name, over the items: a batch as a statement's `unnest` takes it."""
+    return [[getattr(item, name) for item in items] for name in names]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +117,40 @@ class BasesColumns:
     objected_at: datetime | None
 
 
+# LeadContact's fields and the columns they are read from.
+_CONTACT_COLUMNS = (
+    ("stage", "engagement_stage"),
+    ("phone", "telefon_principal"),
+    ("hlr_reachable", "hlr_reachable"),
+    ("email", "email_principal"),
+    ("email_status", "email_status"),
+    ("whatsapp_opted_out", "whatsapp_opted_out"),
+    ("email_opted_out", "email_opted_out"),
+    ("last_channel_used", "last_channel_used"),
+)
+
+
 def lead_contact(row: Record) -> LeadContact:
     """The channel rule's view of a lead, from a row that selects the journey's and company's columns."""
-    return LeadContact(
-        stage=row["engagement_stage"],
-        phone=row["telefon_principal"],
-        hlr_reachable=row["hlr_reachable"],
-        email=row["email_principal"],
-        email_status=row["email_status"],
-        whatsapp_opted_out=row["whatsapp_opted_out"],
-        email_opted_out=row["email_opted_out"],
-        last_channel_used=row["last_channel_used"],
-    )
+    return LeadContact(**{field: row[column] for field, column in _CONTACT_COLUMNS})
 
 
-@dataclass(frozen=True, slots=True)
-class LeadRow:
-    """A journey and its company (`LEAD_COLUMNS` over `gold_lead_journey j` joined to `gold_companies c`)."""
+# The company's and the journey's own columns, which a lead as the ops tool reads it (LeadRow) and a
+# lead as the seed writes it (ops.NewLead) both carry. Without slots, so that a row type can take both.
+@dataclass(frozen=True)
+class CompanyColumns:
+    denumire: str
+    telefon_principal: str | None
+    hlr_reachable: bool
+    email_principal: str | None
+    email_status: str | None
+    contact_principal_nume: str | None
+    judet: str | None
+    localitate: str | None
 
-    journey_id: UUID
-    tenant_id: UUID
-    lead_id: UUID
+
+@dataclass(frozen=True)
+class JourneyColumns:
     engagement_stage: str
     priority: str
     next_action_at: datetime | None
@@ -142,14 +161,15 @@ class LeadRow:
     current_sequence_id: str | None
     sequence_step: int
     last_channel_used: str | None
-    denumire: str
-    telefon_principal: str | None
-    hlr_reachable: bool
-    email_principal: str | None
-    email_status: str | None
-    contact_principal_nume: str | None
-    judet: str | None
-    localitate: str | None
+
+
+@dataclass(frozen=True)
+class LeadRow(JourneyColumns, CompanyColumns):
+    """A journey and its company (`LEAD_COLUMNS` over `gold_lead_journey j` joined to `gold_companies c`)."""
+
+    journey_id: UUID
+    tenant_id: UUID
+    lead_id: UUID
     objected_at: datetime | None
 
 
