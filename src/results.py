@@ -21,7 +21,7 @@ from src.domain.allocation import Allocation, AllocationReason, PhoneState
 from src.domain.channels import ChannelDecision, LeadContact
 from src.domain.dispatch import Decision, Outcome, queue_of
 from src.domain.lawful import LawfulStanding
-from src.domain.lead_gate import LeadStanding, Refusal
+from src.domain.lead_gate import LeadStanding, Refusal, refusal_reason
 from src.domain.windows import utc_iso
 from src.errors import JobError
 
@@ -29,10 +29,8 @@ Wire = dict[str, Any]
 
 
 def instant(moment: datetime | None) -> str | None:
-    """An aware datetime as pydantic writes it in JSON mode: ISO 8601, UTC as Z."""
-    if moment is None:
-        return None
-    return utc_iso(moment)
+    """`utc_iso`, or None."""
+    return utc_iso(moment) if moment is not None else None
 
 
 def _id(value: UUID | None) -> str | None:
@@ -131,27 +129,6 @@ def phone_refused(*, lead_id: UUID, refusal: Refusal, standing: LeadStanding) ->
         "previousPhoneId": None,
         "queue": None,
     }
-
-
-_REFUSAL_WHY = {
-    Refusal.TENANT_SUSPENDED: "the tenant is {standing.tenant_status}, it sends nothing",
-    Refusal.TERMINAL_STAGE: "the lead is {standing.stage}",
-    Refusal.HELD_FOR_REVIEW: "the lead is held for human review",
-    Refusal.WHATSAPP_OPTED_OUT: "the lead opted out of WhatsApp",
-    Refusal.OBJECTED: "the lead objected to direct marketing (GDPR art. 21), on every channel",
-    Refusal.SUPPRESSED: "a suppression entry names the lead's number or address for WhatsApp",
-    Refusal.NO_LAWFUL_BASIS: "the lead's WhatsApp basis is {basis}, the tenant allows {allowed}",
-}
-
-
-def refusal_reason(refusal: Refusal, standing: LeadStanding) -> str:
-    """`CODE: why`, as route and allocate_phone give it for a lead that may get no WhatsApp message."""
-    why = _REFUSAL_WHY[refusal].format(
-        standing=standing,
-        basis=standing.lawful.bases.whatsapp.basis,
-        allowed=", ".join(sorted(standing.lawful.allowed_bases)),
-    )
-    return f"{refusal}: {why}"
 
 
 _ALLOCATION_WHY = {

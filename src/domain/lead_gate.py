@@ -96,3 +96,25 @@ def is_open(window: SendingWindow, at: datetime) -> bool:
 def _opening(window: SendingWindow, day: date) -> tuple[datetime, datetime] | None:
     """The [open, close) of the window that opens on `day`; None on a day it does not open."""
     return window.opening_of(day) if window.is_send_day(day) else None
+
+
+_REFUSAL_WHY = {
+    Refusal.TENANT_SUSPENDED: "the tenant is {standing.tenant_status}, it sends nothing",
+    Refusal.TERMINAL_STAGE: "the lead is {standing.stage}",
+    Refusal.HELD_FOR_REVIEW: "the lead is held for human review",
+    Refusal.WHATSAPP_OPTED_OUT: "the lead opted out of WhatsApp",
+    Refusal.OBJECTED: "the lead objected to direct marketing (GDPR art. 21), on every channel",
+    Refusal.SUPPRESSED: "a suppression entry names the lead's number or address for WhatsApp",
+    Refusal.NO_LAWFUL_BASIS: "the lead's WhatsApp basis is {basis}, the tenant allows {allowed}",
+}
+
+
+def refusal_reason(refusal: Refusal, standing: LeadStanding) -> str:
+    """`CODE: why`, as route's and allocate_phone's results give it for a lead that may get no WhatsApp
+    message."""
+    why = _REFUSAL_WHY[refusal].format(
+        standing=standing,
+        basis=standing.lawful.bases.whatsapp.basis,
+        allowed=", ".join(sorted(standing.lawful.allowed_bases)),
+    )
+    return f"{refusal}: {why}"

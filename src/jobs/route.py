@@ -28,7 +28,7 @@ from src.contracts import Channel, MessageType, RouterJobData, check_payload_siz
 from src.db import queries
 from src.domain.allocation import AllocationReason, allocate, is_available
 from src.domain.lawful import Basis
-from src.domain.lead_gate import LeadStanding, Refusal, SendTime, send_time, whatsapp_refusal
+from src.domain.lead_gate import LeadStanding, Refusal, SendTime, refusal_reason, send_time, whatsapp_refusal
 from src.domain.senders import Pace, Shortfall, slot_bounds
 from src.domain.windows import SendingWindow
 from src.errors import ConfigurationError, NotFound, TenantMismatch
@@ -123,7 +123,7 @@ async def route(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
         if refusal is Refusal.OBJECTED and info.job_try > 1:
             # An earlier try may have enqueued the message and died before its row: take it back.
             await withdraw(deps.redis, [Waiting(routed_job_id(info.job_id), None)])
-        return results.not_routed(results.refusal_reason(refusal, lead.standing), phone_id=data.phone_id)
+        return results.not_routed(refusal_reason(refusal, lead.standing), phone_id=data.phone_id)
     message = _timed(deps, data, lead, window, info)
     assert lead.phone is not None
     rerouted_from = None if is_available(lead.phone, lead.tenant.id) else data.phone_id
@@ -182,7 +182,7 @@ async def _recorded(
     if recorded is not queries.Recorded.OBJECTED:
         return delivered
     await withdraw(deps.redis, [Waiting(message.job_id, delivered.queue)])
-    return NotSent(results.refusal_reason(Refusal.OBJECTED, standing), phone_id=delivered.phone_id)
+    return NotSent(refusal_reason(Refusal.OBJECTED, standing), phone_id=delivered.phone_id)
 
 
 def _result(message: Message, outcome: Delivered | NotSent, rerouted_from: UUID | None) -> Wire:

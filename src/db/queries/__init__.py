@@ -44,25 +44,27 @@ from src.db.queries.lead_jobs import (
     sticky_phone_of,
 )
 from src.db.queries.ops import (
-    NewLead,
     NewPhone,
-    NewTenant,
     PhoneOverview,
     TenantOverview,
-    count_messages,
     database_ready,
-    delete_tenant,
     find_tenant,
-    insert_leads,
     insert_phone,
-    insert_suppression,
-    insert_tenant,
     phones_overview,
     phones_taking,
     tenant_leads,
     tenants_overview,
 )
 from src.db.queries.rows import JourneyUpdate, LeadRow, OutboxRow, OutboxWaiting, PhoneRow, TenantRow
+from src.db.queries.seed import (
+    NewLead,
+    NewTenant,
+    count_messages,
+    delete_tenant,
+    insert_leads,
+    insert_suppression,
+    insert_tenant,
+)
 from src.db.queries.senders import SenderSettings, sender_phones, sender_settings
 
 __all__ = [
