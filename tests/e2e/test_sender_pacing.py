@@ -1,0 +1,114 @@
+"""Pacing and warm-up through a real worker process (issue 10): a dispatch enqueued by the client, run by
+`arq src.worker.DispatchSettings` on the test's clock, its result read back.
+
+The worker's clock runs on from TEST_NOW, so the tenants here live in a fixed-offset zone in which that
+instant reads about noon: the windows below then fall inside one tenant-local day whatever TEST_NOW is."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+
+from src.client import OutreachClient
+from src.contracts import DispatchResult
+from src.runtime.clock import FixedClock
+from tests.support.factories import Factory
+from tests.support.workers import Workers
+
+EVERY_DAY = {"send_days": [1, 2, 3, 4, 5, 6, 7], "skip_public_holidays": False}
+
+
+def noon_zone(now: datetime) -> str:
+    """A fixed-offset zone in which `now` reads between 12:00 and 12:59 (Etc/GMT-N is UTC+N)."""
+    offset = 12 - now.astimezone(UTC).hour
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"
+
+
+def local(now: datetime, zone: str) -> datetime:
+    return now.astimezone(ZoneInfo(zone))
+
+
+async def dispatch_through_worker(
+    client: OutreachClient, redis: Redis, workers: Workers, tenant: UUID
+) -> DispatchResult:
+    async with workers.new("DispatchSettings", DISPATCH_CRON_ENABLED="false") as worker:
+        await worker.wait_healthy(redis)
+        job = await client.dispatch(tenant_id=tenant, batch_size=100)
+        return await job.result(timeout=60)
+
+
+async def paced_tenant(factory: Factory, now: datetime, closes_in: timedelta, **columns: Any) -> UUID:
+    """A tenant whose window opened at local midnight and closes `closes_in` after `now`, with one phone."""
+    zone = noon_zone(now)
+    closes = (local(now, zone) + closes_in).time().replace(microsecond=0)
+    tenant = await factory.tenant(
+        timezone=zone, send_window_start=time(0), send_window_end=closes, **EVERY_DAY, **columns
+    )
+    await factory.phone(tenant)
+    return tenant
+
+
+async def test_ten_leads_on_one_phone_are_spaced_by_the_min_gap_inside_the_window(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers, clock: FixedClock
+) -> None:
+    tenant = await paced_tenant(factory, clock(), timedelta(hours=4), wa_min_gap_s=60, wa_jitter_s=30)
+    await factory.leads(tenant, 10)
+
+    result = await dispatch_through_worker(client, redis, workers, tenant)
+
+    times = sorted(job.scheduled_at for job in result.jobs_created if job.scheduled_at is not None)
+    assert result.dispatched_to_whatsapp == len(times) == 10
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(timedelta(seconds=60) <= gap <= timedelta(seconds=90) for gap in gaps), gaps
+    closes = clock() + timedelta(hours=4)
+    assert all(clock() <= at < closes for at in times)
+
+
+async def test_a_window_closing_in_5_minutes_takes_only_what_fits(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers, clock: FixedClock
+) -> None:
+    tenant = await paced_tenant(factory, clock(), timedelta(minutes=5), wa_min_gap_s=60, wa_jitter_s=0)
+    await factory.leads(tenant, 10)
+
+    result = await dispatch_through_worker(client, redis, workers, tenant)
+
+    # The worker starts a few seconds after the test's instant: slots at +0, 1, 2, 3 and 4 minutes of its
+    # clock fit before the close, a sixth would not.
+    times = sorted(job.scheduled_at for job in result.jobs_created if job.scheduled_at is not None)
+    assert (result.dispatched_to_whatsapp, result.skipped_window_full) == (5, 5)
+    assert [later - earlier for earlier, later in itertools.pairwise(times)] == [timedelta(minutes=1)] * 4
+    waiting = [d for d in result.decisions if d.outcome == "SKIPPED_WINDOW_FULL"]
+    assert {d.reason for d in waiting} == {"WINDOW_FULL"}
+    assert all(d.job_id is None for d in waiting)
+    for decision in waiting:
+        journey = await factory.journey(tenant, decision.lead_id)
+        assert journey["last_dispatched_at"] is None
+
+
+async def test_a_phone_on_warm_up_day_3_takes_exactly_its_effective_limit(
+    factory: Factory, redis: Redis, client: OutreachClient, workers: Workers, clock: FixedClock
+) -> None:
+    zone = noon_zone(clock())
+    today = local(clock(), zone).date()
+    tenant = await factory.tenant(
+        timezone=zone, send_window_start=time(0), send_window_end=time(0), wa_min_gap_s=0, wa_jitter_s=0,
+        **EVERY_DAY,
+    )  # fmt: skip
+    await factory.phone(
+        tenant,
+        daily_limit=200,
+        warmup_started_on=today - timedelta(days=2),
+        warmup_initial_limit=20,
+        warmup_daily_increase=10,
+    )
+    await factory.leads(tenant, 60)
+
+    result = await dispatch_through_worker(client, redis, workers, tenant)
+
+    assert result.dispatched_to_whatsapp == 40  # 20 + 10 x 2 on its third day, not its daily_limit of 200
+    assert result.skipped_quota_exceeded == 20
