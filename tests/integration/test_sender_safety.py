@@ -17,7 +17,7 @@ from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
-from tests.support.factories import Factory
+from tests.support.factories import Factory, phone_on_warm_up_day_3
 from tests.support.jobs import checked, job_ctx, queued, run_dispatch
 from tests.support.tenants import ALWAYS_OPEN
 
@@ -110,13 +110,7 @@ async def test_a_phone_on_warm_up_day_3_takes_exactly_its_effective_limit(
     deps: Deps, factory: Factory, redis: Redis, clock: FixedClock, today: date
 ) -> None:
     tenant = await factory.tenant(**ALWAYS_OPEN, **UNPACED)  # warm-up alone: no pacing in the way
-    phone = await factory.phone(
-        tenant,
-        daily_limit=200,
-        warmup_started_on=today - timedelta(days=2),
-        warmup_initial_limit=20,
-        warmup_daily_increase=10,
-    )
+    phone = await phone_on_warm_up_day_3(factory, tenant, today)
     await factory.leads(tenant, 60)
 
     result = await run_dispatch(deps, tenant, batchSize=60)

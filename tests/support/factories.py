@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -135,6 +135,17 @@ async def tenant_with_leads(factory: Factory, count: int) -> UUID:
     tenant = await tenant_with_phone(factory)
     await factory.leads(tenant, count)
     return tenant
+
+
+async def phone_on_warm_up_day_3(factory: Factory, tenant: UUID, today: date) -> UUID:
+    """A phone of daily_limit 200 on the third day of a 20 + 10/day warm-up: its effective limit is 40."""
+    return await factory.phone(
+        tenant,
+        daily_limit=200,
+        warmup_started_on=today - timedelta(days=2),
+        warmup_initial_limit=20,
+        warmup_daily_increase=10,
+    )
 
 
 def new_id() -> UUID:
