@@ -38,7 +38,7 @@ async def test_concurrent_dispatches_and_routes_message_exactly_the_budget(
     deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
     # Pacing off: the budget alone decides, whatever the hour TEST_NOW leaves in the day.
-    tenant = await factory.tenant(**ALWAYS_OPEN, wa_min_gap_s=0, wa_jitter_s=0, wa_portfolio_limit=BUDGET)
+    tenant = await factory.tenant(**ALWAYS_OPEN, wa_portfolio_limit=BUDGET)
     phones = [await factory.phone(tenant) for _ in range(3)]
     leads = await factory.leads(tenant, LEADS)
     number_of = {

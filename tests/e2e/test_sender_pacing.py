@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -20,15 +20,10 @@ from src.client import OutreachClient
 from src.contracts import DispatchResult
 from src.runtime.clock import FixedClock
 from tests.support.factories import Factory, phone_on_warm_up_day_3
+from tests.support.tenants import noon_zone
 from tests.support.workers import Workers
 
 EVERY_DAY = {"send_days": [1, 2, 3, 4, 5, 6, 7], "skip_public_holidays": False}
-
-
-def noon_zone(now: datetime) -> str:
-    """A fixed-offset zone in which `now` reads between 12:00 and 12:59 (Etc/GMT-N is UTC+N)."""
-    offset = 12 - now.astimezone(UTC).hour
-    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"
 
 
 def local(now: datetime, zone: str) -> datetime:

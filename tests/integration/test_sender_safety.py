@@ -26,7 +26,6 @@ MORNING = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 FIVE_TO_CLOSE = datetime(2026, 11, 25, 15, 55, tzinfo=UTC)
 OPENS, CLOSES = datetime(2026, 11, 25, 7, 0, tzinfo=UTC), datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 WORKING_HOURS = {"send_window_start": time(9), "send_window_end": time(18)}
-UNPACED = {"wa_min_gap_s": 0, "wa_jitter_s": 0}
 
 
 def scheduled(result: dict[str, Any]) -> list[datetime]:
@@ -109,7 +108,7 @@ async def test_a_window_closing_in_5_minutes_takes_only_what_fits(
 async def test_a_phone_on_warm_up_day_3_takes_exactly_its_effective_limit(
     deps: Deps, factory: Factory, redis: Redis, clock: FixedClock, today: date
 ) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN, **UNPACED)  # warm-up alone: no pacing in the way
+    tenant = await factory.tenant(**ALWAYS_OPEN)  # unpaced: warm-up alone, no pacing in the way
     phone = await phone_on_warm_up_day_3(factory, tenant, today)
     await factory.leads(tenant, 60)
 
@@ -124,7 +123,7 @@ async def test_a_phone_on_warm_up_day_3_takes_exactly_its_effective_limit(
 async def test_allocate_phone_and_route_read_the_effective_limit(
     deps: Deps, factory: Factory, redis: Redis, today: date
 ) -> None:
-    tenant = await factory.tenant(**ALWAYS_OPEN, **UNPACED)
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     warming = await factory.phone(tenant, daily_limit=200, warmup_started_on=today, warmup_initial_limit=5)
     lead = await factory.lead(tenant, assigned_phone_id=warming)
     new_lead = await factory.lead(tenant)

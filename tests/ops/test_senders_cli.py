@@ -20,7 +20,6 @@ from tests.support.factories import Factory
 from tests.support.tenants import ALWAYS_OPEN
 
 ZONE = "Europe/Bucharest"
-NO_PACING = {"wa_min_gap_s": 0, "wa_jitter_s": 0}
 
 
 def today() -> date:
@@ -101,7 +100,7 @@ async def test_status_shows_the_warm_up_the_next_slot_and_the_portfolio_budget(
 
 
 async def test_forecast_says_when_the_backlog_clears(deps: Deps, factory: Factory, redis: Redis) -> None:
-    tenant = await factory.tenant(timezone=ZONE, **ALWAYS_OPEN, **NO_PACING)
+    tenant = await factory.tenant(timezone=ZONE, **ALWAYS_OPEN)
     phone = await factory.phone(tenant, daily_limit=10)
     await redis.set(quota_key(phone, today()), 4)
     await factory.leads(tenant, 22, engagement_stage="CONTACTED_WA")  # WhatsApp beats e-mail

@@ -23,7 +23,6 @@ import asyncio
 import random
 import signal
 import time
-from datetime import date
 from uuid import UUID
 
 import pytest
@@ -31,11 +30,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.client import OutreachClient
+from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
 from src.redis_io.codec import job_deserializer
+from src.runtime.clock import FixedClock
 from tests.support.factories import Factory, bulk_leads
 from tests.support.invariants import ledger
-from tests.support.tenants import ALWAYS_OPEN
+from tests.support.tenants import ALWAYS_OPEN, noon_zone
 from tests.support.workers import WorkerProcess, Workers
 
 CHAOS_SECONDS = 35
@@ -46,8 +47,8 @@ LEADS_PER_TENANT = 20_000
 PHONES_PER_TENANT = 10
 DAILY_LIMIT = 100  # 20 phones x 100 = 2000 sends for ~32,000 WhatsApp-reachable leads
 PORTFOLIO_LIMIT = 600  # the second tenant's unique recipients in 24 h, below its 1000 of quota
-# Paced, with gaps short enough that a phone's 100 messages fit in what is left of the day at any TEST_NOW
-# but the last quarter hour.
+# Paced, with gaps short enough that a phone's 100 messages fit in the half day the tenants' zone leaves
+# at any TEST_NOW (noon_zone: the test's instant reads about noon there).
 PACE = {"wa_min_gap_s": 5, "wa_jitter_s": 5}
 BATCH = 10
 BOOT_S = 1.5  # a restarted worker takes about a second to import and start taking jobs
@@ -101,11 +102,19 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_random_sigkills_lose_and_double_nothing(
-    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers, today: date
+    factory: Factory,
+    engine: AsyncEngine,
+    redis: Redis,
+    client: OutreachClient,
+    workers: Workers,
+    clock: FixedClock,
 ) -> None:
+    zone = noon_zone(clock())
+    today = quota_date(clock(), zone)
+    paced = {**ALWAYS_OPEN, **PACE, "timezone": zone}
     tenants = [
-        await factory.tenant(**ALWAYS_OPEN, **PACE),
-        await factory.tenant(**ALWAYS_OPEN, **PACE, wa_portfolio_limit=PORTFOLIO_LIMIT),
+        await factory.tenant(**paced),
+        await factory.tenant(**paced, wa_portfolio_limit=PORTFOLIO_LIMIT),
     ]
     phones: dict[UUID, list[str]] = {}
     for n, tenant in enumerate(tenants):

@@ -16,9 +16,9 @@ from tests.support.workers import Workers
 async def test_every_job_can_be_enqueued_waited_for_and_looked_up(
     deps: Deps, factory: Factory, redis: Redis, workers: Workers
 ) -> None:
-    # Unpaced: the dispatched message below follows a routed one on the same phone, and is looked up as
+    # Unpaced (ALWAYS_OPEN): the dispatched message below follows a routed one on the same phone, and is looked up as
     # due now ("queued"), not deferred to the phone's next paced slot.
-    tenant = await factory.tenant(**ALWAYS_OPEN, wa_min_gap_s=0, wa_jitter_s=0)
+    tenant = await factory.tenant(**ALWAYS_OPEN)
     phone = await factory.phone(tenant, phone_number="+40721000077")
     lead = await factory.lead(tenant, company={"denumire": "Agroferma Someșul SRL"})
     ids = {"--tenant-id": str(tenant), "--lead-id": str(lead)}
