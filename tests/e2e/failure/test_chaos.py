@@ -33,7 +33,7 @@ from src.client import OutreachClient
 from src.domain.quota import quota_date
 from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_RESULT_PREFIX, Queue
 from src.redis_io.codec import job_deserializer
-from src.runtime.clock import FixedClock
+from tests.support.clock import configured_now
 from tests.support.factories import Factory, bulk_leads
 from tests.support.invariants import ledger
 from tests.support.tenants import ALWAYS_OPEN, noon_zone
@@ -102,15 +102,11 @@ async def dispatch_work_pending(redis: Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_random_sigkills_lose_and_double_nothing(
-    factory: Factory,
-    engine: AsyncEngine,
-    redis: Redis,
-    client: OutreachClient,
-    workers: Workers,
-    clock: FixedClock,
+    factory: Factory, engine: AsyncEngine, redis: Redis, client: OutreachClient, workers: Workers
 ) -> None:
-    zone = noon_zone(clock())
-    today = quota_date(clock(), zone)
+    started = configured_now()  # where the workers' clocks start (the `workers` fixture)
+    zone = noon_zone(started)
+    today = quota_date(started, zone)
     paced = {**ALWAYS_OPEN, **PACE, "timezone": zone}
     tenants = [
         await factory.tenant(**paced),
