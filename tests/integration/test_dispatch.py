@@ -18,7 +18,7 @@ from src.redis_io.codec import loads
 from src.results import instant
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
-from tests.support.clock import OPEN_HOURS
+from tests.support.clock import OPEN_HOURS, as_slot
 from tests.support.factories import CONSENT_EVIDENCE, Factory, tenant_with_leads
 from tests.support.jobs import job_ctx, queued, run_dispatch
 from tests.support.services import make_settings
@@ -101,7 +101,7 @@ async def test_every_lead_situation_in_one_batch(
         "lawfulBasis": CONSENT_EVIDENCE,
         "phoneId": str(phone),
         "recipientPhone": "+40722111222",
-        "scheduledAt": instant(clock.now),  # the phone's first slot of the day: now
+        "scheduledAt": instant(as_slot(clock.now)),  # the phone's first slot of the day: now
         "personalization": {
             "companyName": "Agro Nord SRL",
             "contactName": "Ion Popescu",

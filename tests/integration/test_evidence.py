@@ -23,6 +23,7 @@ from src.names import ARQ_JOB_PREFIX
 from src.redis_io.codec import loads
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
+from tests.support.clock import as_slot
 from tests.support.factories import CONSENT_EVIDENCE, Factory, tenant_with_phone
 from tests.support.invariants import queued_outreach_jobs
 from tests.support.jobs import checked, deps_with, follow_up, job_ctx, queued, run_dispatch
@@ -91,7 +92,7 @@ async def test_dispatch_records_each_message_with_the_basis_of_its_channel(
             "basis": "CONSENT",
             "basis_at": given,
             "basis_source": CONSENT_EVIDENCE["source"],
-            "scheduled_at": clock.now,
+            "scheduled_at": as_slot(clock.now),
         },
     ]
     assert (await payload(redis, wa_job))["lawfulBasis"] == CONSENT_EVIDENCE

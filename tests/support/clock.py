@@ -34,3 +34,8 @@ def clock_shift_s(now: datetime) -> float:
     """The CLOCK_SHIFT_S that makes a worker process's clock (the host's clock plus the shift, see
     src/runtime/clock.py) read `now` at this moment, and run on from there."""
     return (now - datetime.now(UTC)).total_seconds()
+
+
+def as_slot(at: datetime) -> datetime:
+    """`at` as a pacing slot holds it: in whole milliseconds (the slots are epoch ms, as queue scores are)."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
