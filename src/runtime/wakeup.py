@@ -98,5 +98,6 @@ class WakeOnEnqueue(Worker):
         if self._wake is None:
             return
         with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            # Drain the wake-ups that came while jobs ran: the poll about to run sees their jobs anyway.
             while await self._wake.get_message(ignore_subscribe_messages=True, timeout=0.0) is not None:
-                pass
+                continue
