@@ -69,11 +69,30 @@ class Message:
     def ahead_s(self) -> int:
         return (self.frame.opens_ms - self.frame.now_ms) // 1000
 
-    def request(self, phone_id: UUID, *, fall_through: bool) -> ReservationRequest:
+    def request(
+        self, phone_id: UUID, *, fall_through: bool, report_elsewhere: bool = False
+    ) -> ReservationRequest:
         gap_ms = self.pace.gap_ms(self.job_id)
         return ReservationRequest(
-            self.job_id, phone_id, fall_through, self.recipient, gap_ms, send_now=self.data.send_now
+            self.job_id,
+            phone_id,
+            fall_through,
+            self.recipient,
+            gap_ms,
+            send_now=self.data.send_now,
+            report_elsewhere=report_elsewhere,
         )
+
+    async def reserve(self, deps: Deps, phones: list[PhoneLimit], request: ReservationRequest) -> Reservation:
+        [reservation], _ = await deps.quota.reserve(
+            tenant_id=self.tenant_id,
+            quota_date=self.today,
+            phones=phones,
+            requests=[request],
+            frame=self.frame,
+            ahead_s=self.ahead_s,
+        )
+        return reservation
 
     def at(self, slot_ms: int) -> datetime:
         return self.now + timedelta(milliseconds=slot_ms - self.frame.now_ms)
@@ -237,29 +256,25 @@ async def _on_its_phone(
     deps: Deps, message: Message, lead: queries.RouteContext, phone: queries.PhoneRow
 ) -> Delivered | NotSent:
     """The usual case: the asked phone's quota, slot and the portfolio budget reserved, then the message
-    enqueued at its slot; or nothing. The tenant's other available phones are passed only so that an
-    earlier try's reservation on one of them is found (their limits play no part: no fall-through)."""
-    others = [
-        PhoneLimit(UUID(other), 0)
-        for other in lead.available_ids.split(",")
-        if other and other != str(phone.id)
-    ]
-    [reservation], _ = await deps.quota.reserve(
-        tenant_id=message.tenant_id,
-        quota_date=message.today,
-        phones=[PhoneLimit(phone.id, phone.limit_on(message.today)), *others],
-        requests=[message.request(phone.id, fall_through=False)],
-        frame=message.frame,
-        ahead_s=message.ahead_s,
+    enqueued at its slot; or nothing. Only that phone goes to the script (its keys and arguments are most
+    of a route's cost at 50 phones): should an earlier try of this job have reserved another phone (it
+    rerouted), the script says so, and the rare second call passes the tenant's available phones to find
+    and reuse that reservation (their limits play no part: no fall-through)."""
+    asked = PhoneLimit(phone.id, phone.limit_on(message.today))
+    reservation = await message.reserve(
+        deps, [asked], message.request(phone.id, fall_through=False, report_elsewhere=True)
     )
-    if reservation.phone_id is None:
-        return _not_sent(message, reservation)
     slot = phone.queue_slot
-    if reservation.phone_id != phone.id:
-        # An earlier try of this job reserved another phone (it rerouted); the message goes there.
+    if reservation.elsewhere:
         async with deps.pg.acquire() as conn:
             rows = await queries.available_phones(conn, tenant_id=message.tenant_id)
-        slot = next(row.queue_slot for row in rows if row.id == reservation.phone_id)
+        others = [PhoneLimit(row.id, 0) for row in rows if row.id != phone.id]
+        reservation = await message.reserve(
+            deps, [asked, *others], message.request(phone.id, fall_through=False)
+        )
+        slot = next((row.queue_slot for row in rows if row.id == reservation.phone_id), slot)
+    if reservation.phone_id is None:
+        return _not_sent(message, reservation)
     return await _enqueue(deps, message, reservation, slot)
 
 
@@ -292,13 +307,10 @@ async def _reroute(deps: Deps, message: Message, lead: queries.RouteContext) -> 
         return NotSent(
             f"{AllocationReason.NO_PHONE_WITH_QUOTA}: phone {data.phone_id} is down, none has quota"
         )
-    [reservation], _ = await deps.quota.reserve(
-        tenant_id=message.tenant_id,
-        quota_date=message.today,
-        phones=[PhoneLimit(row.id, row.limit_on(message.today)) for row in rows],
-        requests=[message.request(target, fall_through=True)],
-        frame=message.frame,
-        ahead_s=message.ahead_s,
+    reservation = await message.reserve(
+        deps,
+        [PhoneLimit(row.id, row.limit_on(message.today)) for row in rows],
+        message.request(target, fall_through=True),
     )
     if reservation.phone_id is None:
         return _not_sent(message, reservation)

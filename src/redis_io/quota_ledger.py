@@ -42,12 +42,14 @@ from src.redis_io.replicas import ReplicaAcks
 # ARGV[7+P+p]      effective daily limit of phone p
 # ARGV[8+2P...]    per request, 6 values: job id; index of the wanted phone; "1" to fall through to the
 #                  phone with the most room when the wanted one cannot take it, "0" for that phone or
-#                  nothing; recipient E.164 ("" for none); the gap after its message; "1" to send now
-#                  (slot = now, outside the window too: still counted, and still pushing the phone's next
-#                  free instant), "0" to take the phone's next free slot
+#                  nothing, "2" for that phone or nothing unless an earlier reservation of the job id is
+#                  on a phone not passed (then -4, below); recipient E.164 ("" for none); the gap after
+#                  its message; "1" to send now (slot = now, outside the window too: still counted, and
+#                  still pushing the phone's next free instant), "0" to take the phone's next free slot
 # Returns, per request: the index of the phone reserved (0: none); 1 when an earlier reservation of the
 # same job id was reused; its slot, or when none was reserved, -1 quota spent, -2 no slot left in the
-# window, -3 portfolio budget spent. Then the P counters after the batch.
+# window, -3 portfolio budget spent, -4 reserved earlier on a phone not passed. Then the P counters
+# after the batch.
 _RESERVE_LUA = """
 local ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now, opens, closes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -120,6 +122,8 @@ for n = 1, #jobs do
   if previous and index_of[previous] then
     chosen, reused = index_of[previous], 1
     slot = tonumber(previous_slot[n] or now)
+  elseif previous and ARGV[i + 2] == '2' then
+    slot = -4
   else
     local counts = recipient ~= '' and not known[recipient]
     if budget > 0 and counts and spent >= budget then
@@ -188,6 +192,9 @@ class ReservationRequest:
     recipient: str | None = None  # E.164: counted in the portfolio budget; None counts nothing
     gap_ms: int = 0  # the pace after this message (src/domain/senders.py Pace.gap_ms)
     send_now: bool = False  # slot = now, whatever the window and the phone's next free instant
+    # With fall_through False: an earlier reservation of the job id on a phone not passed is reported
+    # (Reservation.elsewhere) instead of a new one taken, so a caller passes one phone, not the tenant's.
+    report_elsewhere: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +210,7 @@ class Frame:
 
 
 _SHORTFALL_OF = {-1: Shortfall.QUOTA, -2: Shortfall.WINDOW_FULL, -3: Shortfall.PORTFOLIO_LIMIT}
+_ELSEWHERE = -4
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +220,7 @@ class Reservation:
     reused: bool
     slot_ms: int | None = None  # the scheduled send instant; None when nothing was reserved
     shortfall: Shortfall | None = None  # why nothing was reserved
+    elsewhere: bool = False  # nothing reserved: an earlier try reserved a phone that was not passed
 
 
 class QuotaLedger:
@@ -306,7 +315,8 @@ class QuotaLedger:
         args += [str(phone.phone_id) for phone in phones]
         args += [phone.daily_limit for phone in phones]
         for r in requests:
-            args += [r.job_id, position[r.phone_id], "1" if r.fall_through else "0", r.recipient or ""]
+            mode = "1" if r.fall_through else "2" if r.report_elsewhere else "0"
+            args += [r.job_id, position[r.phone_id], mode, r.recipient or ""]
             args += [r.gap_ms, "1" if r.send_now else "0"]
         return args
 
@@ -322,6 +332,8 @@ def _reservation(
     request: ReservationRequest, phones: Sequence[PhoneLimit], raw: Sequence[int]
 ) -> Reservation:
     chosen, reused, slot = (int(value) for value in raw)
+    if not chosen and slot == _ELSEWHERE:
+        return Reservation(request.job_id, None, False, elsewhere=True)
     if not chosen:
         return Reservation(request.job_id, None, False, shortfall=_SHORTFALL_OF[slot])
     return Reservation(request.job_id, phones[chosen - 1].phone_id, bool(reused), slot_ms=slot)

@@ -6,6 +6,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.contracts import RouterResult
 from src.errors import NotFound, TenantMismatch
@@ -180,3 +182,27 @@ async def test_a_retried_reroute_keeps_its_reservation_on_a_now_full_phone(
     assert (first["routed"], first["phoneId"], first["enqueued"]) == (True, str(only), True)
     assert (retry["routed"], retry["phoneId"], retry["enqueued"]) == (True, str(only), False)
     assert int(await redis.get(quota_key(only, today))) == 1
+
+
+async def test_a_retry_after_the_asked_phone_came_back_keeps_the_reroute_s_phone_and_count(
+    deps: Deps, factory: Factory, engine: AsyncEngine, redis: Redis, today: date
+) -> None:
+    """route passes the script only the asked phone; a reservation an earlier try made on another phone
+    is still found and reused, not doubled on the asked one."""
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    asked = await factory.phone(tenant, phone_number="+40721000048", status="PAUSED")
+    other = await factory.phone(tenant, phone_number="+40721000049")
+    lead = await factory.lead(tenant, assigned_phone_id=asked)
+
+    first = await run(deps, tenant, lead, asked, job_id="router-10")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE wa_phone_numbers SET status = 'ACTIVE' WHERE id = :id"), {"id": asked}
+        )
+    retry = await run(deps, tenant, lead, asked, job_id="router-10")
+
+    assert (first["phoneId"], first["enqueued"]) == (str(other), True)
+    assert (retry["routed"], retry["phoneId"], retry["enqueued"]) == (True, str(other), False)
+    assert retry["targetQueue"] == first["targetQueue"] == "q:wa:phone_49"
+    assert await redis.get(quota_key(asked, today)) is None
+    assert int(await redis.get(quota_key(other, today))) == 1

@@ -37,10 +37,6 @@ from src.domain.channels import LeadContact, normalize_phone
 from src.domain.lawful import LawfulStanding
 from src.domain.lead_gate import LeadStanding
 
-_AVAILABLE_IDS = f"""
-    (SELECT string_agg(p.id::text, ',') FROM wa_phone_numbers p
-     WHERE p.tenant_id = j.tenant_id AND {AVAILABLE_PHONE_SQL})
-"""
 # The tenant's row beside a phone's, renamed (t_id, t_status, ...): both have an id and a status, and
 # rows are decoded by column name.
 _TENANT_COLUMNS = tenant_columns("t", "t_")
@@ -184,22 +180,20 @@ async def allocation_context(
 
 @dataclass(frozen=True, slots=True)
 class RouteContext:
-    """route: the lead's tenant and standing, the phone asked for (None when it is not that tenant's),
-    and the ids of the tenant's available phones (where an earlier try's reservation may be reused)."""
+    """route: the lead's tenant and standing, and the phone asked for (None when it is not that
+    tenant's)."""
 
     tenant: TenantRow
     standing: LeadStanding
     assigned_phone_id: UUID | None
     phone: PhoneRow | None
-    available_ids: str
     recipient: str | None  # the lead's number in E.164: what the portfolio budget counts
 
 
 # Found by the company's primary key, whose tenant is the lead's: the caller's tenant when it names one
 # ($1), else whichever the lead has. The phone is looked for in that tenant only.
 _ROUTE_CONTEXT = f"""
-    SELECT j.assigned_phone_id, {_TENANT_COLUMNS}, {_STANDING_COLUMNS}, {columns(PhoneRow, "p")},
-           coalesce({_AVAILABLE_IDS}, '') AS available_ids
+    SELECT j.assigned_phone_id, {_TENANT_COLUMNS}, {_STANDING_COLUMNS}, {columns(PhoneRow, "p")}
     FROM gold_companies c
     JOIN gold_lead_journey j ON j.tenant_id = c.tenant_id AND j.lead_id = c.id
     JOIN tenants t ON t.id = c.tenant_id
@@ -226,7 +220,6 @@ async def route_context(
         standing=await _standing(conn, tenant, row),
         assigned_phone_id=row["assigned_phone_id"],
         phone=decode(PhoneRow, row) if row["id"] is not None else None,
-        available_ids=row["available_ids"],
         recipient=normalize_phone(row["telefon_principal"]),
     )
 
