@@ -1,6 +1,6 @@
 """One queue's arq worker, as `arq src.worker.<Queue>Settings` runs it, for bench/per_lead_jobs.py.
 
-    python -m bench.worker_process --queue selector --report FILE [--noop] [--profile FILE]
+    python -m bench.worker_process --queue selector --report FILE [--noop | --floor PG,REDIS] [--profile FILE]
 
 Same process model as the per-queue Settings of src/worker.py: a uvloop event loop, one arq Worker built
 from `src.worker.worker_options(queue, settings)` (the project's max_jobs, poll_delay, timeouts, JSON
@@ -14,7 +14,10 @@ the CPU time in between, and the process's peak RSS. bench/per_lead_jobs.py star
 tests/support WorkerProcess, which keeps the process's output (its log) apart from that report.
 
 With --noop the queue's job function is replaced by one that does nothing, under the same name,
-timeout and retry settings: the baseline of arq's own cost on the same worker.
+timeout and retry settings: the baseline of arq's own cost on the same worker. With --floor PG,REDIS it
+is replaced by one that makes only round trips: PG times `SELECT 1` on a connection from the job's pool,
+each acquired and released as the jobs do, then REDIS times a GET: what a job with that many round trips
+costs at the least, whatever else it does.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import json
 import resource
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
@@ -47,12 +51,36 @@ async def noop(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]
     return {}
 
 
-def build_worker(queue: Queue, *, use_noop: bool, stamps: dict[str, float]) -> Worker:
+def round_trips(pg: int, redis: int) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """A job that only makes `pg` PostgreSQL and `redis` Redis round trips, the smallest there are."""
+
+    async def floor(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        deps = ctx["deps"]
+        for _ in range(pg):
+            async with deps.pg.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        for _ in range(redis):
+            await deps.redis.get("bench:floor")
+        return {}
+
+    return floor
+
+
+def build_worker(
+    queue: Queue, *, use_noop: bool, stamps: dict[str, float], floor: tuple[int, int] | None = None
+) -> Worker:
     settings = get_config()
     options = worker_options(queue, settings)
-    if use_noop:
+    replacement = round_trips(*floor) if floor else noop if use_noop else None
+    if replacement is not None:
         options["functions"] = [
-            func(noop, name=f.name, timeout=f.timeout_s, keep_result=f.keep_result_s, max_tries=f.max_tries)
+            func(
+                replacement,
+                name=f.name,
+                timeout=f.timeout_s,
+                keep_result=f.keep_result_s,
+                max_tries=f.max_tries,
+            )
             for f in options["functions"]
         ]
     on_job_start = options["on_job_start"]
@@ -92,13 +120,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queue", choices=sorted(QUEUES), required=True)
     parser.add_argument("--noop", action="store_true")
+    parser.add_argument("--floor", help="PG,REDIS: a job of only that many round trips")
     parser.add_argument("--report", required=True, help="write the JSON report of the run to this file")
     parser.add_argument("--profile", help="write a pyinstrument profile of the run to this file")
     args = parser.parse_args()
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     stamps: dict[str, float] = {}
-    worker = build_worker(QUEUES[args.queue], use_noop=args.noop, stamps=stamps)
+    floor = None
+    if args.floor:
+        pg, redis = (int(n) for n in args.floor.split(","))
+        floor = (pg, redis)
+    worker = build_worker(QUEUES[args.queue], use_noop=args.noop, stamps=stamps, floor=floor)
     profiler: Any = None
     if args.profile:
         from pyinstrument import Profiler
