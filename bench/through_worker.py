@@ -17,6 +17,12 @@
     Target: one-tenant time / many-tenant time >= 1.0.
 (3) The worker's peak RSS (psutil, every 20 ms) during (2). Target: <= 150 MB.
 
+Where the time goes, printed with (1) and (2): per dispatch job of (1), the medians of its pick-up (its
+enqueue to arq's start), the job (arq's start to its finish), its stored result until the client has
+read it, the client's parse of it into DispatchResult, and the stored result's size; and for (1) and (2),
+the CPU seconds per lead of the worker process, of PostgreSQL's and Redis's server processes, and of this
+process (the client), over the measurement (psutil).
+
 The tables and Redis database are regenerated (COPY) before every measurement.
 """
 
@@ -31,13 +37,14 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import psutil
 import uvloop
+from arq.jobs import Job
 
 from bench.common import (
     Target,
@@ -54,7 +61,8 @@ from bench.dispatch_throughput import populate as populate_one_tenant
 from bench.dispatch_throughput import run_spec
 from src.client import RESULT_POLL_S, OutreachClient
 from src.contracts import ALL_TENANTS
-from src.names import Queue
+from src.names import ARQ_RESULT_PREFIX, Queue
+from src.redis_io.codec import job_deserializer
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
 from tests.support.clock import OPEN_HOURS, clock_shift_s
@@ -80,6 +88,7 @@ class Timed:
     jobs: int
     seconds: float
     peak_rss_mb: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CpuMeter's, over the measurement
 
     @property
     def rate(self) -> float:
@@ -104,6 +113,73 @@ class RssSampler:
     def _sample(self) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             self.peak_mb = max(self.peak_mb, self.process.memory_info().rss / 2**20)
+
+
+class CpuMeter:
+    """CPU seconds spent during a measurement by the worker process, PostgreSQL's and Redis's server
+    processes (all of them: the benchmark is alone on the machine's services) and this process."""
+
+    def __init__(self, worker_pid: int) -> None:
+        self.worker = psutil.Process(worker_pid)
+        self.started = self._read()
+
+    def _read(self) -> dict[str, float]:
+        servers = {"postgres": 0.0, "redis": 0.0}
+        for process in psutil.process_iter(["name"]):
+            kind = "postgres" if process.info["name"].startswith("postgres") else None
+            kind = "redis" if process.info["name"].startswith("redis-server") else kind
+            if kind is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    servers[kind] += sum(process.cpu_times()[:2])
+        worker = sum(self.worker.cpu_times()[:2])
+        return {"worker": worker, **servers, "client": time.process_time()}
+
+    def spent(self) -> dict[str, float]:
+        now = self._read()
+        return {kind: now[kind] - self.started[kind] for kind in now}
+
+
+def per_lead_cpu(timed: Timed) -> str:
+    return ", ".join(f"{kind} {seconds / timed.leads * 1e6:.0f}" for kind, seconds in timed.cpu_s.items())
+
+
+@dataclass
+class Phases:
+    """Per dispatch job, in ms (and the stored result in KB): see the docstring."""
+
+    pickup: list[float] = field(default_factory=list)
+    job: list[float] = field(default_factory=list)
+    result_read: list[float] = field(default_factory=list)
+    parse: list[float] = field(default_factory=list)
+    result_kb: list[float] = field(default_factory=list)
+
+    async def awaited(self, client: OutreachClient, job: Any, enqueued_at: float, poll_s: float) -> Any:
+        """`job.result()`, timing each phase from arq's own stamps (the worker's wall clock)."""
+        raw = Job(job.job_id, client.redis, _queue_name=job.queue, _deserializer=job_deserializer)
+        info = await raw.result_info()
+        while info is None:  # polled as the client's EnqueuedJob.result polls
+            await asyncio.sleep(poll_s)
+            info = await raw.result_info()
+        read_at = time.time()
+        result = job.parse(info.result)
+        parsed_at = time.time()
+        self.pickup.append((info.start_time.timestamp() - enqueued_at) * 1000)
+        self.job.append((info.finish_time - info.start_time).total_seconds() * 1000)
+        self.result_read.append((read_at - info.finish_time.timestamp()) * 1000)
+        self.parse.append((parsed_at - read_at) * 1000)
+        self.result_kb.append(await client.redis.strlen(ARQ_RESULT_PREFIX + job.job_id) / 1024)
+        return result
+
+    def summary(self) -> str:
+        # The last job finds no due lead: a small result, left out.
+        def median(values: list[float]) -> float:
+            return statistics.median(values[:-1] or values)
+
+        return (
+            f"pick-up {median(self.pickup):.1f} ms, job {median(self.job):.1f} ms, result stored to read "
+            f"{median(self.result_read):.1f} ms, parsed {median(self.parse):.1f} ms, result "
+            f"{median(self.result_kb):.0f} KB"
+        )
 
 
 def worker_process(target: Target, settings: str, *, source: Path | None = None) -> WorkerProcess:
@@ -136,34 +212,49 @@ async def with_worker(
         await worker.wait_healthy(deps.redis, timeout=60)
         sampler = RssSampler(worker.pid)
         async with OutreachClient.connect(target.redis_url) as client:
+            meter = CpuMeter(worker.pid)
             timed: Timed = await sampler.watching(work(client))
-        return Timed(timed.leads, timed.jobs, timed.seconds, sampler.peak_mb)
+            cpu_s = meter.spent()
+        return Timed(timed.leads, timed.jobs, timed.seconds, sampler.peak_mb, cpu_s)
     finally:
         await worker.stop()
         await close_deps(deps)
 
 
 async def drain_one_by_one(
-    client: OutreachClient, tenant_id: Any, batch: int, *, poll_s: float = RESULT_POLL_S
+    client: OutreachClient,
+    tenant_id: Any,
+    batch: int,
+    *,
+    poll_s: float = RESULT_POLL_S,
+    phases: Phases | None = None,
 ) -> Timed:
     """Dispatch jobs of `batch`, each enqueued once the previous one's result is read (polled every
-    `poll_s`), until one finds no due lead."""
+    `poll_s`), until one finds no due lead; with `phases`, each job's phases timed."""
     leads = jobs = 0
     started = time.perf_counter()
     while True:
+        enqueued_at = time.time()
         job = await client.dispatch(tenant_id=tenant_id, batch_size=batch, correlation_id="bench")
-        result = await job.result(timeout=60, poll_delay=poll_s)
+        if phases is None:
+            result = await job.result(timeout=60, poll_delay=poll_s)
+        else:
+            result = await phases.awaited(client, job, enqueued_at, poll_s)
         jobs += 1
         if not result.total_eligible_leads:
             return Timed(leads, jobs, time.perf_counter() - started)
         leads += result.total_eligible_leads
 
 
-async def dispatch_round(target: Target, args: argparse.Namespace) -> tuple[Timed, float, Timed | None]:
+async def dispatch_round(
+    target: Target, args: argparse.Namespace, phases: Phases
+) -> tuple[Timed, float, Timed | None]:
     """(through this tree's worker, the spec's rate, through the `--before` tree's worker or None)."""
     tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
     through = await with_worker(
-        target, "DispatchSettings", lambda client: drain_one_by_one(client, tenant.id, args.batch)
+        target,
+        "DispatchSettings",
+        lambda client: drain_one_by_one(client, tenant.id, args.batch, phases=phases),
     )
     tenant = await populate_one_tenant(target, seed=args.seed, leads=args.leads, phones=50)
     spec = await run_spec(target, tenant, args.batch)
@@ -260,8 +351,9 @@ async def main(args: argparse.Namespace) -> int:
     await prepare(target)
     print(f"dispatch through a real worker process: database {target.database}, {args.rounds} round(s)")
     ratios, rates, spec_rates, gains = [], [], [], []
+    phases = Phases()
     for round_no in range(args.rounds):
-        through, spec_rate, before = await dispatch_round(target, args)
+        through, spec_rate, before = await dispatch_round(target, args, phases)
         if before is not None:
             gains.append(through.rate / before.rate)
             print(f"  round {round_no + 1}: before ({args.before}) {before.rate:.0f} leads/s", flush=True)
@@ -271,9 +363,10 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"  round {round_no + 1}: {through.leads} leads in {through.jobs} jobs, "
             f"{through.seconds:.2f} s = {through.rate:.0f} leads/s; "
-            f"spec {spec_rate:.0f} leads/s: {ratios[-1]:.1f}x",
+            f"spec {spec_rate:.0f} leads/s: {ratios[-1]:.1f}x; CPU us per lead: {per_lead_cpu(through)}",
             flush=True,
         )
+    print(f"  per dispatch job, median over the rounds: {phases.summary()}")
     if gains:
         print(f"  this tree / before: {statistics.median(gains):.2f} (median of the rounds' ratios)")
     if args.dispatch_only:
@@ -295,6 +388,7 @@ async def main(args: argparse.Namespace) -> int:
         f"{one.seconds:.1f} s: {tenants_ratio:.2f}   target >= {TARGET_TENANTS_RATIO:.1f}   "
         f"{verdict(tenants_ratio >= TARGET_TENANTS_RATIO)}"
     )
+    print(f"  CPU us per lead, ALL over many tenants: {per_lead_cpu(many)}; one tenant: {per_lead_cpu(one)}")
     print(
         f"  worker peak RSS under that load: {rss:.0f} MB (ALL {many.peak_rss_mb:.0f}, one tenant "
         f"{one.peak_rss_mb:.0f})   target <= {TARGET_RSS_MB} MB   {verdict(rss <= TARGET_RSS_MB)}"
