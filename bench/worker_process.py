@@ -71,16 +71,10 @@ def build_worker(
 ) -> Worker:
     settings = get_config()
     options = worker_options(queue, settings)
-    replacement = round_trips(*floor) if floor else noop if use_noop else None
-    if replacement is not None:
+    body = round_trips(*floor) if floor else noop if use_noop else None
+    if body is not None:
         options["functions"] = [
-            func(
-                replacement,
-                name=f.name,
-                timeout=f.timeout_s,
-                keep_result=f.keep_result_s,
-                max_tries=f.max_tries,
-            )
+            func(body, name=f.name, timeout=f.timeout_s, keep_result=f.keep_result_s, max_tries=f.max_tries)
             for f in options["functions"]
         ]
     on_job_start = options["on_job_start"]
