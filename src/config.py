@@ -88,6 +88,10 @@ class Config(BaseSettings):
     # the value (src/domain/dispatch.py next_actions): one message per step per day.
     redispatch_after_s: int = Field(default=86_400, ge=60)
     no_channel_recheck_s: int = Field(default=21_600, ge=60)
+    # The "ALL" fan-out puts tenants together in one dispatch job, as many as this many leads allow at the
+    # job's batch size (20 tenants at the cron's 100): a small tenant's own job costs a dozen round trips
+    # for a handful of leads (src/jobs/dispatch/group.py). At or below the batch size, one job per tenant.
+    dispatch_group_leads: int = Field(default=2000, ge=1)
     # An outbox row whose dispatch job may still be running (its arq in-progress key exists) is relayed by
     # another dispatch once this old, by PostgreSQL's clock; a dead job's row goes at once (outbox.py).
     outbox_relay_grace_s: float = Field(default=60.0, ge=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
@@ -109,6 +110,11 @@ def routed_job_id(router_job_id: str) -> str:
 
 def tenant_dispatch_job_id(tenant_id: UUID | str, tick: str) -> str:
     return f"dispatch:{tenant_id}:{tick}"
+
+
+def group_dispatch_job_id(tenant_ids: Sequence[UUID], tick: str) -> str:
+    """The job of several tenants dispatched together (tenantIds, in id order) in one tick."""
+    return f"dispatch:{tenant_ids[0]}..{tenant_ids[-1]}:{tick}"
 
 
 def cron_tick_label(tick: datetime) -> str:

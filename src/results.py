@@ -217,6 +217,7 @@ def dispatch_base(*, tenant_id: str, dry_run: bool, relayed: int, next_dispatch_
         "decisions": [],
         "tenantJobs": [],
         "tenantPlans": [],
+        "tenantResults": [],
         "tenantErrors": [],
     }
     return result
@@ -319,6 +320,26 @@ def dispatch_fan_out(
         {"tenantId": str(tenant), "jobId": job_id, "enqueued": enqueued}
         for tenant, job_id, enqueued in tenant_jobs
     ]
+    result["tenantErrors"] = list(errors)
+    return result
+
+
+def dispatch_group(
+    tenant_results: Sequence[Wire],
+    errors: Sequence[Wire],
+    *,
+    dry_run: bool,
+    relayed: int,
+    next_dispatch_at: datetime,
+) -> Wire:
+    """The result of a dispatch of several tenants together (tenantIds): each tenant's result as its own
+    dispatch would return it, the counters summed over them, and the tenants it could not dispatch."""
+    result = dispatch_base(
+        tenant_id="ALL", dry_run=dry_run, relayed=relayed, next_dispatch_at=next_dispatch_at
+    )
+    for counter in (*DISPATCH_COUNTERS, "duplicateJobsSkipped"):
+        result[counter] = sum(tenant[counter] for tenant in tenant_results)
+    result["tenantResults"] = list(tenant_results)
     result["tenantErrors"] = list(errors)
     return result
 

@@ -247,6 +247,26 @@ class QuotaLedger:
         phones = await cast(Awaitable[list[bytes | None]], pending)
         return {job_id: UUID(phone.decode()) for job_id, phone in zip(job_ids, phones, strict=True) if phone}
 
+    async def used_and_reserved(
+        self, reads: Sequence[tuple[UUID, date, Sequence[UUID], Sequence[str]]]
+    ) -> list[tuple[dict[UUID, int], dict[str, UUID]]]:
+        """`used` and `reserved` of several tenants in one round trip: per (tenant, quota date, phone
+        ids, job ids), each phone's counter and job id -> phone of the reservations already made."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant_id, quota_date, phone_ids, job_ids in reads:
+                pipe.mget([quota_key(pid, quota_date) for pid in phone_ids] or ["-"])
+                pipe.hmget(quota_reservations_key(tenant_id, quota_date), list(job_ids) or ["-"])
+            replies = await pipe.execute()
+        out = []
+        for n, (_, _, phone_ids, job_ids) in enumerate(reads):
+            counters, phones = replies[2 * n], replies[2 * n + 1]
+            used = {pid: int(value or 0) for pid, value in zip(phone_ids, counters, strict=False)}
+            found = {
+                job_id: UUID(phone.decode()) for job_id, phone in zip(job_ids, phones, strict=False) if phone
+            }
+            out.append((used, found))
+        return out
+
     async def schedule_state(
         self,
         *,
@@ -293,12 +313,26 @@ class QuotaLedger:
             keys=_keys(tenant_id, quota_date, phones), args=self._args(phones, requests, frame, ahead_s)
         )
         await self._acks.confirm()
-        reservations = [
-            _reservation(request, phones, raw[3 * n : 3 * n + 3]) for n, request in enumerate(requests)
-        ]
-        tail = raw[3 * len(requests) :]
-        counters = {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
-        return reservations, counters
+        return _reserved(phones, requests, raw)
+
+    async def reserve_many(
+        self, calls: Sequence[ReserveCall]
+    ) -> list[tuple[list[Reservation], dict[UUID, int]]]:
+        """`reserve` of several tenants' batches in one pipeline (each call atomic on its own, as
+        `reserve`): what each call reserved, and its phones' counters after it."""
+        calls = [call for call in calls if call.requests]
+        if not calls:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for c in calls:
+                await self._reserve(
+                    keys=_keys(c.tenant_id, c.quota_date, c.phones),
+                    args=self._args(c.phones, c.requests, c.frame, 0),
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        await self._acks.confirm()
+        return [_reserved(c.phones, c.requests, raw) for c, raw in zip(calls, replies, strict=True)]
 
     def _args(
         self, phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], frame: Frame, ahead_s: int
@@ -319,6 +353,28 @@ class QuotaLedger:
             args += [r.job_id, position[r.phone_id], mode, r.recipient or ""]
             args += [r.gap_ms, "1" if r.send_now else "0"]
         return args
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveCall:
+    """The arguments of one `reserve`, for `reserve_many`."""
+
+    tenant_id: UUID
+    quota_date: date
+    phones: Sequence[PhoneLimit]
+    requests: Sequence[ReservationRequest]
+    frame: Frame
+
+
+def _reserved(
+    phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], raw: Sequence[int]
+) -> tuple[list[Reservation], dict[UUID, int]]:
+    """The script's reply: each request's reservation, then each phone's counter."""
+    reservations = [
+        _reservation(request, phones, raw[3 * n : 3 * n + 3]) for n, request in enumerate(requests)
+    ]
+    tail = raw[3 * len(requests) :]
+    return reservations, {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
 
 
 def _keys(tenant_id: UUID, quota_date: date, phones: Sequence[PhoneLimit]) -> list[str]:

@@ -20,7 +20,7 @@ from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps, build_deps, close_deps
 from tests.support.clock import OPEN_HOURS, as_slot
 from tests.support.factories import CONSENT_EVIDENCE, Factory, tenant_with_leads
-from tests.support.jobs import job_ctx, queued, run_dispatch
+from tests.support.jobs import deps_with, job_ctx, queued, run_dispatch
 from tests.support.services import make_settings
 from tests.support.tenants import ALWAYS_OPEN
 
@@ -312,21 +312,44 @@ async def test_channel_preference_email_never_overrides_opt_out(deps: Deps, fact
     assert result["decisions"][0]["reason"] == "PREFERENCE_NOT_ALLOWED"
 
 
-async def test_all_fans_out_one_job_per_active_tenant(deps: Deps, factory: Factory, redis: Redis) -> None:
-    active = [await factory.tenant(), await factory.tenant()]
+async def test_all_fans_out_the_active_tenants_together_in_one_job(
+    deps: Deps, factory: Factory, redis: Redis
+) -> None:
+    active = sorted([await factory.tenant(), await factory.tenant()])
     await factory.tenant(status="SUSPENDED")
 
     first = await run_dispatch(deps, "ALL", job_id="manual-all")
     again = await run_dispatch(deps, "ALL", job_id="manual-all")
 
-    expected = sorted(f"dispatch:{t}:manual-all" for t in active)
-    assert sorted(t["jobId"] for t in first["tenantJobs"]) == expected
+    group = f"dispatch:{active[0]}..{active[1]}:manual-all"
+    assert [(t["tenantId"], t["jobId"]) for t in first["tenantJobs"]] == [(str(t), group) for t in active]
     assert all(t["enqueued"] for t in first["tenantJobs"])
     assert not any(t["enqueued"] for t in again["tenantJobs"])
-    assert sorted(await queued(redis, "outreach:orchestrator:dispatch")) == expected
-    child = await job_payload(redis, expected[0])
+    assert await queued(redis, "outreach:orchestrator:dispatch") == [group]
+    child = await job_payload(redis, group)
     assert child["f"] == "dispatch"
+    assert child["a"][0]["tenantId"] == "ALL"
+    assert child["a"][0]["tenantIds"] == [str(t) for t in active]
     assert child["a"][0]["correlationId"] == "corr-1"
+
+
+async def test_all_gives_each_tenant_its_own_job_when_a_group_would_pass_dispatch_group_leads(
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
+) -> None:
+    active = sorted([await factory.tenant() for _ in range(3)])
+
+    async with deps_with(clock, dispatch_group_leads=250) as two_per_job:  # batch 100: 2 tenants a job
+        result = await run_dispatch(two_per_job, "ALL", job_id="manual-all")
+    async with deps_with(clock, dispatch_group_leads=100) as one_per_job:
+        alone = await run_dispatch(one_per_job, "ALL", job_id="other-all", batchSize=100)
+
+    pair = f"dispatch:{active[0]}..{active[1]}:manual-all"
+    last = f"dispatch:{active[2]}:manual-all"
+    assert [t["jobId"] for t in result["tenantJobs"]] == [pair, pair, last]
+    alone_job = (await job_payload(redis, last))["a"][0]
+    assert alone_job["tenantId"] == str(active[2])
+    assert "tenantIds" not in alone_job  # a tenant's own job reads as it always has
+    assert [t["jobId"] for t in alone["tenantJobs"]] == [f"dispatch:{t}:other-all" for t in active]
 
 
 async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, redis: Redis) -> None:
@@ -337,6 +360,12 @@ async def test_bad_input_fails_and_writes_nothing(deps: Deps, factory: Factory, 
         await run_dispatch(deps, tenant, batchSize=5000)
     with pytest.raises(NotFound, match=r"tenant .* not found"):
         await run_dispatch(deps, "6a1b2c3d-0000-4000-8000-000000000000")
+    with pytest.raises(InvalidJobInput, match=r"tenantIds: Value error, only with tenantId 'ALL'"):
+        await run_dispatch(deps, tenant, tenantIds=[str(tenant)])
+    with pytest.raises(InvalidJobInput, match=r"tenantIds: Value error, a tenant is named twice"):
+        await run_dispatch(deps, "ALL", tenantIds=[str(tenant), str(tenant)])
+    with pytest.raises(InvalidJobInput, match=r"tenantIds\.1: Input should be a valid UUID"):
+        await run_dispatch(deps, "ALL", tenantIds=[str(tenant), "tenant-2"])
     assert await snapshot(factory, redis) == before
 
 

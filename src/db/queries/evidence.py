@@ -40,14 +40,17 @@ class MessageRecord(MessageTarget):
 _MESSAGE_ARRAYS = ("uuid", "text", "uuid", "text", "text", "text", "timestamptz", "text", "timestamptz")
 
 
-def record_messages_sql(*, tenant: str, first: int) -> str:
+def record_messages_sql(*, tenant: str | None, first: int) -> str:
     """One row per message of a batch, from MessageBatch.columns(): `tenant` is the tenant's parameter,
-    `first` the number of the first column's (dispatch sends it with the journeys' update)."""
-    arrays = ", ".join(f"${first + n}::{kind}[]" for n, kind in enumerate(_MESSAGE_ARRAYS))
+    `first` the number of the first column's (dispatch sends it with the journeys' update). With `tenant`
+    None, the first column is each row's tenant (MessageBatch.columns(tenants=...)): several tenants'
+    batches in one statement."""
+    kinds = _MESSAGE_ARRAYS if tenant is not None else ("uuid", *_MESSAGE_ARRAYS)
+    arrays = ", ".join(f"${first + n}::{kind}[]" for n, kind in enumerate(kinds))
     return f"""
         INSERT INTO outreach_messages (tenant_id, lead_id, channel, phone_id, queue, job_id, basis, basis_at,
                                        basis_source, scheduled_at)
-        SELECT {tenant}, u.* FROM unnest({arrays}) AS u
+        SELECT {tenant + ", " if tenant is not None else ""}u.* FROM unnest({arrays}) AS u
     """
 
 
@@ -68,6 +71,20 @@ class MessageBatch:
     def columns(self) -> tuple[Any, ...]:
         """The statement's arguments, in record_messages_sql's order: one list per column."""
         return tuple(list(column) for column in zip(*self.rows, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class TenantMessages:
+    """Several tenants' MessageBatches, for one statement (record_messages_sql with `tenant` None)."""
+
+    batches: list[tuple[UUID, MessageBatch]]
+
+    def __len__(self) -> int:
+        return sum(len(batch) for _, batch in self.batches)
+
+    def columns(self) -> tuple[Any, ...]:
+        rows = [(tenant, *row) for tenant, batch in self.batches for row in batch.rows]
+        return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 class Recorded(StrEnum):

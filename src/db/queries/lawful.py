@@ -42,10 +42,16 @@ _ENTRIES = """
 """
 
 
-async def suppression_entries(
-    conn: asyncpg.Connection, *, tenant_id: UUID, keys: Iterable[LeadKeys]
-) -> Matcher:
-    """The entries that name any of these leads, in one statement."""
+_ENTRIES_OF_TENANTS = """
+    SELECT tenant_id, kind, value, channel FROM suppressions
+    WHERE (tenant_id = ANY($1::uuid[]) OR tenant_id IS NULL)
+      AND ((kind = 'EMAIL' AND value = ANY($2::text[])) OR (kind = 'DOMAIN' AND value = ANY($3::text[]))
+           OR (kind = 'PHONE' AND value = ANY($4::text[])))
+"""
+
+
+def _key_values(keys: Iterable[LeadKeys]) -> tuple[list[str], list[str], list[str]]:
+    """The addresses, domains and numbers of these keys, each once."""
     emails: set[str] = set()
     domains: set[str] = set()
     phones: set[str] = set()
@@ -55,10 +61,36 @@ async def suppression_entries(
         domains.update(key.domains)
         if key.phone is not None:
             phones.add(key.phone)
+    return list(emails), list(domains), list(phones)
+
+
+async def suppression_entries(
+    conn: asyncpg.Connection, *, tenant_id: UUID, keys: Iterable[LeadKeys]
+) -> Matcher:
+    """The entries that name any of these leads, in one statement."""
+    emails, domains, phones = _key_values(keys)
     if not (emails or domains or phones):
         return Matcher(())
-    rows = await conn.fetch(_ENTRIES, tenant_id, list(emails), list(domains), list(phones))
+    rows = await conn.fetch(_ENTRIES, tenant_id, emails, domains, phones)
     return Matcher(Entry(row["kind"], row["value"], row["channel"]) for row in rows)
+
+
+async def suppression_entries_of_tenants(
+    conn: asyncpg.Connection, *, keys: dict[UUID, list[LeadKeys]]
+) -> dict[UUID, Matcher]:
+    """`suppression_entries` of each tenant's leads (tenant -> their keys), in one statement: a tenant's
+    matcher holds its own entries and the global ones. A tenant no entry names: no key."""
+    emails, domains, phones = _key_values(key for tenant_keys in keys.values() for key in tenant_keys)
+    if not (emails or domains or phones):
+        return {}
+    rows = await conn.fetch(_ENTRIES_OF_TENANTS, list(keys), emails, domains, phones)
+    if not rows:
+        return {}
+    entries: dict[UUID | None, list[Entry]] = {}
+    for row in rows:
+        entries.setdefault(row["tenant_id"], []).append(Entry(row["kind"], row["value"], row["channel"]))
+    shared = entries.get(None, [])
+    return {tenant: Matcher([*entries.get(tenant, []), *shared]) for tenant in keys}
 
 
 # The per-lead probe, a LATERAL over a journey j and its company c: the keys SQL computes (the plain

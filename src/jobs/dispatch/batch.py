@@ -135,17 +135,17 @@ async def _dispatch(
             data.tenant_id, now, data.batch_size, data.priority_filter, data.sequence_filter
         )
         if not window.is_open(now):
-            return report.stamp_processing_time(await _outside_window(conn, data, selection, result), started)
+            return report.stamp_processing_time(await outside_window(conn, data, selection, result), started)
 
         # The selected rows stay locked until the commit, so a concurrent dispatch of the tenant skips them.
         transaction: AbstractAsyncContextManager[Any] = nullcontext() if data.dry_run else conn.transaction()
         async with transaction:
             batch = await _select(conn, deps, data, selection, window, tenant, dispatch_job_id)
-            plan = _plan(batch)
+            plan = plan_of(batch)
             if data.dry_run:
                 plan = await plan_slots_dry(deps, plan)
                 explained = results.explain(plan.decisions, plan.job_ids, batch.queue_slots)
-                return report.stamp_processing_time(_report(result, plan, explained, written={}), started)
+                return report.stamp_processing_time(report_of(result, plan, explained, written={}), started)
             plan = await reserve(deps, plan)
             await chaos.pause(deps.config, "after_reserve")
             persisted = await _persist(conn, deps, plan)
@@ -154,7 +154,7 @@ async def _dispatch(
         written, explained = await _publish_explaining(deps, conn, plan, persisted)
     report.count(plan.decisions, held_for_review=plan.batch.held_for_review)
     return report.summarised(
-        report.stamp_processing_time(_report(result, plan, explained, written=written), started)
+        report.stamp_processing_time(report_of(result, plan, explained, written=written), started)
     )
 
 
@@ -165,7 +165,7 @@ async def _load_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> tuple[queri
     return tenant, sending_window(tenant)
 
 
-async def _outside_window(
+async def outside_window(
     conn: asyncpg.Connection, data: DispatchJobData, selection: queries.DueSelection, result: Wire
 ) -> Wire:
     """Nothing goes out while the tenant's window is closed; the result says how many leads wait."""
@@ -194,31 +194,69 @@ async def _select(
     held = await queries.count_due_held_for_review(conn, selection)
     suppressed = await suppressed_in(conn, data.tenant_id, leads)
     phones = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
-    today = quota_date(selection.now, tenant.timezone)
-    whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, data.tenant_id, today) for lead in leads}
-    journeys = {job_id: journey for journey, job_id in whatsapp_ids.items()}
-    used = await deps.quota.used([phone.id for phone in phones], today)
-    found = await deps.quota.reserved(tenant_id=data.tenant_id, quota_date=today, job_ids=list(journeys))
-    return Batch(
-        data=data,
-        tenant_id=data.tenant_id,
-        dispatch_job_id=dispatch_job_id,
-        now=selection.now,
-        window=window,
-        today=today,
-        leads=leads,
-        held_for_review=held,
-        phones=[phone.state(used[phone.id], today) for phone in phones],
-        whatsapp_job_ids=whatsapp_ids,
-        earlier={journeys[job_id]: phone for job_id, phone in found.items()},
-        allowed_bases=frozenset(tenant.allowed_lawful_bases),
-        suppressed=suppressed,
-        pace=tenant.pace(),
-        portfolio_limit=tenant.wa_portfolio_limit,
+    read = Read.of(data, tenant, window, selection.now, leads, held, suppressed, phones)
+    used = await deps.quota.used([phone.id for phone in phones], read.today)
+    found = await deps.quota.reserved(
+        tenant_id=data.tenant_id, quota_date=read.today, job_ids=list(read.whatsapp_job_ids.values())
     )
+    return read.batch(dispatch_job_id, used, found)
 
 
-def _plan(batch: Batch) -> Plan:
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a dispatch read of one tenant in PostgreSQL: with its Redis counters, its Batch."""
+
+    data: DispatchJobData  # the tenant's own (tenant_id set)
+    tenant: queries.TenantRow
+    window: SendingWindow
+    now: datetime
+    leads: list[DueLead]
+    held_for_review: int
+    suppressed: dict[UUID, frozenset[Medium]]
+    phones: list[queries.PhoneRow]
+    today: date  # the tenant-local day whose quota the batch uses
+    whatsapp_job_ids: dict[UUID, str]  # journey -> id of its WhatsApp message today
+
+    @classmethod
+    def of(
+        cls,
+        data: DispatchJobData,
+        tenant: queries.TenantRow,
+        window: SendingWindow,
+        now: datetime,
+        leads: list[DueLead],
+        held_for_review: int,
+        suppressed: dict[UUID, frozenset[Medium]],
+        phones: list[queries.PhoneRow],
+    ) -> Read:
+        today = quota_date(now, tenant.timezone)
+        whatsapp_ids = {lead.journey_id: lead_job_id(lead, True, tenant.id, today) for lead in leads}
+        return cls(data, tenant, window, now, leads, held_for_review, suppressed, phones, today, whatsapp_ids)
+
+    def batch(self, dispatch_job_id: str, used: dict[UUID, int], found: dict[str, UUID]) -> Batch:
+        """`used`: each phone's counter today; `found`: job id -> phone an earlier try reserved."""
+        today, whatsapp_ids, tenant = self.today, self.whatsapp_job_ids, self.tenant
+        journeys = {job_id: journey for journey, job_id in whatsapp_ids.items()}
+        return Batch(
+            data=self.data,
+            tenant_id=tenant.id,
+            dispatch_job_id=dispatch_job_id,
+            now=self.now,
+            window=self.window,
+            today=today,
+            leads=self.leads,
+            held_for_review=self.held_for_review,
+            phones=[phone.state(used[phone.id], today) for phone in self.phones],
+            whatsapp_job_ids=whatsapp_ids,
+            earlier={journeys[job_id]: phone for job_id, phone in found.items()},
+            allowed_bases=frozenset(tenant.allowed_lawful_bases),
+            suppressed=self.suppressed,
+            pace=tenant.pace(),
+            portfolio_limit=tenant.wa_portfolio_limit,
+        )
+
+
+def plan_of(batch: Batch) -> Plan:
     """Each lead's channel and phone, from a local copy of the phones' remaining quota."""
     allocator = BatchAllocator(batch.tenant_id, batch.phones)
     decisions = plan_batch(
@@ -243,28 +281,11 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
     row, all in the caller's transaction; None when no lead was dispatched. The jobs are encoded while
     the UPDATE runs."""
     batch = plan.batch
-    after = next_actions(
-        now=batch.now,
-        window=batch.window,
-        redispatch_after=timedelta(seconds=deps.config.redispatch_after_s),
-        no_channel_recheck=timedelta(seconds=deps.config.no_channel_recheck_s),
-    )
-    updates = [
-        queries.JourneyUpdate(
-            journey_id=d.lead.journey_id,
-            phone_id=d.phone_id if d.is_whatsapp else None,
-            channel=d.channel.value if d.outcome is Outcome.DISPATCHED and d.channel else None,
-            next_action_at=after[d.outcome],
-        )
-        for d in plan.decisions
-    ]
-    wall_ms = deps.clock.wall_ms(batch.now)
     messages = message_records(plan.decisions, plan.job_ids, now=batch.now, slots=batch.queue_slots)
     update = queries.update_journeys(
-        conn, tenant_id=batch.tenant_id, now=batch.now, updates=updates, messages=messages
+        conn, tenant_id=batch.tenant_id, now=batch.now, updates=journey_updates(deps, plan), messages=messages
     )
-    host_offset_ms = wall_ms - epoch_ms(batch.now)
-    _, (job_ids, encoded) = await while_waiting(update, lambda: _encode_jobs(plan, wall_ms, host_offset_ms))
+    _, (job_ids, encoded) = await while_waiting(update, partial(encode_jobs, deps, plan))
     if not job_ids:
         return None
     outbox_id = await queries.insert_outbox(
@@ -277,11 +298,32 @@ async def _persist(conn: asyncpg.Connection, deps: Deps, plan: Plan) -> Persiste
     return Persisted(outbox_id, job_ids, encoded)
 
 
-def _encode_jobs(plan: Plan, wall_ms: int, host_offset_ms: int) -> tuple[list[str], bytes]:
-    """The dispatched leads' jobs, as arq stores them and as the enqueue script takes a batch; a WhatsApp
-    job scored with its slot on the host's clock (`host_offset_ms` ahead of the service's), as arq's
-    `_defer_until` would."""
+def journey_updates(deps: Deps, plan: Plan) -> list[queries.JourneyUpdate]:
+    """Each decided journey's new sticky phone, channel and next action."""
     batch = plan.batch
+    after = next_actions(
+        now=batch.now,
+        window=batch.window,
+        redispatch_after=timedelta(seconds=deps.config.redispatch_after_s),
+        no_channel_recheck=timedelta(seconds=deps.config.no_channel_recheck_s),
+    )
+    return [
+        queries.JourneyUpdate(
+            journey_id=d.lead.journey_id,
+            phone_id=d.phone_id if d.is_whatsapp else None,
+            channel=d.channel.value if d.outcome is Outcome.DISPATCHED and d.channel else None,
+            next_action_at=after[d.outcome],
+        )
+        for d in plan.decisions
+    ]
+
+
+def encode_jobs(deps: Deps, plan: Plan) -> tuple[list[str], bytes]:
+    """The dispatched leads' jobs, as arq stores them and as the enqueue script takes a batch; a WhatsApp
+    job scored with its slot on the host's clock, as arq's `_defer_until` would."""
+    batch = plan.batch
+    wall_ms = deps.clock.wall_ms(batch.now)
+    host_offset_ms = wall_ms - epoch_ms(batch.now)  # the host's clock ahead of the service's
     slots = batch.queue_slots
     jobs = []
     for d in plan.decisions:
@@ -315,7 +357,7 @@ async def _publish_explaining(
     return dict(zip(persisted.job_ids, published, strict=True)), explained
 
 
-def _report(result: Wire, plan: Plan, explained: results.Explained, *, written: dict[str, bool]) -> Wire:
+def report_of(result: Wire, plan: Plan, explained: results.Explained, *, written: dict[str, bool]) -> Wire:
     return results.dispatch_batch(
         result, plan.decisions, explained, written=written, held_for_review=plan.batch.held_for_review
     )

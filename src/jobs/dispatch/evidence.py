@@ -30,6 +30,25 @@ async def suppressed_in(
     return {journey: media for journey, media in found.items() if media}
 
 
+async def suppressed_in_tenants(
+    conn: asyncpg.Connection, leads: Mapping[UUID, Sequence[DueLead]]
+) -> dict[UUID, dict[UUID, frozenset[Medium]]]:
+    """`suppressed_in` of each tenant's leads (tenant -> its batch), in one statement."""
+    keys = {
+        tenant: {lead.journey_id: lead_keys(lead.contact.email, lead.contact.phone) for lead in batch}
+        for tenant, batch in leads.items()
+    }
+    matchers = await queries.suppression_entries_of_tenants(
+        conn, keys={tenant: list(by_journey.values()) for tenant, by_journey in keys.items()}
+    )
+    suppressed: dict[UUID, dict[UUID, frozenset[Medium]]] = {}
+    for tenant, matcher in matchers.items():
+        if matcher:
+            found = {journey: matcher.suppressed(key) for journey, key in keys[tenant].items()}
+            suppressed[tenant] = {journey: media for journey, media in found.items() if media}
+    return suppressed
+
+
 def message_records(
     decisions: Sequence[Decision], job_ids: Mapping[UUID, str], *, now: datetime, slots: Mapping[UUID, str]
 ) -> queries.MessageBatch:

@@ -70,10 +70,33 @@ async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: b
     return written
 
 
-async def relay_orphans(deps: Deps, *, tenant_id: UUID | None, own_job_id: str | None = None) -> int:
-    """Enqueue the batches no running dispatch will publish (the tenant's, or every tenant's): those of
-    `own_job_id`'s earlier tries first, then those of dead jobs, then those past the grace. Returns how
-    many jobs were relayed."""
+async def publish_many(
+    deps: Deps, conn: asyncpg.Connection, rows: Sequence[tuple[int, bytes, int]]
+) -> dict[int, list[bool]]:
+    """`publish` of several committed batches (outbox id, batch, its job count) in one transaction and
+    one enqueue: per row this call took, each job's written flag (a row a relay holds: no key, that relay
+    enqueues it)."""
+    async with conn.transaction():
+        taken = await queries.take_outboxes(conn, outbox_ids=[outbox_id for outbox_id, _, _ in rows])
+        batches = [row for row in rows if row[0] in taken]
+        if not batches:
+            return {}
+        # Each batch is a JSON array (job_writer.encode_batch): their items, as one array.
+        joined = b"[" + b",".join(batch[1:-1] for _, batch, _ in batches) + b"]"
+        written = await deps.job_writer.enqueue_batch(joined, now_ms=_now_ms(deps))
+        await chaos.pause(deps.config, "after_enqueue")
+    out, start = {}, 0
+    for outbox_id, _, count in batches:
+        out[outbox_id], start = written[start : start + count], start + count
+    return out
+
+
+async def relay_orphans(
+    deps: Deps, *, tenant_id: UUID | Sequence[UUID] | None, own_job_id: str | None = None
+) -> int:
+    """Enqueue the batches no running dispatch will publish (the tenant's or tenants', or every
+    tenant's): those of `own_job_id`'s earlier tries first, then those of dead jobs, then those past the
+    grace. Returns how many jobs were relayed."""
     relayed, after_id = 0, 0
     async with deps.pg.acquire() as conn:
         while True:

@@ -4,14 +4,16 @@ decision settled on what was reserved."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from src.domain.allocation import is_available
 from src.domain.dispatch import Decision, Reserved, settle_reservations
 from src.domain.senders import Shortfall, SlotRequest, plan_slots, slot_bounds
-from src.redis_io.quota_ledger import Frame, PhoneLimit, Reservation, ReservationRequest
+from src.redis_io.quota_ledger import Frame, PhoneLimit, Reservation, ReservationRequest, ReserveCall
 from src.runtime import metrics
 from src.runtime.clock import epoch_ms
 from src.runtime.deps import Deps
@@ -24,21 +26,48 @@ async def reserve(deps: Deps, plan: Plan) -> Plan:
     """Reserve the WhatsApp sends in Redis, atomically (quota, pacing slot, portfolio budget), and settle
     each decision on what was reserved: a concurrent dispatch may have taken the room the local plan
     counted on. New contacts ask first, so they take the earlier slots of the batch."""
-    batch = plan.batch
-    whatsapp = sorted((d for d in plan.decisions if d.is_whatsapp), key=lambda d: not d.is_new_contact)
-    if not whatsapp:
+    call = _call(plan)
+    if call is None:
         return plan
-    available = [PhoneLimit(p.id, p.daily_limit) for p in batch.phones if is_available(p, batch.tenant_id)]
-    requests = [
-        _request(batch, d, plan.job_ids[d.lead.journey_id]) for d in whatsapp if d.phone_id is not None
-    ]
     reservations, counters = await deps.quota.reserve(
-        tenant_id=batch.tenant_id,
-        quota_date=batch.today,
-        phones=available,
-        requests=requests,
-        frame=_frame(batch),
+        tenant_id=call.tenant_id,
+        quota_date=call.quota_date,
+        phones=call.phones,
+        requests=call.requests,
+        frame=call.frame,
     )
+    return _settled(plan, reservations, counters)
+
+
+async def reserve_all(deps: Deps, plans: Sequence[Plan]) -> list[Plan]:
+    """`reserve` of several tenants' plans in one round trip."""
+    calls = [_call(plan) for plan in plans]
+    made = iter(await deps.quota.reserve_many([call for call in calls if call is not None]))
+    return [
+        plan if call is None else _settled(plan, *next(made)) for plan, call in zip(plans, calls, strict=True)
+    ]
+
+
+def _whatsapp(plan: Plan) -> list[Decision]:
+    """The WhatsApp decisions, new contacts first."""
+    return sorted((d for d in plan.decisions if d.is_whatsapp), key=lambda d: not d.is_new_contact)
+
+
+def _call(plan: Plan) -> ReserveCall | None:
+    """The reservation of the plan's WhatsApp sends; None when it has none to reserve."""
+    batch = plan.batch
+    requests = [
+        _request(batch, d, plan.job_ids[d.lead.journey_id]) for d in _whatsapp(plan) if d.phone_id is not None
+    ]
+    if not requests:
+        return None
+    available = [PhoneLimit(p.id, p.daily_limit) for p in batch.phones if is_available(p, batch.tenant_id)]
+    return ReserveCall(batch.tenant_id, batch.today, available, requests, _frame(batch))
+
+
+def _settled(plan: Plan, reservations: list[Reservation], counters: dict[UUID, int]) -> Plan:
+    batch = plan.batch
+    whatsapp = [d for d in plan.decisions if d.is_whatsapp]
     for phone in batch.phones:
         if phone.id in counters:
             metrics.set_quota(str(phone.id), str(batch.tenant_id), counters[phone.id], phone.daily_limit)
