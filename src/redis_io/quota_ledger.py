@@ -17,6 +17,7 @@ from datetime import date
 from typing import cast
 from uuid import UUID
 
+import orjson
 from redis.asyncio import Redis
 
 from src.domain.senders import PORTFOLIO_WINDOW, Shortfall
@@ -40,12 +41,14 @@ from src.redis_io.replicas import ReplicaAcks
 # ARGV[7]          the portfolio's moving window (24 h)
 # ARGV[7+p]        id of phone p
 # ARGV[7+P+p]      effective daily limit of phone p
-# ARGV[8+2P...]    per request, 6 values: job id; index of the wanted phone; "1" to fall through to the
-#                  phone with the most room when the wanted one cannot take it, "0" for that phone or
-#                  nothing, "2" for that phone or nothing unless an earlier reservation of the job id is
-#                  on a phone not passed (then -4, below); recipient E.164 ("" for none); the gap after
-#                  its message; "1" to send now (slot = now, outside the window too: still counted, and
-#                  still pushing the phone's next free instant), "0" to take the phone's next free slot
+# ARGV[8+2P]       the requests, one JSON array (one argument: redis-py packs each argument in Python,
+#                  which cost a dispatch more than the script itself), each an array of 6: job id; index
+#                  of the wanted phone; "1" to fall through to the phone with the most room when the
+#                  wanted one cannot take it, "0" for that phone or nothing, "2" for that phone or
+#                  nothing unless an earlier reservation of the job id is on a phone not passed (then -4,
+#                  below); recipient E.164 ("" for none); the gap after its message; "1" to send now
+#                  (slot = now, outside the window too: still counted, and still pushing the phone's next
+#                  free instant), "0" to take the phone's next free slot
 # Returns, per request: the index of the phone reserved (0: none); 1 when an earlier reservation of the
 # same job id was reused; its slot, or when none was reserved, -1 quota spent, -2 no slot left in the
 # window, -3 portfolio budget spent, -4 reserved earlier on a phone not passed. Then the P counters
@@ -64,10 +67,11 @@ end
 -- Reads first, one call each for the whole batch: the earlier reservations of these job ids, and which
 -- recipients the portfolio already holds. A batch is at most MAX_BATCH_SIZE requests, so every unpack
 -- below stays far under Lua's limit of 8000 values.
+local requests = cjson.decode(ARGV[8 + 2 * count])
 local jobs, recipients = {}, {}
-for i = 8 + 2 * count, #ARGV, 6 do
-  jobs[#jobs + 1] = ARGV[i]
-  if ARGV[i + 3] ~= '' then recipients[#recipients + 1] = ARGV[i + 3] end
+for n = 1, #requests do
+  jobs[n] = requests[n][1]
+  if requests[n][4] ~= '' then recipients[#recipients + 1] = requests[n][4] end
 end
 local previous_phone = redis.call('HMGET', KEYS[1], unpack(jobs))
 local previous_slot = redis.call('HMGET', KEYS[2], unpack(jobs))
@@ -114,15 +118,15 @@ end
 local out, newest = {}, 0
 local reserved, slots, added, moved = {}, {}, {}, {}
 for n = 1, #jobs do
-  local i = 8 + 2 * count + 6 * (n - 1)
-  local job, wanted, fall_through = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
-  local recipient, gap, send_now = ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5] == '1'
+  local job, wanted, mode, recipient, gap, send_now = unpack(requests[n])
+  local fall_through = mode == '1'
+  send_now = send_now == '1'
   local previous = previous_phone[n]
   local chosen, reused, slot = 0, 0, -1
   if previous and index_of[previous] then
     chosen, reused = index_of[previous], 1
     slot = tonumber(previous_slot[n] or now)
-  elseif previous and ARGV[i + 2] == '2' then
+  elseif previous and mode == '2' then
     slot = -4
   else
     local counts = recipient ~= '' and not known[recipient]
@@ -336,9 +340,9 @@ class QuotaLedger:
 
     def _args(
         self, phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], frame: Frame, ahead_s: int
-    ) -> list[str | int]:
+    ) -> list[str | int | bytes]:
         position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             self._ttl(ahead_s),
             len(phones),
             frame.now_ms,
@@ -348,10 +352,21 @@ class QuotaLedger:
         args += [frame.portfolio_limit or 0, int(PORTFOLIO_WINDOW.total_seconds() * 1000)]
         args += [str(phone.phone_id) for phone in phones]
         args += [phone.daily_limit for phone in phones]
-        for r in requests:
-            mode = "1" if r.fall_through else "2" if r.report_elsewhere else "0"
-            args += [r.job_id, position[r.phone_id], mode, r.recipient or ""]
-            args += [r.gap_ms, "1" if r.send_now else "0"]
+        args.append(
+            orjson.dumps(
+                [
+                    [
+                        r.job_id,
+                        position[r.phone_id],
+                        "1" if r.fall_through else "2" if r.report_elsewhere else "0",
+                        r.recipient or "",
+                        r.gap_ms,
+                        "1" if r.send_now else "0",
+                    ]
+                    for r in requests
+                ]
+            )
+        )
         return args
 
 
