@@ -146,7 +146,7 @@ def verified_email(raw: str | None, status: str | None) -> str | None:
     if raw is None or status != "valid":
         return None
     address = raw.strip()
-    if not address or any(character.isspace() for character in address):
+    if len(address.split()) != 1:  # empty, or whitespace inside (str.split() splits where isspace())
         return None
     return address
 
