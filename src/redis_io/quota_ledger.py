@@ -323,20 +323,20 @@ class QuotaLedger:
         self, calls: Sequence[ReserveCall]
     ) -> list[tuple[list[Reservation], dict[UUID, int]]]:
         """`reserve` of several tenants' batches in one pipeline (each call atomic on its own, as
-        `reserve`): what each call reserved, and its phones' counters after it."""
-        calls = [call for call in calls if call.requests]
-        if not calls:
-            return []
+        `reserve`): per call, in order, what it reserved and its phones' counters after it."""
+        asking = [call for call in calls if call.requests]
+        if not asking:
+            return [([], {}) for _ in calls]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for c in calls:
+            for c in asking:
                 await self._reserve(
                     keys=_keys(c.tenant_id, c.quota_date, c.phones),
                     args=self._args(c.phones, c.requests, c.frame, 0),
                     client=pipe,
                 )
-            replies = await pipe.execute()
+            replies = iter(await pipe.execute())
         await self._acks.confirm()
-        return [_reserved(c.phones, c.requests, raw) for c, raw in zip(calls, replies, strict=True)]
+        return [_reserved(c.phones, c.requests, next(replies)) if c.requests else ([], {}) for c in calls]
 
     def _args(
         self, phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], frame: Frame, ahead_s: int

@@ -240,3 +240,26 @@ async def test_a_dry_run_of_a_group_plans_each_tenant_and_writes_nothing(
         == 0
     )
     assert await redis.keys("q:*") == []
+
+
+async def test_a_tenant_without_whatsapp_leads_between_two_with_them_keeps_each_reservation_its_own(
+    deps: Deps, factory: Factory, redis: Redis, today: date
+) -> None:
+    """The reservations of a group go in one pipeline; a tenant with nothing to reserve in the middle
+    must not shift the others' answers."""
+    first, last = await tenant_with_leads(factory, 2), await tenant_with_leads(factory, 3)
+    middle = await factory.tenant(**ALWAYS_OPEN)
+    await factory.leads(middle, 2, company={"telefon_principal": None})  # e-mail only
+
+    result = await run_dispatch(deps, "ALL", tenantIds=[str(first), str(middle), str(last)])
+
+    by_tenant = {r["tenantId"]: r for r in result["tenantResults"]}
+    assert [by_tenant[str(t)]["dispatchedToWhatsApp"] for t in (first, middle, last)] == [2, 0, 3]
+    assert by_tenant[str(middle)]["dispatchedToEmail"] == 2
+    for tenant, count in ((first, 2), (last, 3)):
+        jobs = [j for j in by_tenant[str(tenant)]["jobsCreated"] if j["channel"] == "WHATSAPP"]
+        phone = await factory.scalar("SELECT id FROM wa_phone_numbers WHERE tenant_id = :t", t=tenant)
+        assert len(jobs) == count
+        assert {UUID(j["phoneId"]) for j in jobs} == {phone}
+        assert all(j["scheduledAt"] is not None for j in jobs)
+    (await ledger(factory.engine, redis, today)).assert_clean()
