@@ -247,6 +247,7 @@ def explain(
         phone_id = _id(d.phone_id)
         channel = d.channel.value if d.channel else None
         job_id = job_ids[d.lead.journey_id] if d.outcome is Outcome.DISPATCHED else None
+        scheduled_at = instant(d.scheduled_at)
         lead_decisions.append(
             {
                 "leadId": lead_id,
@@ -255,7 +256,7 @@ def explain(
                 "phoneId": phone_id,
                 "reason": str(d.reason),
                 "jobId": job_id,
-                "scheduledAt": instant(d.scheduled_at),
+                "scheduledAt": scheduled_at,
             }
         )
         if job_id is not None:
@@ -266,7 +267,7 @@ def explain(
                     "channel": channel,
                     "queue": queue_of(d, queue_slots),
                     "phoneId": phone_id,
-                    "scheduledAt": instant(d.scheduled_at),
+                    "scheduledAt": scheduled_at,
                 }
             )
     return Explained(lead_decisions, jobs)

@@ -68,7 +68,8 @@ def window_bound(value: str, field: str, *, end: bool) -> time:
 
 def utc_iso(moment: datetime) -> str:
     """An aware datetime as pydantic writes it in JSON mode: ISO 8601, UTC as Z."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)  # asyncpg's are UTC already
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
