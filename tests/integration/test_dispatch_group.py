@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -263,3 +263,29 @@ async def test_a_tenant_without_whatsapp_leads_between_two_with_them_keeps_each_
         assert {UUID(j["phoneId"]) for j in jobs} == {phone}
         assert all(j["scheduledAt"] is not None for j in jobs)
     (await ledger(factory.engine, redis, today)).assert_clean()
+
+
+async def test_tenants_whose_window_is_closed_wait_and_the_open_ones_go(
+    deps: Deps, factory: Factory, clock: FixedClock
+) -> None:
+    closed = [await factory.tenant(), await factory.tenant()]  # weekdays 09:00-18:00, Romanian holidays
+    for tenant, leads in zip(closed, (3, 7), strict=True):
+        await factory.phone(tenant)
+        await factory.leads(tenant, leads)
+    always = await tenant_with_leads(factory, 2)
+    clock.now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # a Saturday
+    asked = [closed[0], always, closed[1]]
+
+    result = await run_dispatch(deps, "ALL", tenantIds=[str(t) for t in asked], batchSize=5)
+
+    assert [r["tenantId"] for r in result["tenantResults"]] == [str(t) for t in asked]  # in the order asked
+    by_tenant = {r["tenantId"]: r for r in result["tenantResults"]}
+    waiting = [
+        (by_tenant[str(t)]["outsideSendingWindow"], by_tenant[str(t)]["skippedOutsideHours"]) for t in closed
+    ]
+    assert waiting == [(True, 3), (True, 5)]  # at most the batch, as their own dispatch counts
+    assert by_tenant[str(closed[0])]["nextDispatchAt"] == "2026-12-02T07:00:00Z"  # 30 Nov, 1 Dec: holidays
+    assert by_tenant[str(always)]["totalEligibleLeads"] == 2
+    assert result["skippedOutsideHours"] == 8
+    untouched = "SELECT count(*) FROM gold_lead_journey WHERE tenant_id = :t AND last_dispatched_at IS NULL"
+    assert [await factory.scalar(untouched, t=t) for t in asked] == [3, 0, 7]

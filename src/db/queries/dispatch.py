@@ -165,13 +165,13 @@ async def due_leads(conn: asyncpg.Connection, selection: DueSelection, *, lock: 
 
 
 async def due_leads_of_tenants(
-    conn: asyncpg.Connection, selection: DueSelection, *, tenant_ids: Sequence[UUID]
+    conn: asyncpg.Connection, selection: DueSelection, *, tenant_ids: Sequence[UUID], lock: bool = True
 ) -> dict[UUID, list[DueLead]]:
-    """`due_leads` (locking) of each of these tenants, in one statement: the selection's filters and limit
-    apply to each tenant alone (its `tenant_id` is ignored). A tenant with no due lead: no key."""
-    if not conn.is_in_transaction():
+    """`due_leads` of each of these tenants, in one statement: the selection's filters and limit apply to
+    each tenant alone (its `tenant_id` is ignored). A tenant with no due lead: no key."""
+    if lock and not conn.is_in_transaction():
         raise RuntimeError("due_leads_of_tenants outside a transaction would release its locks at once")
-    statement = due_leads_statement(selection.priority, selection.sequence_id is not None, True, True)
+    statement = due_leads_statement(selection.priority, selection.sequence_id is not None, lock, True)
     args: list[Any] = [list(tenant_ids), selection.now, selection.limit]
     if selection.sequence_id is not None:
         args.append(selection.sequence_id)

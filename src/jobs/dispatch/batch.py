@@ -170,12 +170,15 @@ async def outside_window(
 ) -> Wire:
     """Nothing goes out while the tenant's window is closed; the result says how many leads wait."""
     waiting = await queries.due_leads(conn, selection, lock=False)
-    logger.info(
-        "outside the sending window: {} due leads wait until {}", len(waiting), result["nextDispatchAt"]
-    )
+    return waiting_result(data, result, len(waiting))
+
+
+def waiting_result(data: DispatchJobData, result: Wire, waiting: int) -> Wire:
+    """The result of a tenant whose window is closed, with `waiting` due leads (at most the batch)."""
+    logger.info("outside the sending window: {} due leads wait until {}", waiting, result["nextDispatchAt"])
     if not data.dry_run:
-        metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", len(waiting))
-    return results.dispatch_outside_window(result, waiting=len(waiting))
+        metrics.count_leads("SKIPPED_OUTSIDE_HOURS", "OUTSIDE_SENDING_WINDOW", waiting)
+    return results.dispatch_outside_window(result, waiting=waiting)
 
 
 async def _select(
