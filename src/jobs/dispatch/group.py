@@ -6,8 +6,9 @@ selects every tenant's due leads (each with its own limit), one reads their phon
 entries, one pipeline their Redis counters, one statement updates all the journeys and records all the
 evidence, one inserts each tenant's outbox row, one transaction commits them, and one enqueue publishes
 them. The tenants whose window is closed (at night, all of them) have their waiting leads counted in one
-statement too. A small tenant's dispatch is a dozen round trips of its own, most of its cost: ten thousand tenants
-of twenty leads each took twice as long as the same leads in one tenant (bench/through_worker.py).
+statement too. A small tenant's dispatch is a dozen round trips of its own, most of its cost: ten
+thousand tenants of twenty leads each took twice as long as the same leads in one tenant
+(bench/through_worker.py).
 
 The order of the writes, and so what a worker killed at any instant leaves, is batch.py's: reservations
 (idempotent per message job id), then one commit of journeys and outbox rows, then the enqueue and the
