@@ -240,7 +240,7 @@ async def count_held_of_tenants(
     return {row[0]: int(row[1]) for row in await conn.fetch(statement, *args)}
 
 
-_UPDATE_JOURNEYS = """
+_SET_JOURNEYS = """
     UPDATE gold_lead_journey AS j SET
         assigned_phone_id = COALESCE(u.phone_id, j.assigned_phone_id),
         assigned_at = CASE WHEN u.phone_id IS NOT NULL AND u.phone_id IS DISTINCT FROM j.assigned_phone_id
@@ -248,22 +248,24 @@ _UPDATE_JOURNEYS = """
         last_dispatched_at = CASE WHEN u.channel IS NULL THEN j.last_dispatched_at ELSE $2 END,
         last_channel_used = COALESCE(u.channel, j.last_channel_used),
         next_action_at = u.next_action_at
-    FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[])
+"""
+_UPDATE_JOURNEYS = (
+    _SET_JOURNEYS
+    + """    FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[])
          AS u(id, phone_id, channel, next_action_at)
     WHERE j.id = u.id AND j.id = ANY($3::uuid[]) AND j.tenant_id = $1
 """
+)
 # The same for several tenants' batches: $1 each journey's tenant, and each evidence row names its own.
 # The journeys are found by primary key, one per row of `u`: `j.tenant_id = ANY(tenants)` instead let
 # the planner combine two bitmap scans, four times the cost of the update itself.
-_UPDATE_JOURNEYS_OF_TENANTS = _UPDATE_JOURNEYS.replace(
-    "FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[])\n"
-    "         AS u(id, phone_id, channel, next_action_at)\n"
-    "    WHERE j.id = u.id AND j.id = ANY($3::uuid[]) AND j.tenant_id = $1",
-    "FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $1::uuid[])\n"
-    "         AS u(id, phone_id, channel, next_action_at, tenant_id)\n"
-    "    WHERE j.id = u.id AND j.tenant_id = u.tenant_id",
+_UPDATE_JOURNEYS_OF_TENANTS = (
+    _SET_JOURNEYS
+    + """    FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $1::uuid[])
+         AS u(id, phone_id, channel, next_action_at, tenant_id)
+    WHERE j.id = u.id AND j.tenant_id = u.tenant_id
+"""
 )
-assert _UPDATE_JOURNEYS_OF_TENANTS != _UPDATE_JOURNEYS
 _UPDATE_JOURNEYS_OF_TENANTS_RECORDING = (
     f"WITH recorded AS ({record_messages_sql(tenant=None, first=7)}) {_UPDATE_JOURNEYS_OF_TENANTS}"
 )
@@ -323,10 +325,6 @@ _INSERT_OUTBOX = (
     "INSERT INTO dispatch_outbox (tenant_id, dispatch_job_id, job_count, jobs) VALUES ($1, $2, $3, $4) "
     "RETURNING id"
 )
-_TAKE_OUTBOX = (
-    "DELETE FROM dispatch_outbox WHERE id = "
-    "(SELECT id FROM dispatch_outbox WHERE id = $1 FOR UPDATE SKIP LOCKED) RETURNING id"
-)
 _DELETE_OUTBOX = "DELETE FROM dispatch_outbox WHERE id = $1"
 _INSERT_OUTBOXES = """
     INSERT INTO dispatch_outbox (tenant_id, dispatch_job_id, job_count, jobs)
@@ -377,14 +375,10 @@ async def insert_outboxes(
 
 
 async def take_outboxes(conn: asyncpg.Connection, *, outbox_ids: Sequence[int]) -> set[int]:
-    """`take_outbox` of several rows in one statement: the ids of those taken."""
+    """Delete the rows, in one statement; the ids of those taken, not those a relay holds (or has
+    deleted). Like a claim, the rows stay locked until the transaction ends, and a rollback puts them
+    back: enqueue their jobs before committing."""
     return {row[0] for row in await conn.fetch(_TAKE_OUTBOXES, list(outbox_ids))}
-
-
-async def take_outbox(conn: asyncpg.Connection, *, outbox_id: int) -> bool:
-    """Delete the row; False when a relay holds it (or has deleted it). Like a claim, the row stays locked
-    until the transaction ends, and a rollback puts it back: enqueue its jobs before committing."""
-    return await conn.fetchval(_TAKE_OUTBOX, outbox_id) is not None
 
 
 async def outbox_waiting(

@@ -198,9 +198,8 @@ async def _select(
     suppressed = await suppressed_in(conn, data.tenant_id, leads)
     phones = await queries.tenant_phones(conn, tenant_id=data.tenant_id)
     read = Read.of(data, tenant, window, selection.now, leads, held, suppressed, phones)
-    used = await deps.quota.used([phone.id for phone in phones], read.today)
-    found = await deps.quota.reserved(
-        tenant_id=data.tenant_id, quota_date=read.today, job_ids=list(read.whatsapp_job_ids.values())
+    [(used, found)] = await deps.quota.used_and_reserved(
+        [(data.tenant_id, read.today, [phone.id for phone in phones], list(read.whatsapp_job_ids.values()))]
     )
     return read.batch(dispatch_job_id, used, found)
 
@@ -353,7 +352,7 @@ async def _publish_explaining(
     if persisted is None:
         return {}, explain()
     published, explained = await while_waiting(
-        publish(deps, conn, persisted.outbox_id, persisted.encoded), explain
+        publish(deps, conn, persisted.outbox_id, persisted.encoded, len(persisted.job_ids)), explain
     )
     if published is None:  # a relay holds the row: it enqueues the jobs
         return {}, explained

@@ -59,15 +59,12 @@ def _now_ms(deps: Deps) -> int:
     return deps.clock.wall_ms(deps.clock())
 
 
-async def publish(deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: bytes) -> list[bool] | None:
-    """Enqueue the batch a dispatch just committed, then delete its row; per job, True when this call
-    wrote it. None when a relay holds the row: that relay enqueues it."""
-    async with conn.transaction():
-        if not await queries.take_outbox(conn, outbox_id=outbox_id):
-            return None
-        written = await deps.job_writer.enqueue_batch(batch, now_ms=_now_ms(deps))
-        await chaos.pause(deps.config, "after_enqueue")
-    return written
+async def publish(
+    deps: Deps, conn: asyncpg.Connection, outbox_id: int, batch: bytes, count: int
+) -> list[bool] | None:
+    """Enqueue the batch (of `count` jobs) a dispatch just committed, then delete its row; per job, True
+    when this call wrote it. None when a relay holds the row: that relay enqueues it."""
+    return (await publish_many(deps, conn, [(outbox_id, batch, count)])).get(outbox_id)
 
 
 async def publish_many(
