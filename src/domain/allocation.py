@@ -94,17 +94,22 @@ def allocate(
     the same counters then spread across phones in proportion to their room, where "the one with the most
     remaining" would send all of them to the same phone.
     """
-    by_id = {phone.id: phone for phone in phones}
-    sticky = by_id.get(sticky_phone_id) if sticky_phone_id else None
+    sticky = next((p for p in phones if p.id == sticky_phone_id), None) if sticky_phone_id else None
     sticky_alive = sticky is not None and is_available(sticky, tenant_id)
     if prefer_existing and sticky is not None and sticky_alive:
         reason = AllocationReason.STICKY if sticky.remaining else AllocationReason.STICKY_QUOTA_EXHAUSTED
         return Allocation(sticky.id, AllocationType.STICKY, reason)
 
-    candidates = [p for p in phones if is_available(p, tenant_id) and p.remaining > 0]
+    # One pass over the phones (a job draws among all of its tenant's, per lead): room > 0 is remaining.
+    candidates, weights = [], []
+    for phone in phones:
+        room = phone.daily_limit - phone.used_today
+        if room > 0 and is_available(phone, tenant_id):
+            candidates.append(phone)
+            weights.append(room)
     if not candidates:
         return Allocation(None, None, AllocationReason.NO_PHONE_WITH_QUOTA)
-    chosen = rng.choices(candidates, weights=[p.remaining for p in candidates])[0]
+    chosen = rng.choices(candidates, weights=weights)[0]
     if sticky_phone_id is not None and not sticky_alive:
         return Allocation(chosen.id, AllocationType.FALLBACK, AllocationReason.FALLBACK_STICKY_UNAVAILABLE)
     return Allocation(chosen.id, AllocationType.NEW, AllocationReason.NEW_PHONE)

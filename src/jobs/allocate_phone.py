@@ -71,7 +71,7 @@ async def _phones_today(
         prefer_existing=data.prefer_existing,
     )
     used = await deps.quota.used([p.id for p in read], today)
-    return {p.id: p.state(used[p.id], today) for p in read}
+    return {p.id: p.state(count, today) for p, count in zip(read, used.values(), strict=True)}
 
 
 def _draw(

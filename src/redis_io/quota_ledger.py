@@ -24,6 +24,25 @@ from src.domain.senders import PORTFOLIO_WINDOW, Shortfall
 from src.names import pace_key, pace_slots_key, portfolio_key, quota_key, quota_reservations_key
 from src.redis_io.replicas import ReplicaAcks
 
+# Today's counters of many phones. An MGET would do, but redis-py packs each of its keys in Python: for a
+# tenant's 50 phones that cost a per-lead job more than the round trip itself (bench/job_cpu.py). So the
+# script gets the phone ids as one JSON argument and builds the keys itself, around the id.
+# ARGV[1], ARGV[2] what comes before and after the phone id in the day's counter key (names.quota_key)
+# ARGV[3]          the phone ids, one JSON array
+# Returns each phone's counter, false when it has none. MGET goes in steps of 1000 keys (Lua's unpack
+# has a limit).
+_USED_LUA = """
+local head, tail, ids = ARGV[1], ARGV[2], cjson.decode(ARGV[3])
+local out = {}
+for first = 1, #ids, 1000 do
+  local keys = {}
+  for n = first, math.min(first + 999, #ids) do keys[#keys + 1] = head .. ids[n] .. tail end
+  for _, value in ipairs(redis.call('MGET', unpack(keys))) do out[#out + 1] = value end
+end
+return out
+"""
+_ID = "{id}"  # where the phone id goes in a counter's key, for _USED_LUA
+
 # One script reserves a whole batch, atomically over the three limits of a WhatsApp message: the phone's
 # daily quota (its effective limit), the phone's pacing schedule (a slot inside the window, at least the
 # previous message's gap after it) and the tenant's portfolio budget (unique recipients in a moving 24 h).
@@ -236,11 +255,15 @@ class QuotaLedger:
         self._ttl_s = ttl_s
         self._acks = acks
         self._reserve = redis.register_script(_RESERVE_LUA)
+        self._used = redis.register_script(_USED_LUA)
 
     async def used(self, phone_ids: Sequence[UUID], quota_date: date) -> dict[UUID, int]:
+        """Each phone's counter on `quota_date`, 0 without one: one script call (_USED_LUA)."""
         if not phone_ids:
             return {}
-        values = await self._redis.mget([quota_key(pid, quota_date) for pid in phone_ids])
+        head, tail = quota_key(_ID, quota_date).split(_ID)
+        ids = orjson.dumps(phone_ids, default=str)  # asyncpg's UUIDs are not uuid.UUID
+        values = await self._used(keys=[], args=[head, tail, ids])
         return {pid: int(value or 0) for pid, value in zip(phone_ids, values, strict=True)}
 
     async def reserved(self, *, tenant_id: UUID, quota_date: date, job_ids: Sequence[str]) -> dict[str, UUID]:

@@ -76,6 +76,22 @@ async def test_keys_expire_after_at_least_48_hours(deps: Deps, redis: Redis) -> 
     assert await redis.ttl(quota_reservations_key(TENANT, DAY)) >= 48 * 3600
 
 
+async def test_used_reads_each_phone_s_counter_of_that_day_and_zero_without_one(
+    deps: Deps, redis: Redis
+) -> None:
+    # More phones than one MGET of the script takes (1000), in an order that is not the keys' own.
+    phones = [uuid4() for _ in range(2500)]
+    counted = {pid: n + 1 for n, pid in enumerate(phones) if n % 3 == 0}
+    await redis.mset({quota_key(pid, DAY): count for pid, count in counted.items()})
+    await redis.set(quota_key(phones[1], date(2026, 11, 24)), 7)  # another day counts for nothing here
+
+    used = await deps.quota.used(phones, DAY)
+
+    assert list(used) == phones
+    assert used == {pid: counted.get(pid, 0) for pid in phones}
+    assert await deps.quota.used([], DAY) == {}
+
+
 async def test_concurrent_reservations_never_pass_the_limit(deps: Deps, redis: Redis) -> None:
     phones = [PhoneLimit(uuid4(), 30) for _ in range(3)]
 

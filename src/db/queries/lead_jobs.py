@@ -155,19 +155,9 @@ async def allocation_context(
     # The pool comes as parallel arrays (one row per lead, not per phone), all of them available phones.
     arrays = ("ids", "limits", "slots", "numbers", "warmup_starts", "warmup_initials", "warmup_increases")
     pool = zip(*(row[name] or () for name in arrays), strict=True)
+    # Positional (PhoneRow's field order): a keyword call costs several times more, once per phone.
     phones = [
-        PhoneRow(
-            id=pid,
-            tenant_id=tenant_id,
-            phone_number=number,
-            queue_slot=slot,
-            status="ACTIVE",
-            is_enabled=True,
-            daily_limit=limit,
-            warmup_started_on=started,
-            warmup_initial_limit=initial,
-            warmup_daily_increase=increase,
-        )
+        PhoneRow(pid, tenant_id, number, slot, "ACTIVE", True, limit, started, initial, increase)
         for pid, limit, slot, number, started, initial, increase in pool
         if pid != sticky_id
     ]

@@ -209,14 +209,11 @@ class PhoneRow(NamedTuple):
 
     def state(self, used_today: int, day: date) -> PhoneState:
         """The phone as the allocator sees it on `day`: its limit is the effective one."""
+        # Positional, and the warm-up's arithmetic only for a number in warm-up: a job makes one of these
+        # per phone of its tenant.
+        limit = self.daily_limit if self.warmup_started_on is None else self.limit_on(day)
         return PhoneState(
-            id=self.id,
-            tenant_id=self.tenant_id,
-            status=self.status,
-            is_enabled=self.is_enabled,
-            daily_limit=self.limit_on(day),
-            used_today=used_today,
-            queue_slot=self.queue_slot,
+            self.id, self.tenant_id, self.status, self.is_enabled, limit, used_today, self.queue_slot
         )
 
 
