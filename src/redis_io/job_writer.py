@@ -29,7 +29,6 @@ JOB_EXPIRES_MS = 86_400_000
 # `score` is the instant the job is due and `now` the enqueue time, both in ms; the job expires `extra`
 # ms after the later of the two (a score in the past never makes a negative expiry, which would fail the
 # script halfway through a batch). Formatted as an integer: PSETEX refuses "1.2e+11".
-# Shared by the bulk script below and the reserve-and-enqueue script of src/redis_io/quota_ledger.py.
 ENQUEUE_ONE_LUA = """
 local function enqueue_one(job_key, result_key, queue_key, job_id, body, score, now, extra)
   if redis.call('EXISTS', job_key, result_key) == 0 then

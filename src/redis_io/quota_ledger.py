@@ -47,58 +47,59 @@ _ID = "{id}"  # where the phone id goes in a counter's key, for _USED_LUA
 # daily quota (its effective limit), the phone's pacing schedule (a slot inside the window, at least the
 # previous message's gap after it) and the tenant's portfolio budget (unique recipients in a moving 24 h).
 # Instants are epoch ms on the service's clock (src/runtime/clock.py).
-# KEYS[1]          reservations hash (job id -> phone id) of the tenant and day
-# KEYS[2]          slots hash (job id -> scheduled ms) of the tenant and day
-# KEYS[3]          portfolio sorted set of the tenant (recipient -> ms of its latest scheduled message)
-# KEYS[3+p]        quota counter of phone p, p = 1..P
-# KEYS[3+P+p]      pace key of phone p: its next free instant that day
-# ARGV[1]          key TTL in seconds (the portfolio key's is its own: 24 h past its newest score)
-# ARGV[2]          P
-# ARGV[3]          now
-# ARGV[4], ARGV[5] the window [opens, closes) that a paced slot must fall in
-# ARGV[6]          portfolio limit, 0 for none
-# ARGV[7]          the portfolio's moving window (24 h)
-# ARGV[7+p]        id of phone p
-# ARGV[7+P+p]      effective daily limit of phone p
-# ARGV[8+2P]       the requests, one JSON array (one argument: redis-py packs each argument in Python,
-#                  which cost a dispatch more than the script itself), each an array of 6: job id; index
-#                  of the wanted phone; "1" to fall through to the phone with the most room when the
-#                  wanted one cannot take it, "0" for that phone or nothing, "2" for that phone or
-#                  nothing unless an earlier reservation of the job id is on a phone not passed (then -4,
-#                  below); recipient E.164 ("" for none); the gap after its message; "1" to send now
-#                  (slot = now, outside the window too: still counted, and still pushing the phone's next
-#                  free instant), "0" to take the phone's next free slot
+# ARGV[1] is one JSON array (one argument: redis-py packs each argument in Python, which cost a route
+# more than the script itself, and a dispatch more than the script too when the requests were many):
+# [1]  key TTL in seconds (the portfolio key's is its own: 24 h past its newest score)
+# [2]  now
+# [3], [4] the window [opens, closes) that a paced slot must fall in
+# [5]  portfolio limit, 0 for none
+# [6]  the portfolio's moving window (24 h)
+# [7]  the reservations hash (job id -> phone id) of the tenant and day
+# [8]  the slots hash (job id -> scheduled ms) of the tenant and day
+# [9]  the portfolio sorted set of the tenant (recipient -> ms of its latest scheduled message)
+# [10] the phones p = 1..P, each [id, effective daily limit, quota counter key, pace key (its next free
+#      instant that day)]
+# [11] the requests, each an array of 6: job id; index of the wanted phone; "1" to fall through to the
+#      phone with the most room when the wanted one cannot take it, "0" for that phone or nothing, "2" for
+#      that phone or nothing unless an earlier reservation of the job id is on a phone not passed (then
+#      -4, below); recipient E.164 ("" for none); the gap after its message; "1" to send now (slot = now,
+#      outside the window too: still counted, and still pushing the phone's next free instant), "0" to
+#      take the phone's next free slot
+# The keys come built (src/names.py), so the script suits one Redis, not a Redis Cluster, as the enqueue
+# script (src/redis_io/job_writer.py).
 # Returns, per request: the index of the phone reserved (0: none); 1 when an earlier reservation of the
 # same job id was reused; its slot, or when none was reserved, -1 quota spent, -2 no slot left in the
 # window, -3 portfolio budget spent, -4 reserved earlier on a phone not passed. Then the P counters
 # after the batch.
 _RESERVE_LUA = """
-local ttl, count = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now, opens, closes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local budget, since = tonumber(ARGV[6]), tonumber(ARGV[3]) - tonumber(ARGV[7])
+local a = cjson.decode(ARGV[1])
+local ttl, now, opens, closes, budget, window = a[1], a[2], a[3], a[4], a[5], a[6]
+local since = now - window
+local reservations_key, slots_key, portfolio_key = a[7], a[8], a[9]
+local phones, requests = a[10], a[11]
+local count = #phones
 local index_of, used, limit, free = {}, {}, {}, {}
 for p = 1, count do
-  index_of[ARGV[7 + p]] = p
-  used[p] = tonumber(redis.call('GET', KEYS[3 + p]) or '0')
-  free[p] = tonumber(redis.call('GET', KEYS[3 + count + p]) or '0')
-  limit[p] = tonumber(ARGV[7 + count + p])
+  index_of[phones[p][1]] = p
+  used[p] = tonumber(redis.call('GET', phones[p][3]) or '0')
+  free[p] = tonumber(redis.call('GET', phones[p][4]) or '0')
+  limit[p] = phones[p][2]
 end
 -- Reads first, one call each for the whole batch: the earlier reservations of these job ids, and which
 -- recipients the portfolio already holds. A batch is at most MAX_BATCH_SIZE requests, so every unpack
 -- below stays far under Lua's limit of 8000 values.
-local requests = cjson.decode(ARGV[8 + 2 * count])
 local jobs, recipients = {}, {}
 for n = 1, #requests do
   jobs[n] = requests[n][1]
   if requests[n][4] ~= '' then recipients[#recipients + 1] = requests[n][4] end
 end
-local previous_phone = redis.call('HMGET', KEYS[1], unpack(jobs))
-local previous_slot = redis.call('HMGET', KEYS[2], unpack(jobs))
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. since)
-local spent = redis.call('ZCARD', KEYS[3])
+local previous_phone = redis.call('HMGET', reservations_key, unpack(jobs))
+local previous_slot = redis.call('HMGET', slots_key, unpack(jobs))
+redis.call('ZREMRANGEBYSCORE', portfolio_key, '-inf', '(' .. since)
+local spent = redis.call('ZCARD', portfolio_key)
 local known = {}
 if #recipients > 0 then
-  local scores = redis.call('ZMSCORE', KEYS[3], unpack(recipients))
+  local scores = redis.call('ZMSCORE', portfolio_key, unpack(recipients))
   for n = 1, #recipients do
     if scores[n] then known[recipients[n]] = true end
   end
@@ -158,7 +159,7 @@ for n = 1, #jobs do
       used[chosen] = used[chosen] + 1
       moved[chosen] = true
       reserved[#reserved + 1] = job
-      reserved[#reserved + 1] = ARGV[7 + chosen]
+      reserved[#reserved + 1] = phones[chosen][1]
       slots[#slots + 1] = job
       slots[#slots + 1] = slot
       if gap > 0 and slot + gap > free[chosen] then free[chosen] = slot + gap end
@@ -178,22 +179,25 @@ for n = 1, #jobs do
   out[#out + 1] = slot
 end
 if #reserved > 0 then
-  redis.call('HSET', KEYS[1], unpack(reserved))
-  redis.call('HSET', KEYS[2], unpack(slots))
+  redis.call('HSET', reservations_key, unpack(reserved))
+  redis.call('HSET', slots_key, unpack(slots))
   for p = 1, count do
     if moved[p] then
-      redis.call('SET', KEYS[3 + p], used[p])
-      redis.call('SET', KEYS[3 + count + p], free[p])
+      redis.call('SET', phones[p][3], used[p])
+      redis.call('SET', phones[p][4], free[p])
     end
   end
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-  for p = 1, 2 * count do redis.call('EXPIRE', KEYS[3 + p], ttl) end
+  redis.call('EXPIRE', reservations_key, ttl)
+  redis.call('EXPIRE', slots_key, ttl)
+  for p = 1, count do
+    redis.call('EXPIRE', phones[p][3], ttl)
+    redis.call('EXPIRE', phones[p][4], ttl)
+  end
 end
-if #added > 0 then redis.call('ZADD', KEYS[3], 'GT', unpack(added)) end
+if #added > 0 then redis.call('ZADD', portfolio_key, 'GT', unpack(added)) end
 if newest > 0 then
-  local keep = newest - now + tonumber(ARGV[7])
-  if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
+  local keep = newest - now + window
+  if redis.call('PTTL', portfolio_key) < keep then redis.call('PEXPIRE', portfolio_key, keep) end
 end
 for p = 1, count do out[#out + 1] = used[p] end
 return out
@@ -337,7 +341,7 @@ class QuotaLedger:
         if not requests:
             return [], {}
         raw = await self._reserve(
-            keys=_keys(tenant_id, quota_date, phones), args=self._args(phones, requests, frame, ahead_s)
+            keys=[], args=[self._argument(tenant_id, quota_date, phones, requests, frame, ahead_s)]
         )
         await self._acks.confirm()
         return _reserved(phones, requests, raw)
@@ -353,30 +357,45 @@ class QuotaLedger:
         async with self._redis.pipeline(transaction=False) as pipe:
             for c in asking:
                 await self._reserve(
-                    keys=_keys(c.tenant_id, c.quota_date, c.phones),
-                    args=self._args(c.phones, c.requests, c.frame, 0),
+                    keys=[],
+                    args=[self._argument(c.tenant_id, c.quota_date, c.phones, c.requests, c.frame, 0)],
                     client=pipe,
                 )
             replies = iter(await pipe.execute())
         await self._acks.confirm()
         return [_reserved(c.phones, c.requests, next(replies)) if c.requests else ([], {}) for c in calls]
 
-    def _args(
-        self, phones: Sequence[PhoneLimit], requests: Sequence[ReservationRequest], frame: Frame, ahead_s: int
-    ) -> list[str | int | bytes]:
+    def _argument(
+        self,
+        tenant_id: UUID,
+        quota_date: date,
+        phones: Sequence[PhoneLimit],
+        requests: Sequence[ReservationRequest],
+        frame: Frame,
+        ahead_s: int,
+    ) -> bytes:
+        """The script's one argument (see _RESERVE_LUA)."""
         position = {phone.phone_id: index for index, phone in enumerate(phones, start=1)}
-        args: list[str | int | bytes] = [
-            self._ttl(ahead_s),
-            len(phones),
-            frame.now_ms,
-            frame.opens_ms,
-            frame.closes_ms,
-        ]
-        args += [frame.portfolio_limit or 0, int(PORTFOLIO_WINDOW.total_seconds() * 1000)]
-        args += [str(phone.phone_id) for phone in phones]
-        args += [phone.daily_limit for phone in phones]
-        args.append(
-            orjson.dumps(
+        return orjson.dumps(
+            [
+                self._ttl(ahead_s),
+                frame.now_ms,
+                frame.opens_ms,
+                frame.closes_ms,
+                frame.portfolio_limit or 0,
+                int(PORTFOLIO_WINDOW.total_seconds() * 1000),
+                quota_reservations_key(tenant_id, quota_date),
+                pace_slots_key(tenant_id, quota_date),
+                portfolio_key(tenant_id),
+                [
+                    [
+                        str(p.phone_id),
+                        p.daily_limit,
+                        quota_key(p.phone_id, quota_date),
+                        pace_key(p.phone_id, quota_date),
+                    ]
+                    for p in phones
+                ],
                 [
                     [
                         r.job_id,
@@ -387,10 +406,9 @@ class QuotaLedger:
                         "1" if r.send_now else "0",
                     ]
                     for r in requests
-                ]
-            )
+                ],
+            ]
         )
-        return args
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,13 +431,6 @@ def _reserved(
     ]
     tail = raw[3 * len(requests) :]
     return reservations, {phone.phone_id: int(tail[n]) for n, phone in enumerate(phones)}
-
-
-def _keys(tenant_id: UUID, quota_date: date, phones: Sequence[PhoneLimit]) -> list[str]:
-    keys = [quota_reservations_key(tenant_id, quota_date), pace_slots_key(tenant_id, quota_date)]
-    keys.append(portfolio_key(tenant_id))
-    keys += [quota_key(phone.phone_id, quota_date) for phone in phones]
-    return keys + [pace_key(phone.phone_id, quota_date) for phone in phones]
 
 
 def _reservation(
