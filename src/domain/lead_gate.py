@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
 
 from src.domain.lawful import Block, LawfulStanding, Medium, blocked
-from src.domain.windows import SendingWindow
+from src.domain.windows import SendingWindow, opening_on
 
 # The stages in which a lead gets no message: a closed conversation, or one a person stopped.
 TERMINAL_STAGES = frozenset({"CONVERTED", "DEAD", "PAUSED"})
@@ -82,20 +81,14 @@ _ONE_DAY = timedelta(days=1)
 
 
 def is_open(window: SendingWindow, at: datetime) -> bool:
-    """`window.is_open(at)`, on memoised openings: every route job asks, and each opening costs the window
-    several timezone conversions (tests/unit/test_lead_gate.py proves the two agree)."""
+    """`window.is_open(at)`, on memoised openings: every route job asks (tests/unit/test_lead_gate.py
+    proves the two agree)."""
     today = window.local_date(at)
     for day in (today - _ONE_DAY, today):
-        opening = _opening(window, day)
+        opening = opening_on(window, day)
         if opening is not None and opening[0] <= at < opening[1]:
             return True
     return False
-
-
-@lru_cache(maxsize=4096)
-def _opening(window: SendingWindow, day: date) -> tuple[datetime, datetime] | None:
-    """The [open, close) of the window that opens on `day`; None on a day it does not open."""
-    return window.opening_of(day) if window.is_send_day(day) else None
 
 
 _REFUSAL_WHY = {

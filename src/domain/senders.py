@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from src.domain.windows import SendingWindow
+from src.domain.windows import SendingWindow, opening_on, quota_day
 
 PORTFOLIO_WINDOW = timedelta(hours=24)
 
@@ -94,10 +94,10 @@ def slot_bounds(window: SendingWindow, at: datetime) -> tuple[datetime, datetime
     that wraps past midnight is two quota days). None when the window is closed at `at`."""
     today = window.local_date(at)
     for day in (today - timedelta(days=1), today):
-        if window.is_send_day(day):
-            opens, closes = window.opening_of(day)
-            if opens <= at < closes:
-                return max(opens, window.day_start(today)), min(closes, window.next_day_start(at))
+        opening = opening_on(window, day)  # memoised, as the quota day: every route job asks
+        if opening is not None and opening[0] <= at < opening[1]:
+            starts, ends = quota_day(window, today)
+            return max(opening[0], starts), min(opening[1], ends)
     return None
 
 

@@ -174,6 +174,22 @@ class SendingWindow:
         return self.next_opening(self.next_day_start(at))
 
 
+_ONE_DAY = timedelta(days=1)
+
+
+@lru_cache(maxsize=4096)
+def opening_on(window: SendingWindow, day: date) -> tuple[datetime, datetime] | None:
+    """`window.opening_of(day)` on a send day, None on another, memoised: every route job asks, and each
+    opening costs the window several timezone conversions."""
+    return window.opening_of(day) if window.is_send_day(day) else None
+
+
+@lru_cache(maxsize=4096)
+def quota_day(window: SendingWindow, day: date) -> tuple[datetime, datetime]:
+    """The [first instant, first instant of the next) of tenant-local date `day`, memoised."""
+    return window.day_start(day), window.day_start(day + _ONE_DAY)
+
+
 def next_cron_tick(after: datetime, every_minutes: int = CRON_EVERY_MINUTES) -> datetime:
     """The first tick of the */N-minute cron strictly after `after`."""
     at = after.astimezone(UTC)

@@ -121,6 +121,43 @@ def test_slot_bounds_are_the_open_window_within_the_quota_day(
         assert bounds == tuple(datetime(*parts, tzinfo=UTC) for parts in expected)
 
 
+def _slot_bounds_from_the_window(window: SendingWindow, at: datetime) -> tuple[datetime, datetime] | None:
+    """slot_bounds as the window itself computes each part, nothing memoised."""
+    today = window.local_date(at)
+    for day in (today - timedelta(days=1), today):
+        if window.is_send_day(day):
+            opens, closes = window.opening_of(day)
+            if opens <= at < closes:
+                return max(opens, window.day_start(today)), min(closes, window.next_day_start(at))
+    return None
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        SendingWindow("Europe/Bucharest", time(9), time(18), frozenset(range(1, 6)), "RO"),
+        NIGHT_SHIFT,
+        SendingWindow("Europe/Bucharest", time(0), time(0), frozenset(range(1, 8)), "RO"),
+        SendingWindow("America/New_York", time(1, 30), time(1, 15), frozenset({1, 3, 7}), "US"),
+    ],
+    ids=["office", "overnight", "all-day", "wraps-near-dst"],
+)
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 3, 25, tzinfo=UTC),
+        datetime(2026, 10, 21, tzinfo=UTC),
+        datetime(2026, 12, 20, tzinfo=UTC),
+    ],
+)
+def test_the_memoised_slot_bounds_agree_with_the_window(window: SendingWindow, start: datetime) -> None:
+    """Every 7 minutes over 14 days around each zone's DST changes and the Romanian holidays (1 May is
+    outside; Christmas and 1-2 January are in)."""
+    for step in range(14 * 24 * 60 // 7):
+        at = start + timedelta(minutes=7 * step)
+        assert slot_bounds(window, at) == _slot_bounds_from_the_window(window, at), at
+
+
 def test_plan_slots_mirrors_the_reservation() -> None:
     a, b = uuid4(), uuid4()
     jobs = [uuid4() for _ in range(5)]
