@@ -68,9 +68,9 @@ from tests.support.workers import WorkerProcess
 TARGET_SHARE = {Function.SELECT_CHANNEL: 0.80, Function.ALLOCATE_PHONE: 0.70, Function.ROUTE: 0.70}
 TARGET_RSS_MB = 150
 # The round trips each job cannot do without (PostgreSQL, Redis): select_channel reads its lead;
-# allocate_phone reads its lead and the phones' counters; route reads its lead, reserves and enqueues
-# (one script could do both; today's route makes two calls) and writes the message's evidence row after
-# the enqueue. A job of only those round trips is the most that job can reach.
+# allocate_phone reads its lead and the phones' counters; route reads its lead, reserves and enqueues in
+# one script, and writes the message's evidence row after the enqueue. A job of only those round trips is
+# the most that job can reach.
 FLOOR = {Function.SELECT_CHANNEL: (1, 0), Function.ALLOCATE_PHONE: (1, 1), Function.ROUTE: (2, 1)}
 KINDS = {
     Function.SELECT_CHANNEL: "selector",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from loguru import logger
@@ -35,11 +36,11 @@ from src.errors import ConfigurationError, NotFound, TenantMismatch
 from src.jobs.base import JobInfo, job
 from src.jobs.tenant import sending_window
 from src.names import SEND_WHATSAPP_FOLLOWUP, SEND_WHATSAPP_INITIAL, Function, routed_job_id, whatsapp_queue
-from src.redis_io.job_writer import OutgoingJob
+from src.redis_io.job_writer import OutgoingJob, SlottedJob, slotted_job
 from src.redis_io.quota_ledger import Frame, PhoneLimit, Reservation, ReservationRequest
 from src.redis_io.withdraw import Waiting, withdraw
 from src.results import Wire
-from src.runtime.clock import epoch_ms
+from src.runtime.clock import epoch_ms, epoch_us
 from src.runtime.deps import Deps
 from src.runtime.log import enrich_job
 
@@ -99,6 +100,19 @@ class Message:
 
     def on(self, phone_id: UUID, queue_slot: str, slot_ms: int) -> OutgoingJob:
         """The job on the queue of `phone_id`, due at `slot_ms` (arq's score, on the host's clock)."""
+        queue, function, payload = self._job(phone_id, queue_slot)
+        payload["scheduledAt"] = results.instant(self.at(slot_ms))
+        due_ms = self.wall_ms + slot_ms - self.frame.now_ms
+        return OutgoingJob(self.job_id, queue, function, payload, due_ms)
+
+    def slotted(self, phone_id: UUID, queue_slot: str) -> SlottedJob | None:
+        """The job `on` would write, for the reservation script to write at the slot it reserves."""
+        queue, function, payload = self._job(phone_id, queue_slot)
+        now_us = epoch_us(self.now)
+        return slotted_job(self.job_id, queue, function, payload, now_us=now_us, enqueue_ms=self.wall_ms)
+
+    def _job(self, phone_id: UUID, queue_slot: str) -> tuple[str, str, dict[str, Any]]:
+        """The message's queue, function and payload, all but the payload's scheduledAt."""
         data = self.data
         payload = {
             **data.payload,
@@ -106,15 +120,12 @@ class Message:
             "leadId": str(data.lead_id),
             "phoneId": str(phone_id),
             "lawfulBasis": self.basis.evidence(),
-            "scheduledAt": results.instant(self.at(slot_ms)),
         }
         if data.correlation_id:
             payload["correlationId"] = data.correlation_id
         followup = data.message_type is MessageType.FOLLOWUP
-        queue = whatsapp_queue(queue_slot, followup=followup)
         function = SEND_WHATSAPP_FOLLOWUP if followup else SEND_WHATSAPP_INITIAL
-        due_ms = self.wall_ms + slot_ms - self.frame.now_ms
-        return OutgoingJob(self.job_id, queue, function, payload, due_ms)
+        return whatsapp_queue(queue_slot, followup=followup), function, payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,14 +267,32 @@ async def _on_its_phone(
     deps: Deps, message: Message, lead: queries.RouteContext, phone: queries.PhoneRow
 ) -> Delivered | NotSent:
     """The usual case: the asked phone's quota, slot and the portfolio budget reserved, then the message
-    enqueued at its slot; or nothing. Only that phone goes to the script (its keys and arguments are most
-    of a route's cost at 50 phones): should an earlier try of this job have reserved another phone (it
-    rerouted), the script says so, and the rare second call passes the tenant's available phones to find
-    and reuse that reservation (their limits play no part: no fall-through)."""
+    enqueued at its slot; or nothing. Both in one script unless replicas must confirm the reservation
+    before the message is on a queue (QuotaLedger.enqueues_with_reservation). Only that phone goes to the
+    script (its keys and arguments are most of a route's cost at 50 phones): should an earlier try of this
+    job have reserved another phone (it rerouted), the script says so, and the rare second call passes the
+    tenant's available phones to find and reuse that reservation (their limits play no part: no
+    fall-through)."""
     asked = PhoneLimit(phone.id, phone.limit_on(message.today))
-    reservation = await message.reserve(
-        deps, [asked], message.request(phone.id, fall_through=False, report_elsewhere=True)
-    )
+    request = message.request(phone.id, fall_through=False, report_elsewhere=True)
+    job = message.slotted(phone.id, phone.queue_slot) if deps.quota.enqueues_with_reservation else None
+    if job is None:
+        reservation = await message.reserve(deps, [asked], request)
+    else:
+        # Reserved and enqueued in one script (no replica to wait for in between); when it got no phone,
+        # reserved nothing and enqueued nothing.
+        reservation, written = await deps.quota.reserve_and_enqueue(
+            tenant_id=message.tenant_id,
+            quota_date=message.today,
+            phone=asked,
+            request=request,
+            frame=message.frame,
+            ahead_s=message.ahead_s,
+            job=job,
+        )
+        if written is not None:
+            assert reservation.slot_ms is not None
+            return Delivered(phone.id, job.queue, written, message.at(reservation.slot_ms))
     slot = phone.queue_slot
     if reservation.elsewhere:
         async with deps.pg.acquire() as conn:

@@ -62,6 +62,77 @@ return out
 )
 
 
+# A UTC instant in microseconds since the epoch as `src.domain.windows.utc_iso` writes it, in Lua:
+# YYYY-MM-DDTHH:MM:SS, then .ffffff unless the microseconds are 0, then Z. The date from the day number
+# by H. Hinnant's civil_from_days. Every value stays an integer below 2^53, exact in Lua's doubles.
+ISO_LUA = """
+local function iso(us)
+  local micros = us % 1000000
+  local seconds = (us - micros) / 1000000
+  local rest = seconds % 86400
+  local z = (seconds - rest) / 86400 + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local leap = math.floor(doe / 1460) - math.floor(doe / 36524) + math.floor(doe / 146096)
+  local yoe = math.floor((doe - leap) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  local text = string.format('%04d-%02d-%02dT%02d:%02d:%02d', year, month, day, math.floor(rest / 3600),
+                             math.floor(rest % 3600 / 60), rest % 60)
+  if micros > 0 then text = text .. string.format('.%06d', micros) end
+  return text .. 'Z'
+end
+"""
+
+# Where a slotted job's scheduledAt goes, as the job is first serialized.
+_SLOT_MARK = "<<scheduledAt>>"
+
+
+@dataclass(frozen=True, slots=True)
+class SlottedJob:
+    """A job due at the slot its reservation gets, whose payload says that slot as `scheduledAt`: the
+    reservation script writes it (QuotaLedger.reserve_and_enqueue), the slot's instant put between the
+    job's two halves as arq stores it."""
+
+    job_id: str
+    queue: str
+    head: str  # the job as arq stores it, up to its scheduledAt's value
+    tail: str  # the rest, after that value
+    now_us: int  # the reservation's now (the service's clock), in microseconds since the epoch
+    enqueue_ms: int  # the host's time of the enqueue: arq's enqueue time, and the due time's base
+
+    def argument(self, expires_extra_ms: int) -> bytes:
+        """The job as the reservation script takes it."""
+        return orjson.dumps(
+            [
+                self.job_id,
+                self.queue,
+                self.head,
+                self.tail,
+                self.now_us,
+                self.enqueue_ms,
+                expires_extra_ms,
+                ARQ_JOB_PREFIX,
+                ARQ_RESULT_PREFIX,
+            ]
+        )
+
+
+def slotted_job(
+    job_id: str, queue: str, function: str, payload: dict[str, Any], *, now_us: int, enqueue_ms: int
+) -> SlottedJob | None:
+    """`payload` as a SlottedJob; None when the payload already holds the mark of the slot's place (the
+    caller then reserves first and enqueues the job, complete, after)."""
+    body = arq_job_bytes(function, {**payload, "scheduledAt": _SLOT_MARK}, enqueue_ms).decode()
+    parts = body.split(f'"{_SLOT_MARK}"')
+    if len(parts) != 2:
+        return None
+    return SlottedJob(job_id, queue, parts[0] + '"', '"' + parts[1], now_us, enqueue_ms)
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingJob:
     job_id: str

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from src.domain.senders import PORTFOLIO_WINDOW, Shortfall
 from src.names import pace_key, pace_slots_key, portfolio_key, quota_key, quota_reservations_key
+from src.redis_io.job_writer import ENQUEUE_ONE_LUA, ISO_LUA, JOB_EXPIRES_MS, SlottedJob
 from src.redis_io.replicas import ReplicaAcks
 
 # Today's counters of many phones. An MGET would do, but redis-py packs each of its keys in Python: for a
@@ -47,7 +48,7 @@ _ID = "{id}"  # where the phone id goes in a counter's key, for _USED_LUA
 # daily quota (its effective limit), the phone's pacing schedule (a slot inside the window, at least the
 # previous message's gap after it) and the tenant's portfolio budget (unique recipients in a moving 24 h).
 # Instants are epoch ms on the service's clock (src/runtime/clock.py).
-# ARGV[1] is one JSON array (one argument: redis-py packs each argument in Python, which cost a route
+# Its one argument is a JSON array (one argument: redis-py packs each argument in Python, which cost a route
 # more than the script itself, and a dispatch more than the script too when the requests were many):
 # [1]  key TTL in seconds (the portfolio key's is its own: 24 h past its newest score)
 # [2]  now
@@ -71,137 +72,164 @@ _ID = "{id}"  # where the phone id goes in a counter's key, for _USED_LUA
 # same job id was reused; its slot, or when none was reserved, -1 quota spent, -2 no slot left in the
 # window, -3 portfolio budget spent, -4 reserved earlier on a phone not passed. Then the P counters
 # after the batch.
-_RESERVE_LUA = """
-local a = cjson.decode(ARGV[1])
-local ttl, now, opens, closes, budget, window = a[1], a[2], a[3], a[4], a[5], a[6]
-local since = now - window
-local reservations_key, slots_key, portfolio_key = a[7], a[8], a[9]
-local phones, requests = a[10], a[11]
-local count = #phones
-local index_of, used, limit, free = {}, {}, {}, {}
-for p = 1, count do
-  index_of[phones[p][1]] = p
-  used[p] = tonumber(redis.call('GET', phones[p][3]) or '0')
-  free[p] = tonumber(redis.call('GET', phones[p][4]) or '0')
-  limit[p] = phones[p][2]
-end
--- Reads first, one call each for the whole batch: the earlier reservations of these job ids, and which
--- recipients the portfolio already holds. A batch is at most MAX_BATCH_SIZE requests, so every unpack
--- below stays far under Lua's limit of 8000 values.
-local jobs, recipients = {}, {}
-for n = 1, #requests do
-  jobs[n] = requests[n][1]
-  if requests[n][4] ~= '' then recipients[#recipients + 1] = requests[n][4] end
-end
-local previous_phone = redis.call('HMGET', reservations_key, unpack(jobs))
-local previous_slot = redis.call('HMGET', slots_key, unpack(jobs))
-redis.call('ZREMRANGEBYSCORE', portfolio_key, '-inf', '(' .. since)
-local spent = redis.call('ZCARD', portfolio_key)
-local known = {}
-if #recipients > 0 then
-  local scores = redis.call('ZMSCORE', portfolio_key, unpack(recipients))
-  for n = 1, #recipients do
-    if scores[n] then known[recipients[n]] = true end
+_RESERVE_FUNCTION_LUA = """
+local function reserve(a)
+  local ttl, now, opens, closes, budget, window = a[1], a[2], a[3], a[4], a[5], a[6]
+  local since = now - window
+  local reservations_key, slots_key, portfolio_key = a[7], a[8], a[9]
+  local phones, requests = a[10], a[11]
+  local count = #phones
+  local index_of, used, limit, free = {}, {}, {}, {}
+  for p = 1, count do
+    index_of[phones[p][1]] = p
+    used[p] = tonumber(redis.call('GET', phones[p][3]) or '0')
+    free[p] = tonumber(redis.call('GET', phones[p][4]) or '0')
+    limit[p] = phones[p][2]
   end
-end
-
-local function slot_on(p, send_now)
-  if send_now then return now end
-  local slot = math.max(free[p], now, opens)
-  if slot < closes then return slot end
-  return nil
-end
-
-local function pick(wanted, fall_through, send_now)
-  local room_left = used[wanted] < limit[wanted]
-  if room_left then
-    local slot = slot_on(wanted, send_now)
-    if slot then return wanted, slot end
+  -- Reads first, one call each for the whole batch: the earlier reservations of these job ids, and which
+  -- recipients the portfolio already holds. A batch is at most MAX_BATCH_SIZE requests, so every unpack
+  -- below stays far under Lua's limit of 8000 values.
+  local jobs, recipients = {}, {}
+  for n = 1, #requests do
+    jobs[n] = requests[n][1]
+    if requests[n][4] ~= '' then recipients[#recipients + 1] = requests[n][4] end
   end
-  if fall_through then
-    local best, best_room, best_slot = 0, 0, 0
-    for p = 1, count do
-      local room = limit[p] - used[p]
-      if room > 0 then
-        room_left = true
-        local slot = slot_on(p, send_now)
-        if slot and room > best_room then best, best_room, best_slot = p, room, slot end
-      end
+  local previous_phone = redis.call('HMGET', reservations_key, unpack(jobs))
+  local previous_slot = redis.call('HMGET', slots_key, unpack(jobs))
+  redis.call('ZREMRANGEBYSCORE', portfolio_key, '-inf', '(' .. since)
+  local spent = redis.call('ZCARD', portfolio_key)
+  local known = {}
+  if #recipients > 0 then
+    local scores = redis.call('ZMSCORE', portfolio_key, unpack(recipients))
+    for n = 1, #recipients do
+      if scores[n] then known[recipients[n]] = true end
     end
-    if best > 0 then return best, best_slot end
   end
-  if room_left then return 0, -2 end
-  return 0, -1
-end
 
--- Then the decisions, in Lua alone; the writes go at the end, one call per key.
-local out, newest = {}, 0
-local reserved, slots, added, moved = {}, {}, {}, {}
-for n = 1, #jobs do
-  local job, wanted, mode, recipient, gap, send_now = unpack(requests[n])
-  local fall_through = mode == '1'
-  send_now = send_now == '1'
-  local previous = previous_phone[n]
-  local chosen, reused, slot = 0, 0, -1
-  if previous and index_of[previous] then
-    chosen, reused = index_of[previous], 1
-    slot = tonumber(previous_slot[n] or now)
-  elseif previous and mode == '2' then
-    slot = -4
-  else
-    local counts = recipient ~= '' and not known[recipient]
-    if budget > 0 and counts and spent >= budget then
-      slot = -3
-    else
-      chosen, slot = pick(wanted, fall_through, send_now)
+  local function slot_on(p, send_now)
+    if send_now then return now end
+    local slot = math.max(free[p], now, opens)
+    if slot < closes then return slot end
+    return nil
+  end
+
+  local function pick(wanted, fall_through, send_now)
+    local room_left = used[wanted] < limit[wanted]
+    if room_left then
+      local slot = slot_on(wanted, send_now)
+      if slot then return wanted, slot end
     end
-    if chosen > 0 then
-      used[chosen] = used[chosen] + 1
-      moved[chosen] = true
-      reserved[#reserved + 1] = job
-      reserved[#reserved + 1] = phones[chosen][1]
-      slots[#slots + 1] = job
-      slots[#slots + 1] = slot
-      if gap > 0 and slot + gap > free[chosen] then free[chosen] = slot + gap end
-      if recipient ~= '' then
-        if counts then
-          spent = spent + 1
-          known[recipient] = true
+    if fall_through then
+      local best, best_room, best_slot = 0, 0, 0
+      for p = 1, count do
+        local room = limit[p] - used[p]
+        if room > 0 then
+          room_left = true
+          local slot = slot_on(p, send_now)
+          if slot and room > best_room then best, best_room, best_slot = p, room, slot end
         end
-        added[#added + 1] = slot
-        added[#added + 1] = recipient
-        newest = math.max(newest, slot)
+      end
+      if best > 0 then return best, best_slot end
+    end
+    if room_left then return 0, -2 end
+    return 0, -1
+  end
+
+  -- Then the decisions, in Lua alone; the writes go at the end, one call per key.
+  local out, newest = {}, 0
+  local reserved, slots, added, moved = {}, {}, {}, {}
+  for n = 1, #jobs do
+    local job, wanted, mode, recipient, gap, send_now = unpack(requests[n])
+    local fall_through = mode == '1'
+    send_now = send_now == '1'
+    local previous = previous_phone[n]
+    local chosen, reused, slot = 0, 0, -1
+    if previous and index_of[previous] then
+      chosen, reused = index_of[previous], 1
+      slot = tonumber(previous_slot[n] or now)
+    elseif previous and mode == '2' then
+      slot = -4
+    else
+      local counts = recipient ~= '' and not known[recipient]
+      if budget > 0 and counts and spent >= budget then
+        slot = -3
+      else
+        chosen, slot = pick(wanted, fall_through, send_now)
+      end
+      if chosen > 0 then
+        used[chosen] = used[chosen] + 1
+        moved[chosen] = true
+        reserved[#reserved + 1] = job
+        reserved[#reserved + 1] = phones[chosen][1]
+        slots[#slots + 1] = job
+        slots[#slots + 1] = slot
+        if gap > 0 and slot + gap > free[chosen] then free[chosen] = slot + gap end
+        if recipient ~= '' then
+          if counts then
+            spent = spent + 1
+            known[recipient] = true
+          end
+          added[#added + 1] = slot
+          added[#added + 1] = recipient
+          newest = math.max(newest, slot)
+        end
       end
     end
+    out[#out + 1] = chosen
+    out[#out + 1] = reused
+    out[#out + 1] = slot
   end
-  out[#out + 1] = chosen
-  out[#out + 1] = reused
-  out[#out + 1] = slot
-end
-if #reserved > 0 then
-  redis.call('HSET', reservations_key, unpack(reserved))
-  redis.call('HSET', slots_key, unpack(slots))
-  for p = 1, count do
-    if moved[p] then
-      redis.call('SET', phones[p][3], used[p])
-      redis.call('SET', phones[p][4], free[p])
+  if #reserved > 0 then
+    redis.call('HSET', reservations_key, unpack(reserved))
+    redis.call('HSET', slots_key, unpack(slots))
+    for p = 1, count do
+      if moved[p] then
+        redis.call('SET', phones[p][3], used[p])
+        redis.call('SET', phones[p][4], free[p])
+      end
+    end
+    redis.call('EXPIRE', reservations_key, ttl)
+    redis.call('EXPIRE', slots_key, ttl)
+    for p = 1, count do
+      redis.call('EXPIRE', phones[p][3], ttl)
+      redis.call('EXPIRE', phones[p][4], ttl)
     end
   end
-  redis.call('EXPIRE', reservations_key, ttl)
-  redis.call('EXPIRE', slots_key, ttl)
-  for p = 1, count do
-    redis.call('EXPIRE', phones[p][3], ttl)
-    redis.call('EXPIRE', phones[p][4], ttl)
+  if #added > 0 then redis.call('ZADD', portfolio_key, 'GT', unpack(added)) end
+  if newest > 0 then
+    local keep = newest - now + window
+    if redis.call('PTTL', portfolio_key) < keep then redis.call('PEXPIRE', portfolio_key, keep) end
   end
+  for p = 1, count do out[#out + 1] = used[p] end
+  return out
 end
-if #added > 0 then redis.call('ZADD', portfolio_key, 'GT', unpack(added)) end
-if newest > 0 then
-  local keep = newest - now + window
-  if redis.call('PTTL', portfolio_key) < keep then redis.call('PEXPIRE', portfolio_key, keep) end
+"""
+_RESERVE_LUA = _RESERVE_FUNCTION_LUA + "return reserve(cjson.decode(ARGV[1]))\n"
+
+# One request reserved as above (ARGV[1]) and, when it got a phone, its job enqueued at its slot in the
+# same script (src/redis_io/job_writer.py: the job's id checked, the job's payload saying the slot's
+# instant): a route's one Redis round trip instead of two. ARGV[2]: the job, a JSON array of its id, its
+# queue, the two halves of the job as arq stores it around its scheduledAt's value, the reservation's now
+# in microseconds, the host's enqueue time in ms, the expiry after its due time in ms, and arq's job and
+# result key prefixes. Returns the reservation's reply, then 1 when the job was written, 0 when its id
+# was taken (a retried router job); nothing more when nothing was reserved.
+_RESERVE_AND_ENQUEUE_LUA = (
+    _RESERVE_FUNCTION_LUA
+    + ISO_LUA
+    + ENQUEUE_ONE_LUA
+    + """
+local a = cjson.decode(ARGV[1])
+local out = reserve(a)
+if out[1] > 0 then
+  local job = cjson.decode(ARGV[2])
+  local slot, now = out[3], a[2]
+  local body = job[3] .. iso(job[5] + (slot - now) * 1000) .. job[4]
+  out[#out + 1] = enqueue_one(job[8] .. job[1], job[9] .. job[1], job[2], job[1], body, job[6] + slot - now,
+                              job[6], job[7])
 end
-for p = 1, count do out[#out + 1] = used[p] end
 return out
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +282,15 @@ class QuotaLedger:
     """`reserve` returns once `acks` has confirmed its writes (replicas.py): the caller commits journeys
     and enqueues messages on them."""
 
-    def __init__(self, redis: Redis, *, ttl_s: int, acks: ReplicaAcks) -> None:
+    def __init__(
+        self, redis: Redis, *, ttl_s: int, acks: ReplicaAcks, expires_extra_ms: int = JOB_EXPIRES_MS
+    ) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._acks = acks
+        self._expires_extra_ms = expires_extra_ms
         self._reserve = redis.register_script(_RESERVE_LUA)
+        self._reserve_and_enqueue = redis.register_script(_RESERVE_AND_ENQUEUE_LUA)
         self._used = redis.register_script(_USED_LUA)
 
     async def used(self, phone_ids: Sequence[UUID], quota_date: date) -> dict[UUID, int]:
@@ -345,6 +377,37 @@ class QuotaLedger:
         )
         await self._acks.confirm()
         return _reserved(phones, requests, raw)
+
+    @property
+    def enqueues_with_reservation(self) -> bool:
+        """Whether a route may reserve and enqueue in one script (`reserve_and_enqueue`): only when no
+        replica must confirm the reservation first. With REDIS_MIN_REPLICA_ACKS = N > 0 a message must not
+        be on a queue, where a sender can take it, before N replicas hold its count: a failover would
+        lose the count of a message already sent, and the phone would pass its limit
+        (tests/e2e/failure/test_failover.py found exactly that when the two went together)."""
+        return self._acks.min_acks == 0
+
+    async def reserve_and_enqueue(
+        self,
+        *,
+        tenant_id: UUID,
+        quota_date: date,
+        phone: PhoneLimit,
+        request: ReservationRequest,
+        frame: Frame,
+        ahead_s: int,
+        job: SlottedJob,
+    ) -> tuple[Reservation, bool | None]:
+        """`reserve` of one request on one phone and, when it got the phone, `job` enqueued at its slot,
+        atomically (_RESERVE_AND_ENQUEUE_LUA): the reservation, and True when the job was written, False
+        when its id was taken, None when nothing was reserved (nor enqueued). Only while
+        `enqueues_with_reservation`."""
+        assert self.enqueues_with_reservation, "a reservation that replicas must confirm goes alone"
+        argument = self._argument(tenant_id, quota_date, [phone], [request], frame, ahead_s)
+        raw = await self._reserve_and_enqueue(keys=[], args=[argument, job.argument(self._expires_extra_ms)])
+        await self._acks.confirm()
+        [reservation], _ = _reserved([phone], [request], raw[:4])
+        return reservation, bool(raw[4]) if len(raw) > 4 else None
 
     async def reserve_many(
         self, calls: Sequence[ReserveCall]

@@ -18,6 +18,15 @@ def epoch_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(at: datetime) -> int:
+    """An instant in microseconds since the epoch, exactly (no float on the way)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
 class Clock(Protocol):
     def __call__(self) -> datetime:
         """Now, as the service's decisions see it (aware, UTC)."""

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 
+from src.domain.windows import utc_iso
 from src.names import ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX
 from src.redis_io.codec import job_deserializer, job_serializer
-from src.redis_io.job_writer import JOB_EXPIRES_MS, JobWriter, OutgoingJob, arq_job_bytes, encode_batch
+from src.redis_io.job_writer import (
+    ISO_LUA,
+    JOB_EXPIRES_MS,
+    JobWriter,
+    OutgoingJob,
+    arq_job_bytes,
+    encode_batch,
+)
 from src.redis_io.replicas import ReplicaAcks
+from src.runtime.clock import epoch_us
 from src.runtime.deps import Deps
 from tests.support.services import TEST_REDIS_URL
 
@@ -161,3 +173,30 @@ async def test_a_stock_arq_worker_runs_a_deferred_job_at_its_time_not_before_and
 
     assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
     assert started["at-once"] * 1000 < due_ms <= started["deferred"] * 1000
+
+
+async def test_the_script_writes_an_instant_exactly_as_the_results_do(redis: Redis) -> None:
+    """The reservation script writes a routed message's scheduledAt itself (ISO_LUA): the same text as
+    utc_iso, for leap days, century years, year ends, whole seconds and every digit of the microseconds."""
+    rng = random.Random(20261130)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    moments = [
+        datetime(2000, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2100, 2, 28, 23, 59, 59, tzinfo=UTC),
+        datetime(2100, 3, 1, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+        datetime(2024, 2, 29, 12, 0, 0, 100000, tzinfo=UTC),
+        epoch,
+    ]
+    span = (datetime(2200, 1, 1, tzinfo=UTC) - epoch) // timedelta(microseconds=1)
+    moments += [epoch + timedelta(microseconds=rng.randrange(span)) for _ in range(3000)]
+    moments += [epoch + timedelta(seconds=rng.randrange(span // 1_000_000)) for _ in range(500)]
+    script = redis.register_script(
+        ISO_LUA
+        + "local out = {}\nfor n, us in ipairs(cjson.decode(ARGV[1])) do out[n] = iso(us) end\nreturn out"
+    )
+
+    written = await script(keys=[], args=[orjson.dumps([epoch_us(m) for m in moments])])
+
+    assert [text.decode() for text in written] == [utc_iso(m) for m in moments]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,6 +14,7 @@ from src.errors import NotFound, TenantMismatch
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key
 from src.redis_io.codec import loads
+from src.redis_io.job_writer import slotted_job
 from src.results import instant
 from src.runtime.clock import FixedClock
 from src.runtime.deps import Deps
@@ -98,6 +99,48 @@ async def test_a_retried_router_job_enqueues_and_counts_nothing_twice(
     assert first["jobId"] == second["jobId"] == "routed:router-7"
     assert (first["enqueued"], second["enqueued"]) == (True, False)
     assert await queued(redis, "q:wa:phone_44") == ["routed:router-7"]
+    assert int(await redis.get(quota_key(phone, today))) == 1
+
+
+async def test_a_paced_message_is_enqueued_at_its_slot_by_the_reservation_itself(
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock
+) -> None:
+    """One script reserves the slot and writes the job: its payload's scheduledAt (written in Lua) is the
+    result's, to the microsecond, and the job is due that much after its enqueue time."""
+    clock.now = clock.now.replace(microsecond=123456)
+    tenant = await factory.tenant(**{**ALWAYS_OPEN, "wa_min_gap_s": 90})
+    phone = await factory.phone(tenant, phone_number="+40721000047")
+    first, second = await factory.lead(tenant), await factory.lead(tenant)
+
+    await run(deps, tenant, first, phone, job_id="router-a")
+    result = await run(deps, tenant, second, phone, job_id="router-b")
+
+    slot = clock.now + timedelta(seconds=90)  # the phone's next free instant, 90 s after the first
+    assert (result["enqueued"], result["scheduledAt"]) == (True, instant(slot))
+    job = loads(await redis.get(ARQ_JOB_PREFIX + "routed:router-b"))
+    assert job["a"][0]["scheduledAt"] == instant(slot)
+    assert instant(slot).endswith(".123456Z")
+    assert await redis.zscore("q:wa:phone_47", "routed:router-b") == job["et"] + 90_000
+
+
+async def test_a_payload_holding_the_slot_s_mark_is_routed_in_two_calls_all_the_same(
+    deps: Deps, factory: Factory, redis: Redis, clock: FixedClock, today: date
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    phone = await factory.phone(tenant, phone_number="+40721000048")
+    lead = await factory.lead(tenant)
+    payload = {"text": "Bună ziua!", "<<scheduledAt>>": "<<scheduledAt>>"}
+    # The caller's own text where the script would put the slot: no one-script job is made of it.
+    assert slotted_job("routed:router-m", "q", "f", payload, now_us=0, enqueue_ms=0) is None
+
+    first = await run(deps, tenant, lead, phone, job_id="router-m", payload=payload)
+    again = await run(deps, tenant, lead, phone, job_id="router-m", payload=payload)
+
+    assert (first["routed"], first["enqueued"], again["enqueued"]) == (True, True, False)
+    job = loads(await redis.get(ARQ_JOB_PREFIX + "routed:router-m"))
+    assert job["a"][0]["<<scheduledAt>>"] == "<<scheduledAt>>"
+    assert job["a"][0]["scheduledAt"] == instant(clock.now)
+    assert await queued(redis, "q:wa:phone_48") == ["routed:router-m"]
     assert int(await redis.get(quota_key(phone, today))) == 1
 
 
