@@ -12,7 +12,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from src.client import EnqueuedJob, OutreachClient
-from src.names import ARQ_RESULT_PREFIX
+from src.names import ARQ_IN_PROGRESS_PREFIX, ARQ_JOB_PREFIX, ARQ_RESULT_PREFIX, ARQ_RETRY_PREFIX
 from src.redis_io.codec import job_deserializer
 from tests.support.factories import Factory
 from tests.support.tenants import ALWAYS_OPEN
@@ -82,6 +82,26 @@ async def all_results(
                 results[job_id] = job_deserializer(raw)
                 pending.discard(job_id)
         if pending:
-            assert time.monotonic() < deadline, f"{len(pending)} acknowledged jobs never completed"
+            if time.monotonic() >= deadline:
+                missing = [job for job in jobs if job.job_id in pending]
+                seen = [await _whereabouts(redis_client, job) for job in missing[:5]]
+                raise AssertionError(f"{len(pending)} acknowledged jobs never completed: " + "; ".join(seen))
             await asyncio.sleep(0.5)
     return [results[job.job_id] for job in jobs]
+
+
+async def _whereabouts(redis_client: Redis, job: EnqueuedJob[Any]) -> str:
+    """What Redis holds of a job that has no result: for the failure message, to tell a job lost from
+    one still waiting, running or retrying."""
+    job_id = job.job_id
+    async with redis_client.pipeline(transaction=False) as pipe:
+        pipe.exists(ARQ_JOB_PREFIX + job_id)
+        pipe.zscore(job.queue, job_id)
+        pipe.pttl(ARQ_IN_PROGRESS_PREFIX + job_id)
+        pipe.get(ARQ_RETRY_PREFIX + job_id)
+        stored, score, in_progress_ms, tries = await pipe.execute()
+    tries = tries.decode() if tries else None
+    return (
+        f"{job_id} (job key {'present' if stored else 'absent'}, queued with score {score}, "
+        f"in-progress key TTL {in_progress_ms} ms, tries {tries})"
+    )
