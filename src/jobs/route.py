@@ -95,6 +95,20 @@ class Message:
         )
         return reservation
 
+    async def reserve_and_enqueue(
+        self, deps: Deps, phone: PhoneLimit, request: ReservationRequest, job: SlottedJob
+    ) -> tuple[Reservation, bool | None]:
+        """`reserve` on one phone, and `job` enqueued at its slot (QuotaLedger.reserve_and_enqueue)."""
+        return await deps.quota.reserve_and_enqueue(
+            tenant_id=self.tenant_id,
+            quota_date=self.today,
+            phone=phone,
+            request=request,
+            frame=self.frame,
+            ahead_s=self.ahead_s,
+            job=job,
+        )
+
     def at(self, slot_ms: int) -> datetime:
         return self.now + timedelta(milliseconds=slot_ms - self.frame.now_ms)
 
@@ -281,15 +295,7 @@ async def _on_its_phone(
     else:
         # Reserved and enqueued in one script (no replica to wait for in between); when it got no phone,
         # reserved nothing and enqueued nothing.
-        reservation, written = await deps.quota.reserve_and_enqueue(
-            tenant_id=message.tenant_id,
-            quota_date=message.today,
-            phone=asked,
-            request=request,
-            frame=message.frame,
-            ahead_s=message.ahead_s,
-            job=job,
-        )
+        reservation, written = await message.reserve_and_enqueue(deps, asked, request, job)
         if written is not None:
             assert reservation.slot_ms is not None
             return Delivered(phone.id, job.queue, written, message.at(reservation.slot_ms))
