@@ -46,6 +46,8 @@ from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
+from src.redis_io.job_writer import JobWriter, arq_job_bytes, encode_batch
+from src.redis_io.replicas import ReplicaAcks
 from src.runtime.wakeup import wake_workers
 
 R = TypeVar("R")
@@ -117,6 +119,12 @@ class OutreachClient:
         """`max_payload_bytes`: the largest route payload sent (default: MAX_PAYLOAD_BYTES)."""
         self.redis = redis
         self.max_payload_bytes = max_payload_bytes or get_config().max_payload_bytes
+        # Jobs are written by the service's enqueue script, one call that checks the id and writes the
+        # job, not by arq's enqueue_job: that one watches the job's key, and a connection lost during its
+        # transaction reaches arq as a WatchError, which it reports as a duplicate (None). The caller was
+        # told "already enqueued" of a job that was never written (tests/failure/test_client_enqueue.py).
+        # As with enqueue_job, no replica is waited for.
+        self._writer = JobWriter(redis, acks=ReplicaAcks(redis, min_acks=0, timeout_s=0.0))
 
     @classmethod
     @asynccontextmanager
@@ -149,10 +157,12 @@ class OutreachClient:
     ) -> EnqueuedJob[R]:
         queue = QUEUE_OF[function].value
         job_id = job_id or f"{function.value}:{uuid4().hex}"
-        job = await self.redis.enqueue_job(function.value, payload, _job_id=job_id, _queue_name=queue)
-        if job is not None:
+        now_ms = int(time.time() * 1000)
+        job = encode_batch([(job_id, queue, arq_job_bytes(function.value, payload, now_ms))])
+        [created] = await self._writer.enqueue_batch(job, now_ms=now_ms)
+        if created:
             await wake_workers(self.redis, queue)
-        return EnqueuedJob(job_id, queue, function, job is not None, parse, self.redis)
+        return EnqueuedJob(job_id, queue, function, created, parse, self.redis)
 
     async def dispatch(
         self,
