@@ -3,9 +3,8 @@
 arq treats its own job timeout as a permanent failure (a bare TimeoutError, not retried). So every call a job
 makes to PostgreSQL or Redis must give up well inside that timeout, as a transient fault the job wrapper
 retries (src/jobs/base.py). The wrapper opens a deadline at BUDGET_SHARE of the job's timeout (`JobDeadline`):
-- every PostgreSQL call of the job is bounded by what is left of it (`BudgetedConnection`, and
-  `JobPool` in src/runtime/job_pool.py): acquiring a connection, connecting, each statement, the
-  ROLLBACK after a failure;
+- every PostgreSQL call of the job is bounded by what is left of it (`JobPool`): acquiring a connection,
+  connecting, each statement, the ROLLBACK after a failure;
 - a Redis command is bounded by REDIS_SOCKET_TIMEOUT_S, which Config keeps at most half the shortest job
   timeout, so it fires inside every budget;
 - whatever the job still awaits when the deadline passes is cancelled, and the try ends in
@@ -127,3 +126,14 @@ class BudgetedConnection(asyncpg.Connection):  # type: ignore[misc]
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         return await super().fetchval(query, *args, timeout=bounded(timeout), **kwargs)
+
+
+class JobPool(asyncpg.Pool):  # type: ignore[misc]
+    """asyncpg's pool, on BudgetedConnections: waiting for a connection (and opening one) is bounded by
+    the job's budget, and a release waits at most RELEASE_S for a cut statement's cancel."""
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=bounded(timeout))
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        await super().release(connection, timeout=RELEASE_S if timeout is None else timeout)

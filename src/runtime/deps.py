@@ -14,9 +14,8 @@ from src.redis_io.connection import close_redis, create_redis_client
 from src.redis_io.job_writer import JobWriter
 from src.redis_io.quota_ledger import QuotaLedger
 from src.redis_io.replicas import ReplicaAcks
-from src.runtime.budget import BudgetedConnection
+from src.runtime.budget import BudgetedConnection, JobPool
 from src.runtime.clock import Clock, SystemClock
-from src.runtime.job_pool import JobPool
 
 
 @dataclass(frozen=True)
