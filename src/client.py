@@ -46,7 +46,7 @@ from src.errors import InvalidJobInput
 from src.names import QUEUE_OF, Function
 from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
-from src.redis_io.job_writer import JobWriter, arq_job_bytes, encode_batch
+from src.redis_io.job_writer import JobWriter, OutgoingJob
 from src.redis_io.replicas import ReplicaAcks
 from src.runtime.wakeup import wake_workers
 
@@ -157,9 +157,8 @@ class OutreachClient:
     ) -> EnqueuedJob[R]:
         queue = QUEUE_OF[function].value
         job_id = job_id or f"{function.value}:{uuid4().hex}"
-        now_ms = int(time.time() * 1000)
-        job = encode_batch([(job_id, queue, arq_job_bytes(function.value, payload, now_ms))])
-        [created] = await self._writer.enqueue_batch(job, now_ms=now_ms)
+        outgoing = OutgoingJob(job_id, queue, function.value, payload)
+        [created] = await self._writer.enqueue([outgoing], now_ms=int(time.time() * 1000))
         if created:
             await wake_workers(self.redis, queue)
         return EnqueuedJob(job_id, queue, function, created, parse, self.redis)
