@@ -29,7 +29,7 @@ from arq.worker import Worker
 from src.config import Config, get_config
 from src.names import ALL_QUEUES_HEALTH_KEY, Queue, health_key
 from src.runtime import metrics, sender_gauges
-from src.runtime.deps import build_deps, close_deps
+from src.runtime.deps import build_deps, close_deps, for_queues
 from src.runtime.log import configure_logging
 from src.runtime.queues import QUEUES, freeze_startup_heap, worker_options
 from src.runtime.supervisor import QueueSupervisor, SupervisedWorker
@@ -69,6 +69,7 @@ def supervised(queues: Sequence[Queue], *, health_check_key: str) -> Callable[[C
         deps = await build_deps(CONFIG)
         ctx["deps"] = deps
         metrics.serve(CONFIG.metrics_port)
+        queue_deps = for_queues(deps, queues)
         freeze_startup_heap()
 
         def make_worker(queue: Queue, pool: ArqRedis) -> Worker:
@@ -79,7 +80,7 @@ def supervised(queues: Sequence[Queue], *, health_check_key: str) -> Callable[[C
                 redis_pool=pool,
                 handle_signals=False,
                 idle_poll_s=CONFIG.idle_poll_s,
-                ctx={"deps": deps, "queue": queue.value},
+                ctx={"deps": queue_deps[queue], "queue": queue.value},
             )
 
         # One queue: its worker keeps the queue's health key; several: the supervisor keeps the process's.

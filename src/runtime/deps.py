@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -10,18 +12,22 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from src.config import Config
+from src.names import Queue
 from src.redis_io.connection import close_redis, create_redis_client
 from src.redis_io.job_writer import JobWriter
 from src.redis_io.quota_ledger import QuotaLedger
 from src.redis_io.replicas import ReplicaAcks
 from src.runtime.budget import BudgetedConnection, JobPool
 from src.runtime.clock import Clock, SystemClock
+from src.runtime.pool_share import PoolShare, dispatch_share
 
 
 @dataclass(frozen=True)
 class Deps:
     config: Config
-    pg: asyncpg.Pool  # every job's statements (src/db/queries), on plain asyncpg connections
+    # Every job's statements (src/db/queries), on plain asyncpg connections: the process's pool, or the
+    # dispatch queue's share of it where per-lead jobs use it too (`for_queues`).
+    pg: asyncpg.Pool | PoolShare
     redis: Redis
     quota: QuotaLedger
     job_writer: JobWriter
@@ -96,6 +102,18 @@ async def build_deps(config: Config, *, clock: Clock | None = None) -> Deps:
     )
 
 
+def for_queues(deps: Deps, queues: Sequence[Queue]) -> dict[Queue, Deps]:
+    """Each queue's Deps in a process that runs `queues` on `deps`: `deps` itself, except that dispatch,
+    which holds its connection for a whole batch, gets a share of the pool when per-lead jobs use it too
+    (src/runtime/pool_share.py)."""
+    own = dict.fromkeys(queues, deps)
+    if Queue.DISPATCH in own and len(own) > 1:
+        share = PoolShare(deps.pg, dispatch_share(deps.config.db_pool_size))
+        own[Queue.DISPATCH] = dataclasses.replace(deps, pg=share)
+    return own
+
+
 async def close_deps(deps: Deps) -> None:
+    assert not isinstance(deps.pg, PoolShare), "close the process's Deps, not a queue's share of them"
     await deps.pg.close()
     await close_redis(deps.redis)

@@ -63,6 +63,11 @@ _POSTGRES_ERRORS = (
 )
 
 
+# Code whose waits are waits on PostgreSQL: the drivers', and a queue's share of the jobs' pool, where a job
+# waits for a connection another job holds (src/runtime/pool_share.py).
+_POSTGRES_MODULES = ("asyncpg", "sqlalchemy", "src.runtime.pool_share")
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """`exc` and what it was raised from or while handling, innermost last, each once."""
     seen: list[BaseException] = []
@@ -90,7 +95,7 @@ def _owner(exc: BaseException) -> Dependency | None:
         return Dependency.POSTGRESQL
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         module = str(frame.f_globals.get("__name__", ""))
-        if module.startswith(("asyncpg", "sqlalchemy")):
+        if module.startswith(_POSTGRES_MODULES):
             return Dependency.POSTGRESQL
         if module.startswith("redis"):
             return Dependency.REDIS

@@ -8,24 +8,12 @@ guarantees that choice relies on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from src.runtime.budget import JobPool
-from src.runtime.deps import create_job_pool
 from tests.support.services import make_settings
-
-
-@pytest.fixture
-async def pool(migrated_database: str) -> AsyncIterator[JobPool]:
-    built = await create_job_pool(make_settings(db_pool_size=2))
-    assert isinstance(built, JobPool)
-    try:
-        yield built
-    finally:
-        await asyncio.wait_for(built.close(), 10)
 
 
 async def warm(pool: JobPool) -> int:
