@@ -115,26 +115,39 @@ class EnqueuedJob(Generic[R]):
 
 
 class OutreachClient:
-    def __init__(self, redis: ArqRedis, *, max_payload_bytes: int | None = None) -> None:
-        """`max_payload_bytes`: the largest route payload sent (default: MAX_PAYLOAD_BYTES)."""
+    def __init__(
+        self, redis: ArqRedis, *, max_payload_bytes: int | None = None, min_replica_acks: int | None = None
+    ) -> None:
+        """`max_payload_bytes`: the largest route payload sent (default: MAX_PAYLOAD_BYTES).
+        `min_replica_acks`: replicas that must hold a job before its enqueue returns (default:
+        REDIS_MIN_REPLICA_ACKS, as for the workers' own enqueues)."""
+        config = get_config()
         self.redis = redis
-        self.max_payload_bytes = max_payload_bytes or get_config().max_payload_bytes
+        self.max_payload_bytes = max_payload_bytes or config.max_payload_bytes
         # Jobs are written by the service's enqueue script, one call that checks the id and writes the
         # job, not by arq's enqueue_job: that one watches the job's key, and a connection lost during its
         # transaction reaches arq as a WatchError, which it reports as a duplicate (None). The caller was
         # told "already enqueued" of a job that was never written (tests/failure/test_client_enqueue.py).
-        # As with enqueue_job, no replica is waited for.
-        self._writer = JobWriter(redis, acks=ReplicaAcks(redis, min_acks=0, timeout_s=0.0))
+        # Then the replicas are waited for, as for every write the service relies on (replicas.py): a
+        # job a failover would lose is not reported as enqueued.
+        acks = config.redis_min_replica_acks if min_replica_acks is None else min_replica_acks
+        self._writer = JobWriter(
+            redis, acks=ReplicaAcks(redis, min_acks=acks, timeout_s=config.replica_ack_timeout_s)
+        )
 
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, redis_url: str | None = None, *, max_payload_bytes: int | None = None
+        cls,
+        redis_url: str | None = None,
+        *,
+        max_payload_bytes: int | None = None,
+        min_replica_acks: int | None = None,
     ) -> AsyncIterator[OutreachClient]:
         config = dataclasses.replace(arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0)
         redis = await create_pool(config, job_serializer=job_serializer, job_deserializer=job_deserializer)
         try:
-            yield cls(redis, max_payload_bytes=max_payload_bytes)
+            yield cls(redis, max_payload_bytes=max_payload_bytes, min_replica_acks=min_replica_acks)
         finally:
             await close_redis(redis)
 

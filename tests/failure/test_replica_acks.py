@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import redis.exceptions
@@ -21,6 +21,7 @@ from arq.worker import Retry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from src.client import OutreachClient
 from src.jobs.route import route
 from src.names import ARQ_JOB_PREFIX, quota_key, quota_reservations_key
 from src.redis_io.quota_ledger import PhoneLimit, ReservationRequest
@@ -225,6 +226,30 @@ async def test_route_queues_its_message_only_once_the_replica_holds_its_reservat
 
     assert result["routed"] is True
     assert await replica.exists(ARQ_JOB_PREFIX + "routed:router-1")
+
+
+async def test_a_client_enqueue_returns_once_the_replica_holds_the_job(
+    primary: str, replicated: Replicated, replica: Redis
+) -> None:
+    """An ops script's enqueue: reported as enqueued only once a failover could not lose it; while the
+    replica does not acknowledge, the enqueue raises, and the same job id enqueued again confirms it."""
+    payload = {"tenantId": str(uuid4()), "leadId": str(uuid4())}
+    async with OutreachClient.connect(primary, min_replica_acks=1) as client:
+        acked = await client.enqueue_raw("select_channel", payload, job_id="select_channel:acked")
+        on_replica = await replica.exists(ARQ_JOB_PREFIX + "select_channel:acked")
+
+        replicated.replicas[0].freeze()
+        try:
+            with pytest.raises(ReplicaAckTimeout):
+                await client.enqueue_raw("select_channel", payload, job_id="select_channel:unacked")
+        finally:
+            replicated.replicas[0].thaw()
+        again = await client.enqueue_raw("select_channel", payload, job_id="select_channel:unacked")
+        again_on_replica = await replica.exists(ARQ_JOB_PREFIX + "select_channel:unacked")
+
+    assert (acked.created, on_replica) == (True, 1)
+    # The first call wrote the job on the primary and only its confirmation failed: written once.
+    assert (again.created, again_on_replica) == (False, 1)
 
 
 async def test_a_write_to_a_replica_is_a_transient_redis_fault(
