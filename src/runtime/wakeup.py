@@ -7,7 +7,8 @@ IDLE_POLL_S, or until the queue's earliest deferred job (a retry, a cron tick) i
 Whoever enqueues into one of this service's own queues publishes on that channel (`wake_workers`): the
 project's client and the ALL fan-out. A message only says "poll now"; the queue itself stays the truth,
 so a lost message (a plain arq enqueuer, a pub/sub connection that dropped) costs at most IDLE_POLL_S of
-pick-up latency, never a job. A worker that still has queued work polls every POLL_DELAY_S as arq does.
+pick-up latency, never a job. A worker that has taken jobs polls again after POLL_DELAY_S as arq does,
+or at once when a message comes meanwhile; one with no room for another job (max_jobs) just waits.
 """
 
 from __future__ import annotations
@@ -46,23 +47,33 @@ class WakeOnEnqueue(Worker):
         await super().start_jobs(job_ids)
 
     async def _poll_iteration(self) -> None:
-        """arq's poll, repeated at once whenever a wake-up message ends the wait that follows a poll which
-        found the queue empty. Returns after a poll that found work (or could not take any: max_jobs
-        reached), for arq's own poll delay, or after a wait that ran its full length."""
+        """arq's poll, repeated at once whenever a wake-up message ends the wait that follows it. After a
+        poll that found the queue empty the wait is IDLE_POLL_S (see `_wait_for_work`); after one that
+        took jobs it is the rest of POLL_DELAY_S, which arq would otherwise sleep through deaf: a job
+        enqueued just after its predecessor finished (an ops script that awaits each job before the
+        next) waited up to POLL_DELAY_S. Returns, for arq's own poll delay (by then used up), after a
+        wait that ran its full length, or at once when the worker has no room for another job."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._drain_wake_messages()
             self._found = None
+            polled_at = loop.time()
             await super()._poll_iteration()
-            if self._found != 0 or self.burst:
+            if self.burst:
                 return
-            if not await self._wait_for_work():
+            if self._found == 0:
+                wait = self.poll_delay_s if self.job_counter else await self._idle_wait()
+            elif self.job_counter < self.max_jobs:
+                wait = self.poll_delay_s - (loop.time() - polled_at)
+            else:
+                return
+            if wait <= 0 or not await self._wait_for_work(wait):
                 return
 
-    async def _wait_for_work(self) -> bool:
-        """Wait for a wake-up message (True) or the wait's end (False): IDLE_POLL_S while no job runs, or
-        the earliest deferred job's time if sooner; POLL_DELAY_S while jobs run, since a running job may
-        put itself back deferred (arq's Retry) after this wait began."""
-        wait = self.poll_delay_s if self.job_counter else await self._idle_wait()
+    async def _wait_for_work(self, wait: float) -> bool:
+        """Wait for a wake-up message (True) or `wait`'s end (False). An empty queue's wait is IDLE_POLL_S
+        while no job runs, or until the earliest deferred job's time if sooner; POLL_DELAY_S while jobs
+        run, since a running job may put itself back deferred (arq's Retry) after this wait began."""
         started = time.monotonic()
         try:
             subscription = await self._subscription()

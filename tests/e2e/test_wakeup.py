@@ -85,3 +85,19 @@ async def test_a_deferred_job_runs_when_due_not_at_the_next_idle_poll(
         await wake_workers(client.redis, Queue.SELECTOR.value)
         await job.result(timeout=20, poll_delay=0.05)
         assert 0.9 < time.monotonic() - started < 4.0
+
+
+async def test_a_job_enqueued_right_after_another_is_picked_up_at_once_not_at_the_next_poll(
+    lead_of: tuple[UUID, UUID], redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    """An ops script that awaits each job before it enqueues the next: the worker took the last job a
+    moment ago, and between two polls that take jobs it waits POLL_DELAY_S (3 s here) unless woken."""
+    tenant, lead = lead_of
+    async with workers.new("SelectorSettings", POLL_DELAY_S="3", **SLOW_IDLE_POLL) as worker:
+        await worker.wait_healthy(redis)
+        await asyncio.sleep(0.5)  # the worker is in its idle wait
+        started = time.monotonic()
+        for _ in range(3):
+            selected = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=20)
+            assert selected.selected_channel in ("WHATSAPP", "EMAIL_COLD")
+        assert time.monotonic() - started < 2.0
