@@ -101,3 +101,36 @@ async def test_a_job_enqueued_right_after_another_is_picked_up_at_once_not_at_th
             selected = await (await client.select_channel(tenant_id=tenant, lead_id=lead)).result(timeout=20)
             assert selected.selected_channel in ("WHATSAPP", "EMAIL_COLD")
         assert time.monotonic() - started < 2.0
+
+
+async def zrangebyscore_calls(redis: Redis) -> int:
+    """arq's polls (ZRANGEBYSCORE) the Redis server has run: the workers' only use of that command."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+async def test_a_stream_of_enqueues_costs_a_poll_per_wake_up_gap_not_a_poll_per_job(
+    lead_of: tuple[UUID, UUID], redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    """An ops script enqueueing in a loop, each enqueue publishing a wake-up: the worker polls at most
+    once per WAKE_GAP_SHARE x POLL_DELAY_S (200 ms here), taking the jobs that came meanwhile together,
+    and still long before its next poll was due."""
+    tenant, lead = lead_of
+    async with workers.new("SelectorSettings", POLL_DELAY_S="1", **SLOW_IDLE_POLL) as worker:
+        await worker.wait_healthy(redis)
+        await asyncio.sleep(0.5)  # the worker is in its idle wait
+        polls_before = await zrangebyscore_calls(redis)
+        started = time.monotonic()
+        jobs = []
+        for _ in range(40):  # 2 s, one enqueue every 50 ms
+            jobs.append(await client.select_channel(tenant_id=tenant, lead_id=lead))
+            await asyncio.sleep(0.05)
+        for job in jobs:
+            await job.result(timeout=20)
+        took = time.monotonic() - started
+        polls = await zrangebyscore_calls(redis) - polls_before
+
+    # 2 s of enqueues and the last job's pick-up: about 11 polls 200 ms apart (one per job without the
+    # gap), and the last job done well before a 1 s poll delay would have let it start.
+    assert polls <= 16, polls
+    assert took < 2.0 + 0.6
