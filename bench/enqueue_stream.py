@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import uvloop
+from redis.asyncio import Redis
 
 from bench.common import Target, bench_deps, prepare
 from bench.per_lead_jobs import jobs_for, populate
@@ -29,12 +30,8 @@ from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
 
 
-async def polls(target: Target) -> int:
-    deps = await bench_deps(target)
-    try:
-        stats = await deps.redis.info("commandstats")
-    finally:
-        await close_deps(deps)
+async def polls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
 
 
@@ -48,7 +45,7 @@ async def measure(target: Target, rate: float, count: int, source: Path | None) 
         await worker.wait_healthy(deps.redis, timeout=60)
         await asyncio.sleep(1.0)  # past start-up, in its idle wait
         async with OutreachClient.connect(target.redis_url) as client:
-            polls_before = await polls(target)
+            polls_before = await polls(deps.redis)
             meter = CpuMeter(worker.pid)
             started = time.perf_counter()
             handles = []
@@ -60,7 +57,7 @@ async def measure(target: Target, rate: float, count: int, source: Path | None) 
             for handle in handles:
                 await handle.result(timeout=60)
             cpu_s = meter.spent()["worker"]
-            polled = await polls(target) - polls_before
+            polled = await polls(deps.redis) - polls_before
     finally:
         await worker.stop()
         await close_deps(deps)

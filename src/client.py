@@ -130,10 +130,7 @@ class OutreachClient:
         # told "already enqueued" of a job that was never written (tests/failure/test_client_enqueue.py).
         # Then the replicas are waited for, as for every write the service relies on (replicas.py): a
         # job a failover would lose is not reported as enqueued.
-        acks = config.redis_min_replica_acks if min_replica_acks is None else min_replica_acks
-        self._writer = JobWriter(
-            redis, acks=ReplicaAcks(redis, min_acks=acks, timeout_s=config.replica_ack_timeout_s)
-        )
+        self._writer = JobWriter(redis, acks=ReplicaAcks.configured(redis, config, min_acks=min_replica_acks))
 
     @classmethod
     @asynccontextmanager

@@ -63,7 +63,7 @@ async def _flush_outbox(conn: asyncpg.Connection, redis: Redis, tenant_id: UUID,
     afterwards no batch committed before the objection can put one of the lead's messages on a queue.
     A relayed job that is already queued is not written twice; a row goes only once REDIS_MIN_REPLICA_ACKS
     replicas hold its jobs, as in dispatch. Returns how many jobs the rows held."""
-    acks = ReplicaAcks(redis, min_acks=config.redis_min_replica_acks, timeout_s=config.replica_ack_timeout_s)
+    acks = ReplicaAcks.configured(redis, config)
     writer = JobWriter(redis, acks=acks)
     async with conn.transaction():
         rows = await claim_tenant_outbox(conn, tenant_id=tenant_id)

@@ -15,10 +15,15 @@ enqueued) without writing anything itself.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from src.names import REPLICA_FENCE_KEY
+
+if TYPE_CHECKING:
+    from src.config import Config
 
 
 class ReplicaAckTimeout(RedisError):
@@ -33,6 +38,12 @@ class ReplicaAcks:
         self._redis = redis
         self.min_acks = min_acks
         self._timeout_ms = max(1, round(timeout_s * 1000))
+
+    @classmethod
+    def configured(cls, redis: Redis, config: Config, *, min_acks: int | None = None) -> ReplicaAcks:
+        """REDIS_MIN_REPLICA_ACKS replicas (or `min_acks`), waited for as long as the configuration allows."""
+        wanted = config.redis_min_replica_acks if min_acks is None else min_acks
+        return cls(redis, min_acks=wanted, timeout_s=config.replica_ack_timeout_s)
 
     async def confirm(self) -> None:
         """Return once `min_acks` replicas hold every write the primary made before this call; at once

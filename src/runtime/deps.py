@@ -91,7 +91,7 @@ def create_redis(config: Config) -> Redis:
 
 async def build_deps(config: Config, *, clock: Clock | None = None) -> Deps:
     redis = create_redis(config)
-    acks = ReplicaAcks(redis, min_acks=config.redis_min_replica_acks, timeout_s=config.replica_ack_timeout_s)
+    acks = ReplicaAcks.configured(redis, config)
     return Deps(
         config=config,
         pg=await create_job_pool(config),

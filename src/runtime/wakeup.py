@@ -64,14 +64,14 @@ class WakeOnEnqueue(Worker):
         while True:
             await self._drain_wake_messages()
             self._found = None
-            self._polled_at = polled_at = loop.time()
+            self._polled_at = loop.time()
             await super()._poll_iteration()
             if self.burst:
                 return
             if self._found == 0:
                 wait = self.poll_delay_s if self.job_counter else await self._idle_wait()
             elif self.job_counter < self.max_jobs:
-                wait = self.poll_delay_s - (loop.time() - polled_at)
+                wait = self.poll_delay_s - (loop.time() - self._polled_at)
             else:
                 return
             if wait <= 0 or not await self._wait_for_work(wait):
