@@ -15,7 +15,10 @@ no-op rate): select_channel >= 80%, allocate_phone and route >= 70%.
 The floor of each kind runs the same worker with a job that makes only the round trips that kind cannot
 do without (FLOOR; bench/worker_process.py --floor) and nothing else: its share of the no-op rate is the
 most any implementation of that job with those round trips can reach on this stack (arq, redis-py,
-asyncpg, one process). A target above its floor cannot be met by tuning the job.
+asyncpg, one process). A target above its floor cannot be met by tuning the job. The worker is bound by
+its CPU (the no-op too), so each target is also an allowance of CPU per job beyond the no-op's
+(no-op / target - no-op), printed beside what the job and its floor took beyond it; bench/job_cpu.py
+splits each job's CPU, in-process, into its round trips and the rest.
 
 Data: one tenant, 2,000 leads with the variety of bench/dispatch_throughput.py, 50 phones (4 of them
 unavailable, so some routes are rerouted). Jobs pick leads at random (a lead may come twice; the first
@@ -260,6 +263,8 @@ async def main(args: argparse.Namespace) -> int:
     rates: dict[str, list[float]] = {"noop": []} | {str(f): [] for f in KINDS}
     shares: dict[str, list[float]] = {str(f): [] for f in KINDS}
     floors: dict[str, list[float]] = {str(f): [] for f in KINDS}
+    # CPU per job beyond the no-op's in the same round: (the target's allowance, the job's, its floor's)
+    beyond: dict[str, list[tuple[float, float, float]]] = {str(f): [] for f in KINDS}
     peaks: list[float] = []
     for round_no in range(args.rounds):
         results: dict[str, Measured] = {}
@@ -271,6 +276,14 @@ async def main(args: argparse.Namespace) -> int:
             rates["noop"].append(noop.rate)
             rates[str(function)].append(job.rate)
             shares[str(function)].append(job.rate / noop.rate)
+            base = noop.cpu_us_per_job
+            beyond[str(function)].append(
+                (
+                    base / TARGET_SHARE[function] - base,
+                    job.cpu_us_per_job - base,
+                    floor.cpu_us_per_job - base,
+                )
+            )
             peaks += [noop.peak_rss_mb, job.peak_rss_mb]
             results[str(function)] = job
             print(
@@ -295,6 +308,11 @@ async def main(args: argparse.Namespace) -> int:
             f"  {function:<15} {statistics.median(rates[str(function)]):7.0f} jobs/s = {share:5.0%} of no-op"
             f"   target >= {goal:.0%}   {verdict(share >= goal)}   (a job of only its {pg} PostgreSQL and "
             f"{redis} Redis round trips: {statistics.median(floors[str(function)]):.0%})"
+        )
+        allowed, took, trips = (statistics.median(part) for part in zip(*beyond[str(function)], strict=True))
+        print(
+            f"  {'':<15} CPU per job beyond the no-op's: the target allows {allowed:.0f} us, the job took "
+            f"{took:.0f}, its round trips alone {trips:.0f}"
         )
     worst = max(*peaks, rss_all)
     ok &= worst <= TARGET_RSS_MB
