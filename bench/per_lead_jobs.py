@@ -20,6 +20,13 @@ its CPU (the no-op too), so each target is also an allowance of CPU per job beyo
 (no-op / target - no-op), printed beside what the job and its floor took beyond it; bench/job_cpu.py
 splits each job's CPU, in-process, into its round trips and the rest.
 
+The skeleton of each kind (bench/worker_process.py --skeleton) is the least any implementation of that
+job in this service does: the project's job wrapper around the job's own statements (route's put through
+the law's gate, which decides whether it writes), no decision and an empty result. Its share of the no-op
+rate is the most such a job can reach; its CPU beyond the no-op's, against the target's allowance,
+leaves what the job's own logic (the lawful-basis and suppression checks, the decision, the result) may
+take at most.
+
 Data: one tenant, 2,000 leads with the variety of bench/dispatch_throughput.py, 50 phones (4 of them
 unavailable, so some routes are rerouted). Jobs pick leads at random (a lead may come twice; the first
 allocation of a lead writes its sticky phone, later ones find it); routes use the lead's sticky phone or
@@ -160,7 +167,13 @@ def _sample_rss(worker: WorkerProcess, peak: float) -> float:
 
 
 async def run_worker(
-    target: Target, queue: str, *, noop: bool, profile: Path | None, floor: tuple[int, int] | None = None
+    target: Target,
+    queue: str,
+    *,
+    noop: bool,
+    profile: Path | None,
+    floor: tuple[int, int] | None = None,
+    skeleton: bool = False,
 ) -> Measured:
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as scratch:
         report_path = Path(scratch) / "report.json"
@@ -177,6 +190,8 @@ async def run_worker(
             command.append("--noop")
         if floor is not None:
             command += ["--floor", f"{floor[0]},{floor[1]}"]
+        if skeleton:
+            command.append("--skeleton")
         if profile is not None:
             command += ["--profile", str(profile)]
         worker = WorkerProcess(command, env=target.env(LOG_LEVEL="INFO")).start()
@@ -202,15 +217,21 @@ async def measure(
     noop: bool,
     round_no: int,
     floor: bool = False,
+    skeleton: bool = False,
 ) -> Measured:
     scenario = await populate(target, seed=args.seed, leads=args.leads)
     await enqueue(target, jobs_for(function, scenario, args.jobs, seed=args.seed + round_no))
     profile = None
-    if args.profile and round_no == 0 and not floor:
+    if args.profile and round_no == 0 and not floor and not skeleton:
         profile = ROOT / "bench" / "results" / f"profile-{function}{'-noop' if noop else ''}.txt"
         profile.parent.mkdir(exist_ok=True)
     measured = await run_worker(
-        target, KINDS[function], noop=noop, profile=profile, floor=FLOOR[function] if floor else None
+        target,
+        KINDS[function],
+        noop=noop,
+        profile=profile,
+        floor=FLOOR[function] if floor else None,
+        skeleton=skeleton,
     )
     if measured.jobs != args.jobs or measured.failed:
         sys.exit(f"{function}: {measured.jobs} jobs complete, {measured.failed} failed, {args.jobs} expected")
@@ -263,8 +284,10 @@ async def main(args: argparse.Namespace) -> int:
     rates: dict[str, list[float]] = {"noop": []} | {str(f): [] for f in KINDS}
     shares: dict[str, list[float]] = {str(f): [] for f in KINDS}
     floors: dict[str, list[float]] = {str(f): [] for f in KINDS}
-    # CPU per job beyond the no-op's in the same round: (the target's allowance, the job's, its floor's)
-    beyond: dict[str, list[tuple[float, float, float]]] = {str(f): [] for f in KINDS}
+    skeletons: dict[str, list[float]] = {str(f): [] for f in KINDS}
+    # CPU per job beyond the no-op's in the same round: (the target's allowance, the job's, its floor's,
+    # its skeleton's)
+    beyond: dict[str, list[tuple[float, float, float, float]]] = {str(f): [] for f in KINDS}
     peaks: list[float] = []
     for round_no in range(args.rounds):
         results: dict[str, Measured] = {}
@@ -273,6 +296,8 @@ async def main(args: argparse.Namespace) -> int:
             job = await measure(target, function, args, noop=False, round_no=round_no)
             floor = await measure(target, function, args, noop=False, round_no=round_no, floor=True)
             floors[str(function)].append(floor.rate / noop.rate)
+            skeleton = await measure(target, function, args, noop=False, round_no=round_no, skeleton=True)
+            skeletons[str(function)].append(skeleton.rate / noop.rate)
             rates["noop"].append(noop.rate)
             rates[str(function)].append(job.rate)
             shares[str(function)].append(job.rate / noop.rate)
@@ -282,6 +307,7 @@ async def main(args: argparse.Namespace) -> int:
                     base / TARGET_SHARE[function] - base,
                     job.cpu_us_per_job - base,
                     floor.cpu_us_per_job - base,
+                    skeleton.cpu_us_per_job - base,
                 )
             )
             peaks += [noop.peak_rss_mb, job.peak_rss_mb]
@@ -291,7 +317,8 @@ async def main(args: argparse.Namespace) -> int:
                 f"{noop.rate:7.0f} jobs/s: {job.rate / noop.rate:5.0%}   (CPU per job "
                 f"{job.cpu_us_per_job:.0f} vs {noop.cpu_us_per_job:.0f} us, "
                 f"peak RSS {job.peak_rss_mb:.0f} MB); its round trips alone "
-                f"{floor.rate / noop.rate:5.0%} (CPU {floor.cpu_us_per_job:.0f} us)",
+                f"{floor.rate / noop.rate:5.0%} (CPU {floor.cpu_us_per_job:.0f} us); its skeleton "
+                f"{skeleton.rate / noop.rate:5.0%} (CPU {skeleton.cpu_us_per_job:.0f} us)",
                 flush=True,
             )
     rss_all, rate_all, count_all = await all_queues_process(target, args)
@@ -309,10 +336,17 @@ async def main(args: argparse.Namespace) -> int:
             f"   target >= {goal:.0%}   {verdict(share >= goal)}   (a job of only its {pg} PostgreSQL and "
             f"{redis} Redis round trips: {statistics.median(floors[str(function)]):.0%})"
         )
-        allowed, took, trips = (statistics.median(part) for part in zip(*beyond[str(function)], strict=True))
+        allowed, took, trips, bare = (
+            statistics.median(part) for part in zip(*beyond[str(function)], strict=True)
+        )
         print(
             f"  {'':<15} CPU per job beyond the no-op's: the target allows {allowed:.0f} us, the job took "
             f"{took:.0f}, its round trips alone {trips:.0f}"
+        )
+        print(
+            f"  {'':<15} its skeleton (the job wrapper and its statements, nothing decided): "
+            f"{statistics.median(skeletons[str(function)]):.0%} of no-op, {bare:.0f} us beyond it; "
+            f"left for the job's own logic: {allowed - bare:.0f} us"
         )
     worst = max(*peaks, rss_all)
     ok &= worst <= TARGET_RSS_MB

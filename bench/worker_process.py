@@ -1,6 +1,7 @@
 """One queue's arq worker, as `arq src.worker.<Queue>Settings` runs it, for bench/per_lead_jobs.py.
 
-    python -m bench.worker_process --queue selector --report FILE [--noop | --floor PG,REDIS] [--profile FILE]
+    python -m bench.worker_process --queue selector --report FILE [--noop | --floor PG,REDIS | --skeleton]
+        [--profile FILE]
 
 Same process model as the per-queue Settings of src/worker.py: a uvloop event loop, one arq Worker built
 from `src.worker.worker_options(queue, settings)` (the project's max_jobs, poll_delay, timeouts, JSON
@@ -18,6 +19,15 @@ timeout and retry settings: the baseline of arq's own cost on the same worker. W
 is replaced by one that makes only round trips: PG times `SELECT 1` on a connection from the job's pool,
 each acquired and released as the jobs do, then REDIS times a GET: what a job with that many round trips
 costs at the least, whatever else it does.
+
+With --skeleton it is replaced by the least any implementation of that job in this service does: the
+project's job wrapper (src/jobs/base.py: the input parsed by its contract model, so bad input names its
+field; the deadline; the retry mapping; the log context and metrics) around the job's own statements,
+sent as the job sends them, and an empty result. select_channel's and allocate_phone's rows are left
+undecoded; route's is decoded and put through the law's gate (src/domain/lead_gate.py), because whether
+it writes depends on it: a Redis GET stands for its reservation script, and the message's evidence row
+is written as the job writes it. No decision, no timing or pacing, no job to build, no result: what is
+left of a target's allowance beyond the skeleton's cost is all the job's own logic may take.
 """
 
 from __future__ import annotations
@@ -34,8 +44,14 @@ import uvloop
 from arq.worker import Worker, func
 
 from src.config import get_config
-from src.names import Queue
-from src.runtime.deps import build_deps, close_deps
+from src.contracts import Channel, ChannelSelectionJobData, PhoneAllocationJobData, RouterJobData
+from src.db import queries
+from src.db.queries import lead_jobs
+from src.domain.lead_gate import whatsapp_refusal
+from src.jobs.base import JobCoroutine, JobInfo, job
+from src.names import Function, Queue, routed_job_id, whatsapp_queue
+from src.results import Wire
+from src.runtime.deps import Deps, build_deps, close_deps
 from src.runtime.log import configure_logging
 from src.runtime.queues import freeze_startup_heap, worker_options
 
@@ -66,12 +82,71 @@ def round_trips(pg: int, redis: int) -> Callable[..., Awaitable[dict[str, Any]]]
     return floor
 
 
+@job(Function.SELECT_CHANNEL, ChannelSelectionJobData)
+async def select_skeleton(deps: Deps, data: ChannelSelectionJobData, info: JobInfo) -> Wire:
+    """select_channel's one statement (queries.channel_context), the row left undecoded."""
+    async with deps.pg.acquire() as conn:
+        await conn.fetchrow(lead_jobs._CHANNEL_CONTEXT, data.tenant_id, data.lead_id)
+    return {}
+
+
+@job(Function.ALLOCATE_PHONE, PhoneAllocationJobData)
+async def allocate_skeleton(deps: Deps, data: PhoneAllocationJobData, info: JobInfo) -> Wire:
+    """allocate_phone's statement (queries.allocation_context) and its read of one phone's counter (the
+    job reads the sticky phone's alone when it keeps it, every available phone's otherwise); no write."""
+    async with deps.pg.acquire() as conn:
+        row = await conn.fetchrow(
+            lead_jobs._ALLOCATION_CONTEXT, data.tenant_id, data.lead_id, data.prefer_existing
+        )
+        phone = row["assigned_phone_id"] or row["ids"][0]
+        await deps.quota.used([phone], deps.clock().date())
+    return {}
+
+
+@job(Function.ROUTE, RouterJobData)
+async def route_skeleton(deps: Deps, data: RouterJobData, info: JobInfo) -> Wire:
+    """route's read (queries.route_context) and the law's gate; for a lead the gate lets through, the
+    least Redis round trip in place of its reservation script, and its evidence row."""
+    async with deps.pg.acquire() as conn:
+        lead = await queries.route_context(
+            conn, tenant_id=data.tenant_id, lead_id=data.lead_id, phone_id=data.phone_id
+        )
+    if lead is None or lead.phone is None or whatsapp_refusal(lead.standing) is not None:
+        return {}
+    await deps.redis.get("bench:skeleton")
+    record = queries.MessageRecord(
+        tenant_id=lead.tenant.id,
+        lead_id=data.lead_id,
+        channel=Channel.WHATSAPP.value,
+        phone_id=lead.phone.id,
+        queue=whatsapp_queue(lead.phone.queue_slot),
+        job_id=routed_job_id(info.job_id),
+        basis=lead.standing.lawful.bases.whatsapp,
+        scheduled_at=deps.clock(),
+    )
+    async with deps.pg.acquire() as conn:
+        await queries.record_routed_message(conn, record=record)
+    return {}
+
+
+SKELETONS: dict[Queue, JobCoroutine] = {
+    Queue.SELECTOR: select_skeleton,
+    Queue.ALLOCATOR: allocate_skeleton,
+    Queue.ROUTER: route_skeleton,
+}
+
+
 def build_worker(
-    queue: Queue, *, use_noop: bool, stamps: dict[str, float], floor: tuple[int, int] | None = None
+    queue: Queue,
+    *,
+    use_noop: bool,
+    stamps: dict[str, float],
+    floor: tuple[int, int] | None = None,
+    skeleton: bool = False,
 ) -> Worker:
     settings = get_config()
     options = worker_options(queue, settings)
-    body = round_trips(*floor) if floor else noop if use_noop else None
+    body = SKELETONS[queue] if skeleton else round_trips(*floor) if floor else noop if use_noop else None
     if body is not None:
         options["functions"] = [
             func(body, name=f.name, timeout=f.timeout_s, keep_result=f.keep_result_s, max_tries=f.max_tries)
@@ -115,6 +190,7 @@ def main() -> int:
     parser.add_argument("--queue", choices=sorted(QUEUES), required=True)
     parser.add_argument("--noop", action="store_true")
     parser.add_argument("--floor", help="PG,REDIS: a job of only that many round trips")
+    parser.add_argument("--skeleton", action="store_true", help="the job's wrapper and statements alone")
     parser.add_argument("--report", required=True, help="write the JSON report of the run to this file")
     parser.add_argument("--profile", help="write a pyinstrument profile of the run to this file")
     args = parser.parse_args()
@@ -125,7 +201,9 @@ def main() -> int:
     if args.floor:
         pg, redis = (int(n) for n in args.floor.split(","))
         floor = (pg, redis)
-    worker = build_worker(QUEUES[args.queue], use_noop=args.noop, stamps=stamps, floor=floor)
+    worker = build_worker(
+        QUEUES[args.queue], use_noop=args.noop, stamps=stamps, floor=floor, skeleton=args.skeleton
+    )
     profiler: Any = None
     if args.profile:
         from pyinstrument import Profiler
