@@ -175,7 +175,7 @@ class Phases:
         """`job.result()`, timing each phase from arq's own stamps (the worker's wall clock)."""
         raw = Job(job.job_id, client.redis, _queue_name=job.queue, _deserializer=job_deserializer)
         info = await raw.result_info()
-        while info is None:  # polled as the client's EnqueuedJob.result polls
+        while info is None:  # a read every poll_s, as the client's shared reads make for one caller
             await asyncio.sleep(poll_s)
             info = await raw.result_info()
         read_at = time.time()

@@ -17,7 +17,6 @@ fails raises JobFailed with the stored error (code, message, fields).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
@@ -48,15 +47,16 @@ from src.redis_io.codec import job_deserializer, job_serializer
 from src.redis_io.connection import arq_redis_settings, close_redis
 from src.redis_io.job_writer import JobWriter, OutgoingJob
 from src.redis_io.replicas import ReplicaAcks
+from src.redis_io.result_watch import ResultWatch
 from src.runtime.wakeup import wake_workers
 
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
 
 
-# A waiting caller reads the result key this often: one GET of a missing key each time, cheap for Redis,
-# and a result is seen within 5 ms of being stored (arq's 0.5 s, or 50 ms, was most of a short job's
-# latency as a caller sees it: bench/through_worker.py).
+# Awaited results are read this often: one MGET a tick for all of a client's waiting callers
+# (src/redis_io/result_watch.py), and a result is seen within 5 ms of being stored (arq's 0.5 s, or
+# 50 ms, was most of a short job's latency as a caller sees it: bench/through_worker.py).
 RESULT_POLL_S = 0.005
 
 
@@ -90,28 +90,26 @@ class EnqueuedJob(Generic[R]):
     created: bool  # False: a job with this id already existed, nothing was enqueued
     parse: Callable[[Any], R]
     _redis: ArqRedis
+    _results: ResultWatch
 
     async def status(self) -> str:
         return (await Job(self.job_id, self._redis, _queue_name=self.queue).status()).value
 
     async def result(self, timeout: float = 30.0, poll_delay: float = RESULT_POLL_S) -> R:
-        """Wait for the job's result; raises JobFailed when it failed, ResultTimeout when it takes longer."""
+        """Wait for the job's result; raises JobFailed when it failed, ResultTimeout when it takes longer.
+        Callers awaiting at once share the client's reads (`ResultWatch`): one a `poll_delay`."""
         job = Job(self.job_id, self._redis, _queue_name=self.queue, _deserializer=job_deserializer)
-        deadline = time.monotonic() + timeout
-        while True:
-            info = await job.result_info()
-            if info is not None:
-                if info.success:
-                    return self.parse(info.result)
-                error = (
-                    info.result
-                    if isinstance(info.result, dict)
-                    else {"error": "FAILED", "message": str(info.result)}
-                )
-                raise JobFailed(self.job_id, error)
-            if time.monotonic() >= deadline:
-                raise ResultTimeout(f"job {self.job_id} has no result after {timeout:.1f}s")
-            await asyncio.sleep(poll_delay)
+        info = await job.result_info()
+        if info is None:
+            info = await self._results.wait(self.job_id, timeout=timeout, poll_delay=poll_delay)
+        if info is None:
+            raise ResultTimeout(f"job {self.job_id} has no result after {timeout:.1f}s")
+        if info.success:
+            return self.parse(info.result)
+        error = (
+            info.result if isinstance(info.result, dict) else {"error": "FAILED", "message": str(info.result)}
+        )
+        raise JobFailed(self.job_id, error)
 
 
 class OutreachClient:
@@ -131,6 +129,7 @@ class OutreachClient:
         # Then the replicas are waited for, as for every write the service relies on (replicas.py): a
         # job a failover would lose is not reported as enqueued.
         self._writer = JobWriter(redis, acks=ReplicaAcks.configured(redis, config, min_acks=min_replica_acks))
+        self.results = ResultWatch(redis, deserializer=job_deserializer)
 
     @classmethod
     @asynccontextmanager
@@ -143,9 +142,13 @@ class OutreachClient:
     ) -> AsyncIterator[OutreachClient]:
         config = dataclasses.replace(arq_redis_settings(redis_url or get_config().redis_url), conn_retries=0)
         redis = await create_pool(config, job_serializer=job_serializer, job_deserializer=job_deserializer)
+        client = None
         try:
-            yield cls(redis, max_payload_bytes=max_payload_bytes, min_replica_acks=min_replica_acks)
+            client = cls(redis, max_payload_bytes=max_payload_bytes, min_replica_acks=min_replica_acks)
+            yield client
         finally:
+            if client is not None:
+                await client.results.close()
             await close_redis(redis)
 
     async def enqueue(
@@ -171,7 +174,7 @@ class OutreachClient:
         [created] = await self._writer.enqueue([outgoing], now_ms=int(time.time() * 1000))
         if created:
             await wake_workers(self.redis, queue)
-        return EnqueuedJob(job_id, queue, function, created, parse, self.redis)
+        return EnqueuedJob(job_id, queue, function, created, parse, self.redis, self.results)
 
     async def dispatch(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from uuid import UUID
@@ -85,6 +86,35 @@ async def test_a_single_queue_settings_runs_that_queue_alone(
         assert UUID(str(result.lead_id)) == lead
         worker.signal(signal.SIGTERM)
         assert await worker.wait_exit(timeout=30) == 0
+
+
+async def test_callers_awaiting_many_jobs_at_once_each_get_their_own_result(
+    deps: Deps, factory: Factory, redis: Redis, client: OutreachClient, workers: Workers
+) -> None:
+    tenant = await factory.tenant(**ALWAYS_OPEN)
+    await factory.phone(tenant, phone_number="+40721000078")
+    reachable = await factory.leads(tenant, 20)
+    unreachable = [await factory.lead(tenant, company={"hlr_reachable": False}) for _ in range(20)]
+    # Enqueued before any worker runs, so that no result is there at the callers' own first read: every
+    # one of them is delivered by the client's shared reads (src/redis_io/result_watch.py).
+    jobs = [await client.select_channel(tenant_id=tenant, lead_id=lead) for lead in reachable + unreachable]
+    bad = await client.enqueue_raw("select_channel", {"tenantId": str(tenant), "leadId": "nope"})
+    waiting = [asyncio.create_task(job.result(timeout=30)) for job in jobs]
+    failing = asyncio.create_task(bad.result(timeout=30))
+    await asyncio.sleep(0.1)
+    assert client.results.waiting == 41
+
+    async with workers.new("SelectorSettings") as worker:
+        results = await asyncio.gather(*waiting)
+        with pytest.raises(JobFailed) as failed:
+            await failing
+        worker.signal(signal.SIGTERM)
+        assert await worker.wait_exit(timeout=30) == 0
+
+    assert [UUID(str(result.lead_id)) for result in results] == reachable + unreachable
+    assert [result.selected_channel for result in results] == ["WHATSAPP"] * 20 + ["EMAIL_COLD"] * 20
+    assert failed.value.error["fields"] == ["leadId"]
+    assert client.results.waiting == 0
 
 
 async def test_json_logs_are_one_object_per_line_from_the_first_line(
