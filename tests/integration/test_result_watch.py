@@ -70,8 +70,9 @@ async def test_callers_awaiting_at_once_share_one_read_a_tick_not_one_each(
 
     assert all(isinstance(outcome, ResultTimeout) for outcome in outcomes)
     # Each caller reads its key once itself; then one MGET a tick serves all of them. A read per caller
-    # per tick, as before, was 200 x 50 = 10,000 GETs.
-    assert calls.get("get", 0) == WAITERS
+    # per tick, as before, was 200 x 50 = 10,000 GETs. (The counts are the whole server's: a few GETs
+    # of anything else on it are allowed for.)
+    assert WAITERS <= calls.get("get", 0) <= WAITERS + 10
     assert 10 <= calls.get("mget", 0) <= elapsed / 0.01 + 5
     assert client.results.waiting == 0
 
