@@ -28,11 +28,11 @@ from src.client import OutreachClient
 from src.names import Function
 from src.runtime.deps import close_deps
 from src.runtime.log import configure_logging
+from tests.support.services import command_calls
 
 
 async def polls(redis: Redis) -> int:
-    stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+    return (await command_calls(redis)).get("zrangebyscore", 0)
 
 
 async def measure(target: Target, rate: float, count: int, source: Path | None) -> tuple[float, float]:

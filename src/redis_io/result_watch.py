@@ -40,7 +40,7 @@ class ResultWatch:
 
     @property
     def waiting(self) -> int:
-        """Callers waiting now (for the tests and the bench)."""
+        """Callers waiting now."""
         return sum(len(futures) for futures in self._waiting.values())
 
     async def wait(self, job_id: str, timeout: float, poll_delay: float) -> JobResult | None:
@@ -85,8 +85,6 @@ class ResultWatch:
                 await asyncio.sleep(min(min(futures.values()) for futures in self._waiting.values()))
                 if self._waiting:
                     await self._read_once()
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # a Redis fault: each waiting caller's own read would have raised it
             self._fail_all(exc)
         finally:
@@ -104,29 +102,23 @@ class ResultWatch:
                 continue
             futures = self._waiting.pop(job_id, {})
             try:
-                result = deserialize_result(raw, deserializer=self._deserializer)
+                outcome: JobResult | Exception = deserialize_result(raw, deserializer=self._deserializer)
             except Exception as exc:
-                _settle(futures, exception=exc)
-            else:
-                _settle(futures, result=result)
+                outcome = exc
+            _settle(futures, outcome)
 
     def _fail_all(self, exc: BaseException) -> None:
         waiting, self._waiting = self._waiting, {}
         for futures in waiting.values():
-            _settle(futures, exception=exc)
+            _settle(futures, exc)
 
 
-def _settle(
-    futures: dict[asyncio.Future[JobResult], float],
-    *,
-    result: JobResult | None = None,
-    exception: BaseException | None = None,
-) -> None:
+def _settle(futures: dict[asyncio.Future[JobResult], float], outcome: JobResult | BaseException) -> None:
+    """Each still-waiting future gets the result, or the exception to raise."""
     for future in futures:
         if future.done():
             continue
-        if exception is not None:
-            future.set_exception(exception)
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
         else:
-            assert result is not None
-            future.set_result(result)
+            future.set_result(outcome)

@@ -21,6 +21,7 @@ from src.client import OutreachClient
 from src.names import Function, Queue
 from src.runtime.wakeup import wake_workers
 from tests.support.factories import Factory
+from tests.support.services import command_calls
 from tests.support.tenants import ALWAYS_OPEN
 from tests.support.workers import Workers
 
@@ -105,8 +106,7 @@ async def test_a_job_enqueued_right_after_another_is_picked_up_at_once_not_at_th
 
 async def zrangebyscore_calls(redis: Redis) -> int:
     """arq's polls (ZRANGEBYSCORE) the Redis server has run: the workers' only use of that command."""
-    stats = await redis.info("commandstats")
-    return int(stats.get("cmdstat_zrangebyscore", {}).get("calls", 0))
+    return (await command_calls(redis)).get("zrangebyscore", 0)
 
 
 async def test_a_stream_of_enqueues_costs_a_poll_per_wake_up_gap_not_a_poll_per_job(

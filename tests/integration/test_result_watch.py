@@ -19,7 +19,7 @@ from src.client import EnqueuedJob, JobFailed, OutreachClient, ResultTimeout
 from src.names import QUEUE_OF, Function
 from src.redis_io.codec import job_serializer
 from tests.support.servers import RedisServer
-from tests.support.services import TEST_REDIS_URL
+from tests.support.services import TEST_REDIS_URL, command_calls
 
 WAITERS = 200
 SELECTOR = QUEUE_OF[Function.SELECT_CHANNEL].value
@@ -49,11 +49,6 @@ async def store_result(redis: Redis, job_id: str, result: object, *, success: bo
     )
     assert raw is not None
     await redis.set(result_key_prefix + job_id, raw, px=60_000)
-
-
-async def command_calls(redis: Redis) -> dict[str, int]:
-    stats = await redis.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
 
 
 async def test_callers_awaiting_at_once_share_one_read_a_tick_not_one_each(

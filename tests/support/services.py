@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -85,3 +86,10 @@ def run_sql(sql: str) -> None:
             await engine.dispose()
 
     asyncio.run(execute())
+
+
+async def command_calls(redis: Redis) -> dict[str, int]:
+    """Calls of each command the Redis server has run since its last CONFIG RESETSTAT (INFO commandstats,
+    the whole server's), by lower-case name."""
+    stats = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
